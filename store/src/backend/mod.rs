@@ -1,0 +1,58 @@
+//! What differs between database backends, behind one trait with one small
+//! implementation per backend. Nothing else in the crate asks which backend it
+//! talks to.
+
+mod mysql;
+mod postgres;
+mod sqlite;
+
+use sea_orm::{DbBackend, DbErr, RuntimeErr, TransactionOptions};
+
+/// Backend-specific behaviour of the store.
+pub(crate) trait Backend: Send + Sync + 'static {
+    /// How write transactions begin. SQLite must take the write lock up front
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first fails at once
+    /// when it later tries to write under contention, whatever the busy timeout.
+    fn write_transaction(&self) -> TransactionOptions {
+        TransactionOptions::default()
+    }
+
+    /// Whether an error is worth retrying the whole transaction for (a lock
+    /// timeout, a deadlock, a serialisation failure).
+    fn is_transient(&self, code: &str) -> bool;
+
+    /// Appended to a `SELECT` that picks rows to claim, so that concurrent
+    /// claimers skip each other's rows instead of waiting or double-claiming.
+    fn claim_lock_suffix(&self) -> &'static str {
+        " FOR UPDATE SKIP LOCKED"
+    }
+
+    /// Appended to a `SELECT` whose rows the same transaction then updates.
+    fn row_lock_suffix(&self) -> &'static str {
+        " FOR UPDATE"
+    }
+}
+
+/// The behaviour for a connection's backend.
+pub(crate) fn for_backend(backend: DbBackend) -> &'static dyn Backend {
+    match backend {
+        DbBackend::Sqlite => &sqlite::Sqlite,
+        DbBackend::Postgres => &postgres::Postgres,
+        _ => &mysql::MySql,
+    }
+}
+
+/// The driver's error code of a database error, if it has one.
+pub(crate) fn error_code(err: &DbErr) -> Option<String> {
+    let runtime = match err {
+        DbErr::Exec(e) | DbErr::Query(e) | DbErr::Conn(e) => e,
+        _ => return None,
+    };
+    match runtime {
+        RuntimeErr::SqlxError(e) => match e.as_ref() {
+            sea_orm::sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+            _ => None,
+        },
+        _ => None,
+    }
+}

@@ -1,0 +1,15 @@
+//! MySQL and MariaDB: InnoDB row locks with SKIP LOCKED (MySQL 8, MariaDB
+//! 10.6); deadlocks and lock wait timeouts are retried.
+
+use super::Backend;
+
+pub(crate) struct MySql;
+
+impl Backend for MySql {
+    fn is_transient(&self, code: &str) -> bool {
+        // sqlx reports the SQLSTATE: 40001 is ER_LOCK_DEADLOCK (1213),
+        // HY000 covers ER_LOCK_WAIT_TIMEOUT (1205) and is too broad, so only
+        // the deadlock is retried here.
+        matches!(code, "40001")
+    }
+}

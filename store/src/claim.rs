@@ -1,0 +1,148 @@
+//! Claiming due work under a lease, so several engine processes can share one
+//! database without ever running the same execution twice.
+//!
+//! The candidates are selected with the backend's claim lock (`FOR UPDATE SKIP
+//! LOCKED` on servers; SQLite's IMMEDIATE transaction already excludes every
+//! other writer), then moved to RUNNING with one UPDATE that re-checks their
+//! state, so even a backend without row locks cannot hand one out twice.
+
+use crate::backend::Backend;
+use crate::error::{Result, StoreError};
+use crate::now;
+use crate::sea::conn::{begin_write, retry_transient};
+use crate::types::{Execution, ExecutionState};
+use chrono::{DateTime, Utc};
+use flowstate_entity::execution;
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// The most executions one claim takes.
+pub const MAX_CLAIM: u64 = 1000;
+
+fn lease_until(ts: DateTime<Utc>, lease: Duration) -> Result<DateTime<Utc>> {
+    chrono::Duration::from_std(lease)
+        .ok()
+        .and_then(|d| ts.checked_add_signed(d))
+        .ok_or_else(|| StoreError::InvalidInput(format!("lease {lease:?} is too long")))
+}
+
+pub(crate) async fn claim_due(
+    db: &DatabaseConnection,
+    backend: &dyn Backend,
+    node_id: &str,
+    limit: u64,
+    lease: Duration,
+) -> Result<Vec<Execution>> {
+    if !(1..=MAX_CLAIM).contains(&limit) {
+        return Err(StoreError::InvalidInput(format!(
+            "claim limit {limit} is out of range; use 1 to {MAX_CLAIM}"
+        )));
+    }
+    if node_id.is_empty() {
+        return Err(StoreError::InvalidInput("node id is empty".into()));
+    }
+    let started = Instant::now();
+    let claimed = retry_transient(backend, || async {
+        let tx = begin_write(db, backend).await?;
+        let result = claim_in(&tx, backend, node_id, limit, lease).await;
+        match result {
+            Ok(rows) => {
+                tx.commit().await?;
+                Ok(rows)
+            }
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    })
+    .await?;
+    metrics::histogram!("flowstate_claim_seconds").record(started.elapsed().as_secs_f64());
+    metrics::counter!("flowstate_claimed_executions_total").increment(claimed.len() as u64);
+    Ok(claimed)
+}
+
+async fn claim_in(
+    tx: &DatabaseTransaction,
+    backend: &dyn Backend,
+    node_id: &str,
+    limit: u64,
+    lease: Duration,
+) -> Result<Vec<Execution>> {
+    use execution::Column as C;
+    let ts = now();
+    let until = lease_until(ts, lease)?;
+    // Two index-ordered probes instead of one OR: each is a seek on
+    // (state, created_at, id), and the oldest work goes first.
+    let mut ids: Vec<Uuid> = Vec::new();
+    for cond in [
+        Condition::all().add(C::State.eq(ExecutionState::Pending)),
+        Condition::all()
+            .add(C::State.eq(ExecutionState::Waiting))
+            .add(C::WakeAt.lte(ts)),
+    ] {
+        let want = limit - ids.len() as u64;
+        if want == 0 {
+            break;
+        }
+        let mut stmt = execution::Entity::find()
+            .select_only()
+            .column(C::Id)
+            .filter(cond)
+            .order_by_asc(C::CreatedAt)
+            .order_by_asc(C::Id)
+            .limit(want)
+            .build(tx.get_database_backend());
+        stmt.sql.push_str(backend.claim_lock_suffix());
+        for row in tx.query_all_raw(stmt).await? {
+            ids.push(row.try_get_by_index::<Uuid>(0)?);
+        }
+    }
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    execution::Entity::update_many()
+        .col_expr(C::State, Expr::val(ExecutionState::Running).into())
+        .col_expr(C::Owner, Expr::val(node_id).into())
+        .col_expr(C::LeaseExpiresAt, Expr::val(until).into())
+        .col_expr(C::Version, Expr::col(C::Version).add(1))
+        .col_expr(C::UpdatedAt, Expr::val(ts).into())
+        .col_expr(C::WakeAt, Expr::val(None::<DateTime<Utc>>).into())
+        .col_expr(
+            C::StartedAt,
+            Func::coalesce([Expr::col(C::StartedAt), Expr::val(ts)]).into(),
+        )
+        .filter(C::Id.is_in(ids.iter().copied()))
+        .filter(C::State.is_in([ExecutionState::Pending, ExecutionState::Waiting]))
+        .exec(tx)
+        .await?;
+    Ok(execution::Entity::find()
+        .filter(C::Id.is_in(ids))
+        .filter(C::Owner.eq(node_id))
+        .filter(C::State.eq(ExecutionState::Running))
+        .order_by_asc(C::CreatedAt)
+        .order_by_asc(C::Id)
+        .all(tx)
+        .await?)
+}
+
+pub(crate) async fn renew_lease(
+    db: &DatabaseConnection,
+    node_id: &str,
+    lease: Duration,
+) -> Result<u64> {
+    use execution::Column as C;
+    let until = lease_until(now(), lease)?;
+    Ok(execution::Entity::update_many()
+        .col_expr(C::LeaseExpiresAt, Expr::val(until).into())
+        .filter(C::Owner.eq(node_id))
+        .filter(C::State.eq(ExecutionState::Running))
+        .exec(db)
+        .await?
+        .rows_affected)
+}

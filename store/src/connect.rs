@@ -1,0 +1,129 @@
+//! Opening a connection pool for a [`StorageConfig`].
+//!
+//! SQLite gets its pragmas on every pooled connection (WAL, foreign keys,
+//! busy timeout, synchronous NORMAL) and a deliberately sized pool. Servers
+//! that are down or refuse get retried with back-off for a bounded time, then a
+//! clear error naming where we tried to go.
+
+use crate::config::{StorageConfig, StorageType};
+use crate::error::{Result, StoreError};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long to keep retrying a server that does not answer.
+pub const DEFAULT_CONNECT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Connects with [`DEFAULT_CONNECT_DEADLINE`].
+pub async fn connect(config: &StorageConfig) -> Result<DatabaseConnection> {
+    connect_within(config, DEFAULT_CONNECT_DEADLINE).await
+}
+
+/// Connects, retrying a server for at most `deadline` before giving up.
+pub async fn connect_within(
+    config: &StorageConfig,
+    deadline: Duration,
+) -> Result<DatabaseConnection> {
+    match config.kind {
+        StorageType::Sqlite => connect_sqlite(config).await,
+        StorageType::Postgres | StorageType::Mysql => connect_server(config, deadline).await,
+    }
+}
+
+async fn connect_sqlite(config: &StorageConfig) -> Result<DatabaseConnection> {
+    let path = config.sqlite.path.clone();
+    prepare_sqlite_folder(&path)?;
+    let busy = Duration::from_millis(config.sqlite.busy_timeout_ms);
+    let mut opts = ConnectOptions::new(format!("sqlite://{}", path.display()));
+    opts.max_connections(config.max_connections)
+        .min_connections(1)
+        .acquire_timeout(busy.max(Duration::from_secs(5)))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(move |o| {
+            o.filename(&path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .foreign_keys(true)
+                .busy_timeout(busy)
+                .synchronous(SqliteSynchronous::Normal)
+        });
+    Database::connect(opts)
+        .await
+        .map_err(|e| StoreError::Connect {
+            target: config.display_target(),
+            message: format!("{e}; check that storage.sqlite.path is a writable file"),
+        })
+}
+
+/// Creates the database's folder and proves it writable, so the failure names
+/// the folder instead of surfacing later as an opaque driver error.
+fn prepare_sqlite_folder(path: &Path) -> Result<()> {
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let fail = |what: &str, e: std::io::Error| {
+        StoreError::Config(format!(
+            "storage.sqlite.path '{}': cannot {what} folder '{}': {e}; choose a writable location",
+            path.display(),
+            folder.display()
+        ))
+    };
+    std::fs::create_dir_all(folder).map_err(|e| fail("create", e))?;
+    let probe = folder.join(format!(".flowstate-write-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| fail("write to", e))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+async fn connect_server(config: &StorageConfig, deadline: Duration) -> Result<DatabaseConnection> {
+    let url = config.url.clone().ok_or_else(|| {
+        StoreError::Config(format!("storage.type is {} but no url is set", config.kind))
+    })?;
+    let mut opts = ConnectOptions::new(url);
+    opts.max_connections(config.max_connections)
+        .min_connections(0)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(30))
+        .sqlx_logging(false);
+
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match Database::connect(opts.clone()).await {
+            Ok(db) => return Ok(db),
+            Err(e) => {
+                let elapsed = started.elapsed();
+                if elapsed + delay >= deadline || !is_retryable_connect_error(&e) {
+                    return Err(StoreError::Connect {
+                        target: config.display_target(),
+                        message: format!(
+                            "{e} (gave up after {:.1}s); check that the server is running and the URL, user and database are right",
+                            elapsed.as_secs_f64()
+                        ),
+                    });
+                }
+                tracing::warn!(
+                    target = %config.display_target(),
+                    error = %e,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "database not reachable yet; retrying"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// Refused or unreachable servers are retried; a wrong password or a missing
+/// database will not fix itself, so those fail at once.
+fn is_retryable_connect_error(err: &sea_orm::DbErr) -> bool {
+    let text = err.to_string().to_ascii_lowercase();
+    !(text.contains("password")
+        || text.contains("access denied")
+        || text.contains("does not exist")
+        || text.contains("unknown database")
+        || text.contains("authentication"))
+}

@@ -1,0 +1,92 @@
+//! The one error type of the store.
+
+use sea_orm::{DbErr, SqlErr};
+
+/// Everything that can go wrong in the store. Each message names the bad value
+/// and, where there is one, the way out.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The configuration is invalid; the message names the key and the value.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// The database could not be reached in the time allowed.
+    #[error("cannot connect to {target}: {message}")]
+    Connect {
+        /// Where we tried to connect, password redacted.
+        target: String,
+        /// What the driver said.
+        message: String,
+    },
+
+    /// No row has that id (or name).
+    #[error("{entity} '{id}' not found")]
+    NotFound {
+        /// What was looked for: "execution", "workflow", ...
+        entity: &'static str,
+        /// The id or name that matched nothing.
+        id: String,
+    },
+
+    /// Someone else changed the row since the caller read it.
+    #[error(
+        "{entity} '{id}' was changed concurrently (expected version {expected}, found {actual}); read it again and retry"
+    )]
+    Conflict {
+        /// "execution" or "task run".
+        entity: &'static str,
+        /// The row's id.
+        id: String,
+        /// The version the caller read.
+        expected: i64,
+        /// The version the row has now.
+        actual: i64,
+    },
+
+    /// The state machine does not allow this move; nothing was changed.
+    #[error("{entity} '{id}' cannot move from {from} to {to}")]
+    InvalidTransition {
+        /// "execution" or "task run".
+        entity: &'static str,
+        /// The row's id.
+        id: String,
+        /// Its current state.
+        from: String,
+        /// The refused target state.
+        to: String,
+    },
+
+    /// An argument is out of range or malformed.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+
+    /// The database schema does not match this build (pending or unknown migrations).
+    #[error("{0}")]
+    SchemaMismatch(String),
+
+    /// A unique constraint refused the write (a duplicate name, key or number).
+    #[error("duplicate: {0}")]
+    Duplicate(String),
+
+    /// A foreign key refused the write (a reference to a row that does not exist).
+    #[error("missing reference: {0}")]
+    MissingReference(String),
+
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Database(DbErr),
+}
+
+impl From<DbErr> for StoreError {
+    fn from(err: DbErr) -> Self {
+        match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(m)) => StoreError::Duplicate(m),
+            Some(SqlErr::ForeignKeyConstraintViolation(m)) => StoreError::MissingReference(m),
+            _ => StoreError::Database(err),
+        }
+    }
+}
+
+/// Shorthand for results of the store.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

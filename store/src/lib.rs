@@ -1,0 +1,63 @@
+//! The flowstate state store.
+//!
+//! Everything flowstate knows lives in one SQL database behind the
+//! [`StateStore`] trait. This crate holds the one implementation, [`SeaStore`],
+//! built on SeaORM; it serves SQLite (the embedded default), PostgreSQL and
+//! MySQL/MariaDB alike.
+//!
+//! Layout, in the order data flows:
+//! - [`config`]: the `storage:` section of the configuration file, validated.
+//! - [`connect`]: a connection pool for that configuration (SQLite pragmas,
+//!   server retries).
+//! - [`migrate`]: schema versions; opening a store migrates or refuses.
+//! - [`state_store`]: the [`StateOps`], [`StateStore`] and [`StoreTransaction`] traits.
+//! - [`types`] and [`query`]: what goes in and comes out; filters and paging.
+//! - [`state_machine`]: which state moves are legal, enforced by every write.
+//! - `sea`: the SeaORM implementation; `backend`: the few things that differ
+//!   per database (transaction mode, row locks, retryable errors).
+//! - `recovery`, `retention` and `claim`: the set-based whole-table jobs.
+//!
+//! Every write on the pool runs in its own write transaction (IMMEDIATE on
+//! SQLite) and is retried on lock timeouts and deadlocks; transitions are one
+//! guarded UPDATE each, checked against the state machine and the caller's
+//! version.
+
+mod backend;
+mod claim;
+pub mod config;
+pub mod connect;
+pub mod error;
+pub mod migrate;
+pub mod query;
+mod recovery;
+mod retention;
+mod sea;
+pub mod state_machine;
+pub mod state_store;
+pub mod types;
+
+pub use claim::MAX_CLAIM;
+pub use config::{StorageConfig, StorageType};
+pub use error::{Result, StoreError};
+pub use recovery::CRASH_RECOVERY;
+pub use retention::MAX_BATCH;
+pub use sea::{SeaStore, SeaTransaction};
+pub use state_store::{StateOps, StateStore, StoreTransaction};
+
+use chrono::{DateTime, SubsecRound, Utc};
+use std::sync::Arc;
+
+/// The current time at the precision every backend stores (microseconds).
+pub fn now() -> DateTime<Utc> {
+    truncate_micros(Utc::now())
+}
+
+/// `t` cut to microseconds, so what is written reads back equal everywhere.
+pub fn truncate_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.trunc_subsecs(6)
+}
+
+/// Opens the store a configuration describes, as a shareable trait object.
+pub async fn open(config: &StorageConfig) -> Result<Arc<dyn StateStore>> {
+    Ok(Arc::new(SeaStore::open(config).await?))
+}

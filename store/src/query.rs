@@ -1,0 +1,254 @@
+//! List queries: filters, sorting and pagination, built safely.
+//!
+//! Sort keys are enums, limits are capped and every value is bound; nothing a
+//! caller passes is formatted into SQL. Executions page either by offset or by
+//! a keyset cursor on `(created_at, id)`, which stays fast however deep it goes.
+
+use crate::error::{Result, StoreError};
+use crate::types::ExecutionState;
+use chrono::{DateTime, Utc};
+use flowstate_entity::{execution, workflow};
+use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::{
+    ColumnTrait, DbBackend, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    Select, Statement,
+};
+use uuid::Uuid;
+
+/// The largest page a list returns.
+pub const MAX_LIMIT: u64 = 1000;
+/// The page size when none is given.
+pub const DEFAULT_LIMIT: u64 = 50;
+
+/// Newest or oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortOrder {
+    /// Newest first (the default).
+    #[default]
+    Descending,
+    /// Oldest first.
+    Ascending,
+}
+
+/// Filters and paging of an execution list.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ExecutionQuery {
+    /// Only this workflow's executions.
+    pub workflow_id: Option<Uuid>,
+    /// Only executions in one of these states (all when empty).
+    pub states: Vec<ExecutionState>,
+    /// Created at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Created strictly before this instant.
+    pub until: Option<DateTime<Utc>>,
+    /// Only executions leased by this engine node.
+    pub owner: Option<String>,
+    /// Page size, 1..=1000 (default 50).
+    pub limit: Option<u64>,
+    /// Rows to skip (offset paging). Not allowed together with `after`.
+    pub offset: Option<u64>,
+    /// Continue after this cursor (keyset paging), as returned in `next_cursor`.
+    pub after: Option<String>,
+    /// Order by `created_at`, with `id` as the tie-break.
+    pub sort: SortOrder,
+}
+
+/// Sort keys of the workflow list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WorkflowSort {
+    /// By name, A to Z (the default).
+    #[default]
+    Name,
+    /// Newest first.
+    CreatedDesc,
+    /// Most recently updated first.
+    UpdatedDesc,
+}
+
+/// Filters and paging of a workflow list.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WorkflowQuery {
+    /// Only names containing this text.
+    pub name_contains: Option<String>,
+    /// Include soft-deleted workflows.
+    pub include_deleted: bool,
+    /// Page size, 1..=1000 (default 50).
+    pub limit: Option<u64>,
+    /// Rows to skip.
+    pub offset: Option<u64>,
+    /// Order.
+    pub sort: WorkflowSort,
+}
+
+/// Which log lines to read.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LogQuery {
+    /// The execution.
+    pub execution_id: Uuid,
+    /// Only this task run's lines.
+    pub task_run_id: Option<Uuid>,
+    /// Only lines with a greater id (to page and to follow).
+    pub after_id: Option<i64>,
+    /// At most this many lines, 1..=10000 (default 1000).
+    pub limit: Option<u64>,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// The rows of this page.
+    pub items: Vec<T>,
+    /// How many rows match the filters, over all pages.
+    pub total: u64,
+    /// The page size used.
+    pub limit: u64,
+    /// The offset used (0 with a cursor).
+    pub offset: u64,
+    /// Pass as `after` to get the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Checks a page size against the cap.
+pub(crate) fn limit_of(limit: Option<u64>, default: u64, max: u64) -> Result<u64> {
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(StoreError::InvalidInput(format!(
+            "limit {n} is out of range; use 1 to {max}"
+        ))),
+    }
+}
+
+/// A keyset position: the last row's `(created_at, id)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cursor {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+impl Cursor {
+    pub(crate) fn encode(&self) -> String {
+        format!(
+            "{}_{}",
+            self.created_at.timestamp_micros(),
+            self.id.simple()
+        )
+    }
+
+    pub(crate) fn decode(text: &str) -> Result<Self> {
+        let bad = || {
+            StoreError::InvalidInput(format!(
+                "malformed cursor '{text}'; pass the nextCursor value of a previous page unchanged"
+            ))
+        };
+        let (micros, id) = text.split_once('_').ok_or_else(bad)?;
+        let micros: i64 = micros.parse().map_err(|_| bad())?;
+        Ok(Cursor {
+            created_at: DateTime::from_timestamp_micros(micros).ok_or_else(bad)?,
+            id: Uuid::try_parse(id).map_err(|_| bad())?,
+        })
+    }
+}
+
+/// The filters of `q`, without order or paging: shared by the page and its count.
+pub(crate) fn execution_filters(q: &ExecutionQuery) -> Select<execution::Entity> {
+    let mut select = execution::Entity::find();
+    if let Some(w) = q.workflow_id {
+        select = select.filter(execution::Column::WorkflowId.eq(w));
+    }
+    match q.states.as_slice() {
+        [] => {}
+        [one] => select = select.filter(execution::Column::State.eq(*one)),
+        many => select = select.filter(execution::Column::State.is_in(many.iter().copied())),
+    }
+    if let Some(since) = q.since {
+        select = select.filter(execution::Column::CreatedAt.gte(since));
+    }
+    if let Some(until) = q.until {
+        select = select.filter(execution::Column::CreatedAt.lt(until));
+    }
+    if let Some(owner) = &q.owner {
+        select = select.filter(execution::Column::Owner.eq(owner.as_str()));
+    }
+    select
+}
+
+/// The page query of `q`: filters, keyset position, order and limit. The limit
+/// is one more than the page so the caller learns whether a next page exists.
+pub(crate) fn execution_page(q: &ExecutionQuery) -> Result<(Select<execution::Entity>, u64)> {
+    let limit = limit_of(q.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let mut select = execution_filters(q);
+    let (order, after) = match q.sort {
+        SortOrder::Descending => (Order::Desc, false),
+        SortOrder::Ascending => (Order::Asc, true),
+    };
+    if let Some(text) = &q.after {
+        if q.offset.is_some_and(|o| o > 0) {
+            return Err(StoreError::InvalidInput(
+                "use either an offset or a cursor, not both".into(),
+            ));
+        }
+        let c = Cursor::decode(text)?;
+        // created_at <=/>= c AND (created_at </> c OR id </> c.id): the first
+        // term is a plain range the index can seek on.
+        let (ca, id) = (execution::Column::CreatedAt, execution::Column::Id);
+        let cond = if after {
+            Condition::all()
+                .add(ca.gte(c.created_at))
+                .add(Condition::any().add(ca.gt(c.created_at)).add(id.gt(c.id)))
+        } else {
+            Condition::all()
+                .add(ca.lte(c.created_at))
+                .add(Condition::any().add(ca.lt(c.created_at)).add(id.lt(c.id)))
+        };
+        select = select.filter(cond);
+    } else if let Some(offset) = q.offset {
+        select = select.offset(offset);
+    }
+    let select = select
+        .order_by(execution::Column::CreatedAt, order.clone())
+        .order_by(execution::Column::Id, order)
+        .limit(limit + 1);
+    Ok((select, limit))
+}
+
+/// The SQL of the page query of `q` for `backend`, for `EXPLAIN` and docs.
+pub fn execution_list_statement(backend: DbBackend, q: &ExecutionQuery) -> Result<Statement> {
+    Ok(execution_page(q)?.0.build(backend))
+}
+
+/// The SQL of the count query of `q` for `backend`.
+pub fn execution_count_statement(backend: DbBackend, q: &ExecutionQuery) -> Statement {
+    execution_filters(q)
+        .select_only()
+        .column_as(Expr::cust("COUNT(*)"), "n")
+        .build(backend)
+}
+
+/// The workflow list query without paging.
+pub(crate) fn workflow_filters(q: &WorkflowQuery) -> Select<workflow::Entity> {
+    let mut select = workflow::Entity::find();
+    if !q.include_deleted {
+        select = select.filter(workflow::Column::DeletedAt.is_null());
+    }
+    if let Some(text) = &q.name_contains {
+        select = select.filter(workflow::Column::Name.contains(text.as_str()));
+    }
+    select
+}
+
+/// The order of a workflow list.
+pub(crate) fn workflow_order(
+    select: Select<workflow::Entity>,
+    sort: WorkflowSort,
+) -> Select<workflow::Entity> {
+    match sort {
+        WorkflowSort::Name => select.order_by_asc(workflow::Column::Name),
+        WorkflowSort::CreatedDesc => select
+            .order_by_desc(workflow::Column::CreatedAt)
+            .order_by_desc(workflow::Column::Id),
+        WorkflowSort::UpdatedDesc => select
+            .order_by_desc(workflow::Column::UpdatedAt)
+            .order_by_desc(workflow::Column::Id),
+    }
+}

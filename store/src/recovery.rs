@@ -1,0 +1,164 @@
+//! Crash recovery: a few set-based statements in one transaction.
+//!
+//! The executions to fail are read once (for the report and the log), then
+//! every table is updated with one statement keyed on the recovery's own
+//! timestamp, so the work does not grow into one round trip per row.
+
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::sea::conn::begin_write;
+use crate::truncate_micros;
+use crate::types::{AttemptState, ExecutionState, RecoveryReport, TaskState};
+use chrono::{DateTime, Utc};
+use flowstate_entity::{attempt, execution, task_run};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
+    QueryTrait,
+};
+use uuid::Uuid;
+
+/// The machine-readable reason recovery writes.
+pub const CRASH_RECOVERY: &str = "CRASH_RECOVERY";
+
+/// RUNNING executions that `node_id` owned, or whose lease is gone.
+fn orphaned(node_id: &str, now: DateTime<Utc>) -> Condition {
+    use execution::Column as C;
+    Condition::all()
+        .add(C::State.eq(ExecutionState::Running))
+        .add(
+            Condition::any()
+                .add(C::Owner.eq(node_id))
+                .add(C::Owner.is_null())
+                .add(C::LeaseExpiresAt.is_null())
+                .add(C::LeaseExpiresAt.lt(now)),
+        )
+}
+
+/// PENDING and WAITING executions not held by a live lease of another node.
+fn requeueable(node_id: &str, now: DateTime<Utc>) -> Condition {
+    use execution::Column as C;
+    Condition::all()
+        .add(C::State.is_in([ExecutionState::Pending, ExecutionState::Waiting]))
+        .add(
+            Condition::any()
+                .add(C::Owner.eq(node_id))
+                .add(C::Owner.is_null())
+                .add(C::LeaseExpiresAt.is_null())
+                .add(C::LeaseExpiresAt.lt(now)),
+        )
+}
+
+pub(crate) async fn recover(
+    db: &DatabaseConnection,
+    backend: &dyn Backend,
+    node_id: &str,
+    now: DateTime<Utc>,
+) -> Result<RecoveryReport> {
+    use execution::Column as C;
+    let now = truncate_micros(now);
+    let tx = begin_write(db, backend).await?;
+    let lock = backend.row_lock_suffix();
+    let select_ids = |cond: Condition| {
+        let mut stmt = execution::Entity::find()
+            .select_only()
+            .column(C::Id)
+            .filter(cond)
+            .build(tx_backend(db));
+        stmt.sql.push_str(lock);
+        stmt
+    };
+    let failed: Vec<Uuid> = ids(&tx, select_ids(orphaned(node_id, now))).await?;
+    let requeued: Vec<Uuid> = ids(&tx, select_ids(requeueable(node_id, now))).await?;
+
+    let reason = Some(CRASH_RECOVERY.to_owned());
+    let message = Some(format!(
+        "the engine running this execution stopped (recovered by node '{node_id}')"
+    ));
+    let mut report = RecoveryReport::default();
+    if !failed.is_empty() {
+        execution::Entity::update_many()
+            .col_expr(C::State, Expr::val(ExecutionState::Failed).into())
+            .col_expr(C::Reason, Expr::val(reason.clone()).into())
+            .col_expr(C::Error, Expr::val(message.clone()).into())
+            .col_expr(C::Version, Expr::col(C::Version).add(1))
+            .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>).into())
+            .col_expr(C::UpdatedAt, Expr::val(now).into())
+            .col_expr(C::FinishedAt, Expr::val(now).into())
+            .filter(orphaned(node_id, now))
+            .exec(&tx)
+            .await?;
+
+        // The executions this recovery just failed, found by its own stamp
+        // through the finished_at index.
+        let recovered = Query::select()
+            .column(C::Id)
+            .from(execution::Entity)
+            .and_where(C::FinishedAt.eq(now))
+            .and_where(C::Reason.eq(CRASH_RECOVERY))
+            .to_owned();
+        let their_task_runs = Query::select()
+            .column(task_run::Column::Id)
+            .from(task_run::Entity)
+            .and_where(task_run::Column::ExecutionId.in_subquery(recovered.clone()))
+            .to_owned();
+
+        report.attempts_failed = attempt::Entity::update_many()
+            .col_expr(
+                attempt::Column::State,
+                Expr::val(AttemptState::Failed).into(),
+            )
+            .col_expr(attempt::Column::Reason, Expr::val(reason.clone()).into())
+            .col_expr(attempt::Column::Error, Expr::val(message.clone()).into())
+            .col_expr(attempt::Column::FinishedAt, Expr::val(now).into())
+            .filter(attempt::Column::State.eq(AttemptState::Running))
+            .filter(attempt::Column::TaskRunId.in_subquery(their_task_runs))
+            .exec(&tx)
+            .await?
+            .rows_affected;
+
+        report.task_runs_failed = task_run::Entity::update_many()
+            .col_expr(task_run::Column::State, Expr::val(TaskState::Failed).into())
+            .col_expr(task_run::Column::Reason, Expr::val(reason.clone()).into())
+            .col_expr(
+                task_run::Column::Version,
+                Expr::col(task_run::Column::Version).add(1),
+            )
+            .col_expr(task_run::Column::UpdatedAt, Expr::val(now).into())
+            .col_expr(task_run::Column::FinishedAt, Expr::val(now).into())
+            .filter(task_run::Column::State.eq(TaskState::Running))
+            .filter(task_run::Column::ExecutionId.in_subquery(recovered))
+            .exec(&tx)
+            .await?
+            .rows_affected;
+    }
+    if !requeued.is_empty() {
+        execution::Entity::update_many()
+            .col_expr(C::Owner, Expr::val(None::<String>).into())
+            .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>).into())
+            .filter(requeueable(node_id, now))
+            .exec(&tx)
+            .await?;
+    }
+    tx.commit().await?;
+
+    for id in &failed {
+        tracing::warn!(execution = %id, node = node_id, "execution failed by crash recovery");
+    }
+    metrics::counter!("flowstate_recovered_executions_total").increment(failed.len() as u64);
+    metrics::counter!("flowstate_requeued_executions_total").increment(requeued.len() as u64);
+    report.failed = failed;
+    report.requeued = requeued;
+    Ok(report)
+}
+
+fn tx_backend(db: &DatabaseConnection) -> sea_orm::DbBackend {
+    db.get_database_backend()
+}
+
+async fn ids(tx: &sea_orm::DatabaseTransaction, stmt: sea_orm::Statement) -> Result<Vec<Uuid>> {
+    let rows = tx.query_all_raw(stmt).await?;
+    rows.iter()
+        .map(|r| r.try_get_by_index::<Uuid>(0).map_err(Into::into))
+        .collect()
+}

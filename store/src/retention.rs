@@ -1,0 +1,140 @@
+//! Retention: deleting old finished executions in short batches.
+//!
+//! Each batch is its own transaction: pick up to `batch_size` candidates by the
+//! `finished_at` index, count their children for the report, delete the
+//! executions and let the foreign keys cascade. Writers wait at most one batch.
+
+use crate::backend::Backend;
+use crate::error::{Result, StoreError};
+use crate::sea::conn::begin_write;
+use crate::truncate_micros;
+use crate::types::{ExecutionState, PurgeCounts, PurgeReport};
+use chrono::{DateTime, Utc};
+use flowstate_entity::{attempt, execution, log, output, task_run};
+use sea_orm::sea_query::{Query, SelectStatement};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// The largest batch: keeps each statement's id list under every backend's
+/// bound-parameter limit and each transaction short.
+pub const MAX_BATCH: u64 = 20_000;
+
+const TERMINAL: [ExecutionState; 3] = [
+    ExecutionState::Succeeded,
+    ExecutionState::Failed,
+    ExecutionState::Cancelled,
+];
+
+pub(crate) async fn purge(
+    db: &DatabaseConnection,
+    backend: &dyn Backend,
+    cutoff: DateTime<Utc>,
+    batch_size: u64,
+    dry_run: bool,
+) -> Result<PurgeReport> {
+    if !(1..=MAX_BATCH).contains(&batch_size) {
+        return Err(StoreError::InvalidInput(format!(
+            "batch size {batch_size} is out of range; use 1 to {MAX_BATCH}"
+        )));
+    }
+    let cutoff = truncate_micros(cutoff);
+    let mut report = PurgeReport {
+        dry_run,
+        ..Default::default()
+    };
+    if dry_run {
+        let candidates = Query::select()
+            .column(execution::Column::Id)
+            .from(execution::Entity)
+            .and_where(execution::Column::FinishedAt.lt(cutoff))
+            .and_where(execution::Column::State.is_in(TERMINAL))
+            .to_owned();
+        report.counts = count_children(db, candidates).await?;
+        return Ok(report);
+    }
+    loop {
+        let started = Instant::now();
+        let tx = begin_write(db, backend).await?;
+        let ids: Vec<Uuid> = execution::Entity::find()
+            .select_only()
+            .column(execution::Column::Id)
+            .filter(execution::Column::FinishedAt.lt(cutoff))
+            .filter(execution::Column::State.is_in(TERMINAL))
+            .order_by_asc(execution::Column::FinishedAt)
+            .limit(batch_size)
+            .into_tuple()
+            .all(&tx)
+            .await?;
+        if ids.is_empty() {
+            tx.rollback().await?;
+            break;
+        }
+        let chosen = Query::select()
+            .column(execution::Column::Id)
+            .from(execution::Entity)
+            .and_where(execution::Column::Id.is_in(ids.iter().copied()))
+            .to_owned();
+        let mut counts = count_children(&tx, chosen).await?;
+        counts.executions = execution::Entity::delete_many()
+            .filter(execution::Column::Id.is_in(ids.iter().copied()))
+            .exec(&tx)
+            .await?
+            .rows_affected;
+        tx.commit().await?;
+        let took = started.elapsed();
+        report.longest_batch = report.longest_batch.max(took);
+        report.batches += 1;
+        report.counts += counts;
+        metrics::counter!("flowstate_purged_executions_total").increment(counts.executions);
+        tracing::debug!(
+            executions = counts.executions,
+            ms = took.as_millis() as u64,
+            "retention batch deleted"
+        );
+        if (ids.len() as u64) < batch_size {
+            break;
+        }
+    }
+    if report.longest_batch > Duration::from_secs(1) {
+        tracing::warn!(
+            longest_ms = report.longest_batch.as_millis() as u64,
+            "a retention batch held the write lock for over a second; use a smaller batch size"
+        );
+    }
+    Ok(report)
+}
+
+/// Counts the rows under the executions `ids` selects, table by table.
+async fn count_children<C: ConnectionTrait>(db: &C, ids: SelectStatement) -> Result<PurgeCounts> {
+    let task_runs = Query::select()
+        .column(task_run::Column::Id)
+        .from(task_run::Entity)
+        .and_where(task_run::Column::ExecutionId.in_subquery(ids.clone()))
+        .to_owned();
+    Ok(PurgeCounts {
+        executions: execution::Entity::find()
+            .filter(execution::Column::Id.in_subquery(ids.clone()))
+            .count(db)
+            .await?,
+        task_runs: task_run::Entity::find()
+            .filter(task_run::Column::ExecutionId.in_subquery(ids.clone()))
+            .count(db)
+            .await?,
+        attempts: attempt::Entity::find()
+            .filter(attempt::Column::TaskRunId.in_subquery(task_runs))
+            .count(db)
+            .await?,
+        outputs: output::Entity::find()
+            .filter(output::Column::ExecutionId.in_subquery(ids.clone()))
+            .count(db)
+            .await?,
+        logs: log::Entity::find()
+            .filter(log::Column::ExecutionId.in_subquery(ids))
+            .count(db)
+            .await?,
+    })
+}

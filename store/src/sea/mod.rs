@@ -1,0 +1,151 @@
+//! The SeaORM implementation of the store, one for every backend.
+
+pub(crate) mod conn;
+mod ops;
+
+use crate::config::{StorageConfig, StorageType};
+use crate::error::{Result, StoreError};
+use crate::migrate::{self, MigrationStatus};
+use crate::state_store::{StateStore, StoreTransaction};
+use crate::types::{Execution, PurgeReport, RecoveryReport};
+use crate::{claim, recovery, retention};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use conn::Conn;
+use ops::HasConn;
+use sea_orm::DatabaseConnection;
+use std::time::Duration;
+
+/// The store over a connection pool.
+pub struct SeaStore {
+    conn: Conn,
+    kind: StorageType,
+}
+
+impl SeaStore {
+    /// Connects as configured, checks the schema (migrating when
+    /// `auto_migrate` is set) and returns the store.
+    pub async fn open(config: &StorageConfig) -> Result<Self> {
+        let db = crate::connect::connect(config).await?;
+        Self::from_connection(db, config.auto_migrate).await
+    }
+
+    /// Wraps an open pool after checking its schema.
+    pub async fn from_connection(db: DatabaseConnection, auto_migrate: bool) -> Result<Self> {
+        migrate::ensure_current(&db, auto_migrate).await?;
+        let kind = match db.get_database_backend() {
+            sea_orm::DbBackend::Sqlite => StorageType::Sqlite,
+            sea_orm::DbBackend::Postgres => StorageType::Postgres,
+            _ => StorageType::Mysql,
+        };
+        Ok(SeaStore {
+            conn: Conn::Pool(db),
+            kind,
+        })
+    }
+
+    /// The underlying pool, for tools that need raw SQL (EXPLAIN, benchmarks).
+    pub fn connection(&self) -> &DatabaseConnection {
+        match &self.conn {
+            Conn::Pool(db) => db,
+            Conn::Tx(_) => unreachable!("a SeaStore always holds a pool"),
+        }
+    }
+}
+
+impl HasConn for SeaStore {
+    fn conn(&self) -> &Conn {
+        &self.conn
+    }
+}
+
+/// An open write transaction of a [`SeaStore`].
+pub struct SeaTransaction {
+    conn: Conn,
+}
+
+impl HasConn for SeaTransaction {
+    fn conn(&self) -> &Conn {
+        &self.conn
+    }
+}
+
+#[async_trait]
+impl StoreTransaction for SeaTransaction {
+    async fn commit(self: Box<Self>) -> Result<()> {
+        match self.conn {
+            Conn::Tx(tx) => Ok(tx.commit().await?),
+            Conn::Pool(_) => Ok(()),
+        }
+    }
+
+    async fn rollback(self: Box<Self>) -> Result<()> {
+        match self.conn {
+            Conn::Tx(tx) => Ok(tx.rollback().await?),
+            Conn::Pool(_) => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl StateStore for SeaStore {
+    fn storage_type(&self) -> StorageType {
+        self.kind
+    }
+
+    async fn begin(&self) -> Result<Box<dyn StoreTransaction>> {
+        let tx = conn::begin_write(self.connection(), self.conn.backend()).await?;
+        Ok(Box::new(SeaTransaction { conn: Conn::Tx(tx) }))
+    }
+
+    async fn migration_status(&self) -> Result<MigrationStatus> {
+        migrate::status(self.connection()).await
+    }
+
+    async fn recover(&self, node_id: &str, now: DateTime<Utc>) -> Result<RecoveryReport> {
+        if node_id.is_empty() {
+            return Err(StoreError::InvalidInput("node id is empty".into()));
+        }
+        recovery::recover(self.connection(), self.conn.backend(), node_id, now).await
+    }
+
+    async fn purge(
+        &self,
+        cutoff: DateTime<Utc>,
+        batch_size: u64,
+        dry_run: bool,
+    ) -> Result<PurgeReport> {
+        retention::purge(
+            self.connection(),
+            self.conn.backend(),
+            cutoff,
+            batch_size,
+            dry_run,
+        )
+        .await
+    }
+
+    async fn claim_due(
+        &self,
+        node_id: &str,
+        limit: u64,
+        lease: Duration,
+    ) -> Result<Vec<Execution>> {
+        claim::claim_due(
+            self.connection(),
+            self.conn.backend(),
+            node_id,
+            limit,
+            lease,
+        )
+        .await
+    }
+
+    async fn renew_lease(&self, node_id: &str, lease: Duration) -> Result<u64> {
+        claim::renew_lease(self.connection(), node_id, lease).await
+    }
+
+    async fn close(&self) -> Result<()> {
+        Ok(self.connection().clone().close().await?)
+    }
+}

@@ -1,0 +1,149 @@
+//! The interface the engine, the CLI and the tests use.
+//!
+//! [`StateOps`] holds every read and write; [`StateStore`] adds what only the
+//! whole store can do (transactions, recovery, retention, claiming), and
+//! [`StoreTransaction`] is a [`StateOps`] whose writes land together on commit.
+//! All three are object safe: hold the store as `Arc<dyn StateStore>`.
+
+use crate::error::Result;
+use crate::migrate::MigrationStatus;
+use crate::query::{ExecutionQuery, LogQuery, Page, WorkflowQuery};
+use crate::types::*;
+use crate::StorageType;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Reads and writes, on the store or inside a transaction.
+#[async_trait]
+pub trait StateOps: Send + Sync {
+    // --- workflows ---
+
+    /// Inserts the workflow, or updates it by name; the version goes up only
+    /// when the definition or description changed. Saving a soft-deleted
+    /// workflow restores it.
+    async fn save_workflow(&self, workflow: NewWorkflow) -> Result<SavedWorkflow>;
+    /// The workflow with this id (soft-deleted ones included).
+    async fn get_workflow(&self, id: Uuid) -> Result<Workflow>;
+    /// The workflow with this name (soft-deleted ones included).
+    async fn get_workflow_by_name(&self, name: &str) -> Result<Workflow>;
+    /// A page of workflows.
+    async fn list_workflows(&self, query: WorkflowQuery) -> Result<Page<Workflow>>;
+    /// Soft delete (hidden from lists, executions kept), or hard delete (the
+    /// workflow, its executions and everything under them).
+    async fn delete_workflow(&self, id: Uuid, hard: bool) -> Result<()>;
+
+    // --- executions ---
+
+    /// Creates an execution in PENDING with one PENDING task run per key, in
+    /// one transaction.
+    async fn create_execution(&self, new: NewExecution) -> Result<(Execution, Vec<TaskRun>)>;
+    /// The execution with this id.
+    async fn get_execution(&self, id: Uuid) -> Result<Execution>;
+    /// The execution with its workflow name, task runs, attempts and outputs,
+    /// in a fixed number of queries.
+    async fn get_execution_detail(&self, id: Uuid) -> Result<ExecutionDetail>;
+    /// Moves an execution, checking the state machine and the version; returns
+    /// the new version. One UPDATE when it succeeds.
+    async fn transition_execution(&self, id: Uuid, t: ExecutionTransition) -> Result<i64>;
+    /// Moves an execution and several of its task runs together: all or nothing.
+    async fn transition_execution_and_tasks(
+        &self,
+        id: Uuid,
+        execution: ExecutionTransition,
+        tasks: Vec<TaskTransition>,
+    ) -> Result<()>;
+    /// A page of executions with the total count of matching rows.
+    async fn list_executions(&self, query: ExecutionQuery) -> Result<Page<Execution>>;
+
+    // --- task runs ---
+
+    /// Adds a PENDING task run to an execution at the end of its order.
+    async fn create_task_run(&self, execution_id: Uuid, task_key: &str) -> Result<TaskRun>;
+    /// The task run with this id.
+    async fn get_task_run(&self, id: Uuid) -> Result<TaskRun>;
+    /// The task runs of an execution in workflow order.
+    async fn list_task_runs(&self, execution_id: Uuid) -> Result<Vec<TaskRun>>;
+    /// Moves a task run, checking the state machine and the version; returns
+    /// the new version.
+    async fn transition_task(&self, t: TaskTransition) -> Result<i64>;
+
+    // --- attempts ---
+
+    /// Starts the next attempt of a task run, numbered previous + 1 atomically.
+    async fn start_attempt(&self, task_run_id: Uuid) -> Result<Attempt>;
+    /// Ends a RUNNING attempt.
+    async fn finish_attempt(&self, attempt_id: Uuid, result: AttemptResult) -> Result<()>;
+    /// The attempts of a task run by number.
+    async fn list_attempts(&self, task_run_id: Uuid) -> Result<Vec<Attempt>>;
+
+    // --- outputs ---
+
+    /// Stores outputs of a task run; a key that exists is overwritten.
+    async fn put_outputs(
+        &self,
+        execution_id: Uuid,
+        task_run_id: Uuid,
+        values: Vec<(String, serde_json::Value)>,
+    ) -> Result<()>;
+    /// The outputs of an execution.
+    async fn list_outputs(&self, execution_id: Uuid) -> Result<Vec<Output>>;
+
+    // --- logs ---
+
+    /// Appends lines with multi-row inserts; returns how many were written.
+    async fn append_logs(&self, lines: Vec<NewLogLine>) -> Result<u64>;
+    /// Lines of an execution in id order, after a given id.
+    async fn read_logs(&self, query: LogQuery) -> Result<Vec<LogLine>>;
+}
+
+/// The whole store.
+#[async_trait]
+pub trait StateStore: StateOps {
+    /// Which backend this store talks to.
+    fn storage_type(&self) -> StorageType;
+
+    /// Begins a write transaction. Dropping it without `commit` rolls it back.
+    async fn begin(&self) -> Result<Box<dyn StoreTransaction>>;
+
+    /// Applied and pending migrations of the database.
+    async fn migration_status(&self) -> Result<MigrationStatus>;
+
+    /// Crash recovery for `node_id` at `now`: its RUNNING executions (and any
+    /// whose lease expired) become FAILED with reason CRASH_RECOVERY, with their
+    /// RUNNING task runs and attempts; PENDING and WAITING executions not
+    /// leased by a live node are released. One transaction, set-based.
+    async fn recover(&self, node_id: &str, now: DateTime<Utc>) -> Result<RecoveryReport>;
+
+    /// Deletes terminal executions finished before `cutoff`, children by
+    /// cascade, in transactions of at most `batch_size` executions.
+    async fn purge(
+        &self,
+        cutoff: DateTime<Utc>,
+        batch_size: u64,
+        dry_run: bool,
+    ) -> Result<PurgeReport>;
+
+    /// Moves up to `limit` due executions (PENDING, or WAITING whose `wake_at`
+    /// has passed) to RUNNING under `node_id` with a lease of `lease`. Concurrent
+    /// claimers never get the same execution.
+    async fn claim_due(&self, node_id: &str, limit: u64, lease: Duration)
+        -> Result<Vec<Execution>>;
+
+    /// Extends the lease of every RUNNING execution `node_id` owns; returns how
+    /// many were extended.
+    async fn renew_lease(&self, node_id: &str, lease: Duration) -> Result<u64>;
+
+    /// Closes the pool; pending work on other handles fails afterwards.
+    async fn close(&self) -> Result<()>;
+}
+
+/// A write transaction: the same reads and writes, landing together.
+#[async_trait]
+pub trait StoreTransaction: StateOps {
+    /// Makes every write of the transaction durable.
+    async fn commit(self: Box<Self>) -> Result<()>;
+    /// Discards every write of the transaction.
+    async fn rollback(self: Box<Self>) -> Result<()>;
+}
