@@ -107,12 +107,12 @@ async fn claim_in(
         return Ok(Vec::new());
     }
     execution::Entity::update_many()
-        .col_expr(C::State, Expr::val(ExecutionState::Running).into())
-        .col_expr(C::Owner, Expr::val(node_id).into())
-        .col_expr(C::LeaseExpiresAt, Expr::val(until).into())
+        .col_expr(C::State, Expr::val(ExecutionState::Running))
+        .col_expr(C::Owner, Expr::val(node_id))
+        .col_expr(C::LeaseExpiresAt, Expr::val(until))
         .col_expr(C::Version, Expr::col(C::Version).add(1))
-        .col_expr(C::UpdatedAt, Expr::val(ts).into())
-        .col_expr(C::WakeAt, Expr::val(None::<DateTime<Utc>>).into())
+        .col_expr(C::UpdatedAt, Expr::val(ts))
+        .col_expr(C::WakeAt, Expr::val(None::<DateTime<Utc>>))
         .col_expr(
             C::StartedAt,
             Func::coalesce([Expr::col(C::StartedAt), Expr::val(ts)]).into(),
@@ -139,7 +139,7 @@ pub(crate) async fn renew_lease(
     use execution::Column as C;
     let until = lease_until(now(), lease)?;
     Ok(execution::Entity::update_many()
-        .col_expr(C::LeaseExpiresAt, Expr::val(until).into())
+        .col_expr(C::LeaseExpiresAt, Expr::val(until))
         .filter(C::Owner.eq(node_id))
         .filter(C::State.eq(ExecutionState::Running))
         .exec(db)

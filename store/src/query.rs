@@ -7,11 +7,11 @@
 use crate::error::{Result, StoreError};
 use crate::types::ExecutionState;
 use chrono::{DateTime, Utc};
-use flowstate_entity::{execution, workflow};
+use flowstate_entity::{attempt, execution, log, output, task_run, workflow};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
     ColumnTrait, DbBackend, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
-    Select, Statement,
+    RelationTrait, Select, Statement,
 };
 use uuid::Uuid;
 
@@ -251,4 +251,73 @@ pub(crate) fn workflow_order(
             .order_by_desc(workflow::Column::UpdatedAt)
             .order_by_desc(workflow::Column::Id),
     }
+}
+
+/// The most log lines one read returns.
+pub const MAX_LOG_LIMIT: u64 = 10_000;
+
+/// The task runs of an execution in workflow order.
+pub(crate) fn task_runs_of(execution_id: Uuid) -> Select<task_run::Entity> {
+    task_run::Entity::find()
+        .filter(task_run::Column::ExecutionId.eq(execution_id))
+        .order_by_asc(task_run::Column::Position)
+}
+
+/// Every attempt of every task run of an execution, in one query. Unordered:
+/// the caller sorts the few rows, which is cheaper than a sort in the database.
+pub(crate) fn attempts_of_execution(execution_id: Uuid) -> Select<attempt::Entity> {
+    attempt::Entity::find()
+        .join(
+            sea_orm::JoinType::InnerJoin,
+            attempt::Relation::TaskRun.def(),
+        )
+        .filter(task_run::Column::ExecutionId.eq(execution_id))
+}
+
+/// The outputs of an execution. Unordered, like [`attempts_of_execution`].
+pub(crate) fn outputs_of(execution_id: Uuid) -> Select<output::Entity> {
+    output::Entity::find().filter(output::Column::ExecutionId.eq(execution_id))
+}
+
+/// One page of log lines.
+pub(crate) fn logs_page(q: &LogQuery) -> Result<Select<log::Entity>> {
+    let limit = limit_of(q.limit, 1000, MAX_LOG_LIMIT)?;
+    let mut select = log::Entity::find().filter(log::Column::ExecutionId.eq(q.execution_id));
+    if let Some(t) = q.task_run_id {
+        select = select.filter(log::Column::TaskRunId.eq(t));
+    }
+    if let Some(after) = q.after_id {
+        select = select.filter(log::Column::Id.gt(after));
+    }
+    Ok(select.order_by_asc(log::Column::Id).limit(limit))
+}
+
+/// The lookups behind `get_execution_detail` and `read_logs` for `backend`,
+/// named, for `EXPLAIN` and docs.
+pub fn lookup_statements(backend: DbBackend, execution_id: Uuid) -> Vec<(&'static str, Statement)> {
+    let logs = LogQuery {
+        execution_id,
+        after_id: Some(0),
+        ..Default::default()
+    };
+    vec![
+        (
+            "execution",
+            execution::Entity::find_by_id(execution_id)
+                .find_also_related(workflow::Entity)
+                .build(backend),
+        ),
+        ("task runs", task_runs_of(execution_id).build(backend)),
+        (
+            "attempts",
+            attempts_of_execution(execution_id).build(backend),
+        ),
+        ("outputs", outputs_of(execution_id).build(backend)),
+        (
+            "logs",
+            logs_page(&logs)
+                .expect("default log limit is valid")
+                .build(backend),
+        ),
+    ]
 }

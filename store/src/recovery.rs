@@ -78,13 +78,13 @@ pub(crate) async fn recover(
     let mut report = RecoveryReport::default();
     if !failed.is_empty() {
         execution::Entity::update_many()
-            .col_expr(C::State, Expr::val(ExecutionState::Failed).into())
-            .col_expr(C::Reason, Expr::val(reason.clone()).into())
-            .col_expr(C::Error, Expr::val(message.clone()).into())
+            .col_expr(C::State, Expr::val(ExecutionState::Failed))
+            .col_expr(C::Reason, Expr::val(reason.clone()))
+            .col_expr(C::Error, Expr::val(message.clone()))
             .col_expr(C::Version, Expr::col(C::Version).add(1))
-            .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>).into())
-            .col_expr(C::UpdatedAt, Expr::val(now).into())
-            .col_expr(C::FinishedAt, Expr::val(now).into())
+            .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>))
+            .col_expr(C::UpdatedAt, Expr::val(now))
+            .col_expr(C::FinishedAt, Expr::val(now))
             .filter(orphaned(node_id, now))
             .exec(&tx)
             .await?;
@@ -104,13 +104,10 @@ pub(crate) async fn recover(
             .to_owned();
 
         report.attempts_failed = attempt::Entity::update_many()
-            .col_expr(
-                attempt::Column::State,
-                Expr::val(AttemptState::Failed).into(),
-            )
-            .col_expr(attempt::Column::Reason, Expr::val(reason.clone()).into())
-            .col_expr(attempt::Column::Error, Expr::val(message.clone()).into())
-            .col_expr(attempt::Column::FinishedAt, Expr::val(now).into())
+            .col_expr(attempt::Column::State, Expr::val(AttemptState::Failed))
+            .col_expr(attempt::Column::Reason, Expr::val(reason.clone()))
+            .col_expr(attempt::Column::Error, Expr::val(message.clone()))
+            .col_expr(attempt::Column::FinishedAt, Expr::val(now))
             .filter(attempt::Column::State.eq(AttemptState::Running))
             .filter(attempt::Column::TaskRunId.in_subquery(their_task_runs))
             .exec(&tx)
@@ -118,14 +115,14 @@ pub(crate) async fn recover(
             .rows_affected;
 
         report.task_runs_failed = task_run::Entity::update_many()
-            .col_expr(task_run::Column::State, Expr::val(TaskState::Failed).into())
-            .col_expr(task_run::Column::Reason, Expr::val(reason.clone()).into())
+            .col_expr(task_run::Column::State, Expr::val(TaskState::Failed))
+            .col_expr(task_run::Column::Reason, Expr::val(reason.clone()))
             .col_expr(
                 task_run::Column::Version,
                 Expr::col(task_run::Column::Version).add(1),
             )
-            .col_expr(task_run::Column::UpdatedAt, Expr::val(now).into())
-            .col_expr(task_run::Column::FinishedAt, Expr::val(now).into())
+            .col_expr(task_run::Column::UpdatedAt, Expr::val(now))
+            .col_expr(task_run::Column::FinishedAt, Expr::val(now))
             .filter(task_run::Column::State.eq(TaskState::Running))
             .filter(task_run::Column::ExecutionId.in_subquery(recovered))
             .exec(&tx)
@@ -134,8 +131,8 @@ pub(crate) async fn recover(
     }
     if !requeued.is_empty() {
         execution::Entity::update_many()
-            .col_expr(C::Owner, Expr::val(None::<String>).into())
-            .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>).into())
+            .col_expr(C::Owner, Expr::val(None::<String>))
+            .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>))
             .filter(requeueable(node_id, now))
             .exec(&tx)
             .await?;

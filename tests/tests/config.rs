@@ -26,8 +26,11 @@ fn an_empty_file_means_the_embedded_default() {
 
 #[test]
 fn the_example_config_parses() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../config.example.yaml"))
-        .unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../config.example.yaml"
+    ))
+    .unwrap();
     let c = StorageConfig::from_yaml(&text).unwrap();
     assert_eq!(c.kind, StorageType::Sqlite);
     assert_eq!(c.sqlite.path, PathBuf::from("./data/flowstate.db"));
@@ -60,10 +63,16 @@ fn unknown_keys_are_named_with_the_closest_valid_key() {
     assert!(m.contains("did you mean 'busyTimeoutMs'"), "{m}");
 
     let m = err("storag:\n  type: sqlite\n");
-    assert!(m.contains("'storag'") && m.contains("did you mean 'storage'"), "{m}");
+    assert!(
+        m.contains("'storag'") && m.contains("did you mean 'storage'"),
+        "{m}"
+    );
 
     let m = err("storage:\n  postgres:\n    uri: postgres://x/y\n");
-    assert!(m.contains("'storage.postgres.uri'") && m.contains("'url'"), "{m}");
+    assert!(
+        m.contains("'storage.postgres.uri'") && m.contains("'url'"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -87,7 +96,10 @@ fn a_server_type_needs_a_url() {
 #[test]
 fn out_of_range_numbers_are_refused() {
     let m = err("storage:\n  retentionDays: 0\n");
-    assert!(m.contains("storage.retentionDays is 0; it must be at least 1"), "{m}");
+    assert!(
+        m.contains("storage.retentionDays is 0; it must be at least 1"),
+        "{m}"
+    );
     let m = err("storage:\n  maxConnections: 0\n");
     assert!(m.contains("storage.maxConnections is 0"), "{m}");
     let m = err("storage:\n  sqlite:\n    busyTimeoutMs: -1\n");
@@ -111,22 +123,34 @@ fn a_url_chooses_the_backend_by_its_scheme() {
     assert_eq!(c.kind, StorageType::Postgres);
     let c = base.clone().with_url("mariadb://a@h/db").unwrap();
     assert_eq!(c.kind, StorageType::Mysql);
-    let c = base.clone().with_url("sqlite:///tmp/x/fs.db?mode=rwc").unwrap();
+    let c = base
+        .clone()
+        .with_url("sqlite:///tmp/x/fs.db?mode=rwc")
+        .unwrap();
     assert_eq!(c.kind, StorageType::Sqlite);
     assert_eq!(c.sqlite.path, PathBuf::from("/tmp/x/fs.db"));
     let StoreError::Config(m) = base.clone().with_url("oracle://a:pw@h/db").unwrap_err() else {
         panic!()
     };
-    assert!(m.contains("oracle://a:***@h/db") && !m.contains("pw"), "{m}");
+    assert!(
+        m.contains("oracle://a:***@h/db") && !m.contains("pw"),
+        "{m}"
+    );
     assert!(base.with_url("sqlite::memory:").is_err());
 }
 
 #[test]
 fn passwords_are_redacted() {
     use flowstate_store::config::redact_url;
-    assert_eq!(redact_url("mysql://root:pw@h:3306/db"), "mysql://root:***@h:3306/db");
+    assert_eq!(
+        redact_url("mysql://root:pw@h:3306/db"),
+        "mysql://root:***@h:3306/db"
+    );
     assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-    assert_eq!(redact_url("postgres://u:p@ss@h/db?x=1"), "postgres://u:***@h/db?x=1");
+    assert_eq!(
+        redact_url("postgres://u:p@ss@h/db?x=1"),
+        "postgres://u:***@h/db?x=1"
+    );
 }
 
 #[tokio::test]
@@ -137,7 +161,9 @@ async fn an_unwritable_sqlite_folder_is_a_clear_error() {
     std::fs::write(&blocker, b"x").unwrap();
     let mut config = StorageConfig::default();
     config.sqlite.path = blocker.join("flowstate.db");
-    let err = flowstate_store::connect::connect(&config).await.unwrap_err();
+    let err = flowstate_store::connect::connect(&config)
+        .await
+        .unwrap_err();
     let m = err.to_string();
     assert!(matches!(err, StoreError::Config(_)), "{err:?}");
     assert!(m.contains("cannot create folder"), "{m}");

@@ -47,9 +47,15 @@ async fn up_down_up_gives_the_same_schema(db: TestDb) {
     let after_up = migrate::up(&conn, None).await.unwrap();
     assert!(after_up.pending.is_empty());
     assert_eq!(after_up.applied.len(), 1);
-    assert_eq!(after_up.applied[0].version, "m20261125_000001_initial_schema");
+    assert_eq!(
+        after_up.applied[0].version,
+        "m20261125_000001_initial_schema"
+    );
     let age = chrono::Utc::now() - after_up.applied[0].applied_at;
-    assert!(age.num_seconds().abs() < 120, "applied_at is now, got {age}");
+    assert!(
+        age.num_seconds().abs() < 120,
+        "applied_at is now, got {age}"
+    );
 
     assert_eq!(user_tables(table_names(&conn).await), TABLES);
     let mut indexes = index_names(&conn).await;
@@ -60,7 +66,10 @@ async fn up_down_up_gives_the_same_schema(db: TestDb) {
     }
     assert_eq!(indexes, INDEXES);
     let first = schema_snapshot(&conn).await;
-    assert!(first.len() >= 18, "snapshot has the whole schema: {first:?}");
+    assert!(
+        first.len() >= 18,
+        "snapshot has the whole schema: {first:?}"
+    );
 
     let empty = migrate::reset(&conn).await.unwrap();
     assert!(empty.applied.is_empty());
@@ -121,7 +130,10 @@ async fn pending_migrations_fail_the_open_without_auto_migrate(db: TestDb) {
     // With autoMigrate the same open applies them.
     config.auto_migrate = true;
     let store = SeaStore::open(&config).await.unwrap();
-    assert!(migrate::status(store.connection()).await.unwrap().is_current());
+    assert!(migrate::status(store.connection())
+        .await
+        .unwrap()
+        .is_current());
 }
 
 async fn foreign_keys_are_enforced(db: TestDb) {

@@ -24,7 +24,11 @@ async fn workflow(store: &dyn StateStore, name: &str) -> Workflow {
         .workflow
 }
 
-async fn execution(store: &dyn StateOps, wf: &Workflow, tasks: &[&str]) -> (Execution, Vec<TaskRun>) {
+async fn execution(
+    store: &dyn StateOps,
+    wf: &Workflow,
+    tasks: &[&str],
+) -> (Execution, Vec<TaskRun>) {
     store
         .create_execution(NewExecution {
             workflow_id: wf.id,
@@ -75,7 +79,10 @@ async fn workflows_are_saved_versioned_listed_and_deleted(db: TestDb) {
     assert_eq!(store.get_workflow_by_name("nightly").await.unwrap(), by_id);
     assert!(matches!(
         store.get_workflow_by_name("nope").await,
-        Err(StoreError::NotFound { entity: "workflow", .. })
+        Err(StoreError::NotFound {
+            entity: "workflow",
+            ..
+        })
     ));
 
     for name in ["alpha", "beta", "gamma-report", "delta-report"] {
@@ -115,7 +122,10 @@ async fn workflows_are_saved_versioned_listed_and_deleted(db: TestDb) {
     // Soft delete hides it; executions survive; saving restores it.
     let (exec, _) = execution(&store, &by_id, &["a"]).await;
     store.delete_workflow(by_id.id, false).await.unwrap();
-    let visible = store.list_workflows(WorkflowQuery::default()).await.unwrap();
+    let visible = store
+        .list_workflows(WorkflowQuery::default())
+        .await
+        .unwrap();
     assert_eq!(visible.total, 4);
     let all = store
         .list_workflows(WorkflowQuery {
@@ -125,7 +135,12 @@ async fn workflows_are_saved_versioned_listed_and_deleted(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(all.total, 5);
-    assert!(store.get_workflow(by_id.id).await.unwrap().deleted_at.is_some());
+    assert!(store
+        .get_workflow(by_id.id)
+        .await
+        .unwrap()
+        .deleted_at
+        .is_some());
     store.get_execution(exec.id).await.unwrap();
     let restored = store
         .save_workflow(new(json!({"tasks": [{"id": "a"}, {"id": "b"}]})))
@@ -190,7 +205,16 @@ async fn executions_are_created_with_their_task_runs(db: TestDb) {
         })
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::NotFound { entity: "workflow", .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            StoreError::NotFound {
+                entity: "workflow",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 
     // Many task runs go in several multi-row inserts.
     let keys: Vec<String> = (0..1200).map(|i| format!("t{i:04}")).collect();
@@ -219,8 +243,22 @@ async fn list_filters_select_exactly_the_matching_rows(db: TestDb) {
         let e = match i % 4 {
             0 => e,
             1 => drive(&store, e.id, &[ExecutionState::Running]).await,
-            2 => drive(&store, e.id, &[ExecutionState::Running, ExecutionState::Succeeded]).await,
-            _ => drive(&store, e.id, &[ExecutionState::Running, ExecutionState::Failed]).await,
+            2 => {
+                drive(
+                    &store,
+                    e.id,
+                    &[ExecutionState::Running, ExecutionState::Succeeded],
+                )
+                .await
+            }
+            _ => {
+                drive(
+                    &store,
+                    e.id,
+                    &[ExecutionState::Running, ExecutionState::Failed],
+                )
+                .await
+            }
         };
         made.push(e);
     }
@@ -229,7 +267,11 @@ async fn list_filters_select_exactly_the_matching_rows(db: TestDb) {
         page.items.iter().map(|e| e.id).collect()
     };
     let expect = |pred: &dyn Fn(&Execution) -> bool| -> Vec<Uuid> {
-        made.iter().rev().filter(|e| pred(e)).map(|e| e.id).collect()
+        made.iter()
+            .rev()
+            .filter(|e| pred(e))
+            .map(|e| e.id)
+            .collect()
     };
     let list = |q: ExecutionQuery| {
         let store = &store;
@@ -333,7 +375,10 @@ async fn list_filters_select_exactly_the_matching_rows(db: TestDb) {
         })
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("malformed cursor 'not-a-cursor'"), "{err}");
+    assert!(
+        err.to_string().contains("malformed cursor 'not-a-cursor'"),
+        "{err}"
+    );
 }
 
 async fn paging_by_offset_and_by_cursor_returns_every_row_once(db: TestDb) {
@@ -440,7 +485,10 @@ async fn task_runs_and_attempts_are_tracked(db: TestDb) {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::InvalidTransition { .. }), "{err:?}");
+    assert!(
+        matches!(err, StoreError::InvalidTransition { .. }),
+        "{err:?}"
+    );
 
     let mut wait = TaskTransition::new(run.id, TaskState::Waiting, v);
     wait.next_attempt_at = Some(Utc::now() + ChronoDuration::seconds(2));
@@ -487,7 +535,10 @@ async fn task_runs_and_attempts_are_tracked(db: TestDb) {
         .put_outputs(
             exec.id,
             run.id,
-            vec![("rows".into(), json!(10)), ("file".into(), json!("out.csv"))],
+            vec![
+                ("rows".into(), json!(10)),
+                ("file".into(), json!("out.csv")),
+            ],
         )
         .await
         .unwrap();
@@ -496,7 +547,10 @@ async fn task_runs_and_attempts_are_tracked(db: TestDb) {
         .await
         .unwrap();
     let outputs = store.list_outputs(exec.id).await.unwrap();
-    let kv: Vec<_> = outputs.iter().map(|o| (o.key.as_str(), o.value.clone())).collect();
+    let kv: Vec<_> = outputs
+        .iter()
+        .map(|o| (o.key.as_str(), o.value.clone()))
+        .collect();
     assert_eq!(kv, [("file", json!("out.csv")), ("rows", json!(11))]);
 
     let detail = store.get_execution_detail(exec.id).await.unwrap();
@@ -515,7 +569,11 @@ async fn logs_are_appended_in_batches_and_read_in_pages(db: TestDb) {
         task_run_id: Some(runs[i % 2].id),
         attempt: Some(1),
         ts: Utc::now(),
-        stream: if i % 10 == 0 { LogStream::Stderr } else { LogStream::Stdout },
+        stream: if i.is_multiple_of(10) {
+            LogStream::Stderr
+        } else {
+            LogStream::Stdout
+        },
         line: format!("line {i:05} {}", "x".repeat(if i == 7 { 5000 } else { 10 })),
     };
     let written = store
@@ -570,7 +628,10 @@ async fn illegal_moves_and_stale_versions_change_nothing(db: TestDb) {
     let (exec, runs) = execution(&store, &wf, &["t"]).await;
 
     let err = store
-        .transition_execution(exec.id, ExecutionTransition::new(ExecutionState::Succeeded, 1))
+        .transition_execution(
+            exec.id,
+            ExecutionTransition::new(ExecutionState::Succeeded, 1),
+        )
         .await
         .unwrap_err();
     match &err {
@@ -582,16 +643,29 @@ async fn illegal_moves_and_stale_versions_change_nothing(db: TestDb) {
     assert_eq!(store.get_execution(exec.id).await.unwrap(), exec);
 
     let v = store
-        .transition_execution(exec.id, ExecutionTransition::new(ExecutionState::Running, 1))
+        .transition_execution(
+            exec.id,
+            ExecutionTransition::new(ExecutionState::Running, 1),
+        )
         .await
         .unwrap();
     assert_eq!(v, 2);
     let err = store
-        .transition_execution(exec.id, ExecutionTransition::new(ExecutionState::Succeeded, 1))
+        .transition_execution(
+            exec.id,
+            ExecutionTransition::new(ExecutionState::Succeeded, 1),
+        )
         .await
         .unwrap_err();
     assert!(
-        matches!(err, StoreError::Conflict { expected: 1, actual: 2, .. }),
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 1,
+                actual: 2,
+                ..
+            }
+        ),
         "{err:?}"
     );
     let running = store.get_execution(exec.id).await.unwrap();
@@ -610,7 +684,10 @@ async fn illegal_moves_and_stale_versions_change_nothing(db: TestDb) {
         let mut t = ExecutionTransition::new(*to, 3);
         t.wake_at = Some(Utc::now());
         let err = store.transition_execution(exec.id, t).await.unwrap_err();
-        assert!(matches!(err, StoreError::InvalidTransition { .. }), "{to}: {err:?}");
+        assert!(
+            matches!(err, StoreError::InvalidTransition { .. }),
+            "{to}: {err:?}"
+        );
     }
     assert_eq!(store.get_execution(exec.id).await.unwrap(), failed);
 
@@ -618,7 +695,10 @@ async fn illegal_moves_and_stale_versions_change_nothing(db: TestDb) {
         .transition_task(TaskTransition::new(runs[0].id, TaskState::Succeeded, 1))
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::InvalidTransition { .. }), "{err:?}");
+    assert!(
+        matches!(err, StoreError::InvalidTransition { .. }),
+        "{err:?}"
+    );
     let err = store
         .transition_task(TaskTransition::new(runs[0].id, TaskState::Skipped, 9))
         .await
@@ -630,7 +710,10 @@ async fn illegal_moves_and_stale_versions_change_nothing(db: TestDb) {
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err:?}");
     let err = store
-        .transition_execution(exec.id, ExecutionTransition::new(ExecutionState::Waiting, 3))
+        .transition_execution(
+            exec.id,
+            ExecutionTransition::new(ExecutionState::Waiting, 3),
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("wake_at"), "{err}");
@@ -645,7 +728,10 @@ async fn transactions_commit_together_or_leave_nothing(db: TestDb) {
     let (inside, _) = execution(tx.as_ref(), &wf, &["a", "b"]).await;
     assert_eq!(tx.get_execution(inside.id).await.unwrap().id, inside.id);
     let err = tx
-        .transition_execution(inside.id, ExecutionTransition::new(ExecutionState::Succeeded, 1))
+        .transition_execution(
+            inside.id,
+            ExecutionTransition::new(ExecutionState::Succeeded, 1),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::InvalidTransition { .. }));
@@ -665,9 +751,12 @@ async fn transactions_commit_together_or_leave_nothing(db: TestDb) {
     // Commit: everything is there.
     let tx = store.begin().await.unwrap();
     let (kept, runs) = execution(tx.as_ref(), &wf, &["a", "b"]).await;
-    tx.transition_execution(kept.id, ExecutionTransition::new(ExecutionState::Running, 1))
-        .await
-        .unwrap();
+    tx.transition_execution(
+        kept.id,
+        ExecutionTransition::new(ExecutionState::Running, 1),
+    )
+    .await
+    .unwrap();
     tx.start_attempt(runs[0].id).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(
@@ -707,7 +796,17 @@ async fn transactions_commit_together_or_leave_nothing(db: TestDb) {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, StoreError::Conflict { expected: 1, actual: 2, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                expected: 1,
+                actual: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(store.get_execution(kept.id).await.unwrap(), waiting);
     assert_eq!(store.list_task_runs(kept.id).await.unwrap(), runs_now);
 }
@@ -718,13 +817,21 @@ async fn concurrent_writers_never_see_a_locked_database(db: TestDb) {
     let wf = workflow(first.as_ref(), "busy").await;
     let mut handles = Vec::new();
     for writer in 0..8 {
-        let store = if writer % 2 == 0 { first.clone() } else { second.clone() };
+        let store = if writer % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
         let (exec, _) = execution(store.as_ref(), &wf, &["t"]).await;
         handles.push(tokio::spawn(async move {
             let mut version = exec.version;
             for i in 0..200 {
                 let mut t = ExecutionTransition::new(
-                    if i % 2 == 0 { ExecutionState::Running } else { ExecutionState::Waiting },
+                    if i % 2 == 0 {
+                        ExecutionState::Running
+                    } else {
+                        ExecutionState::Waiting
+                    },
                     version,
                 );
                 t.wake_at = Some(Utc::now());
@@ -816,7 +923,10 @@ async fn recovery_fails_dead_work_and_requeues_the_rest(db: TestDb) {
         HashSet::from([mine.id, mine2.id])
     );
     let (live, _) = execution(&store, &wf, &["a"]).await;
-    assert_eq!(store.claim_due("alive", 1, lease).await.unwrap()[0].id, live.id);
+    assert_eq!(
+        store.claim_due("alive", 1, lease).await.unwrap()[0].id,
+        live.id
+    );
     let (expired, _) = execution(&store, &wf, &["a"]).await;
     assert_eq!(
         store.claim_due("gone", 1, Duration::ZERO).await.unwrap()[0].id,
@@ -836,7 +946,10 @@ async fn recovery_fails_dead_work_and_requeues_the_rest(db: TestDb) {
     // node had left its name on.
     let (waiting, _) = execution(&store, &wf, &["a"]).await;
     let waiting = {
-        assert_eq!(store.claim_due("x", 1, lease).await.unwrap()[0].id, waiting.id);
+        assert_eq!(
+            store.claim_due("x", 1, lease).await.unwrap()[0].id,
+            waiting.id
+        );
         let wake = Utc::now() + ChronoDuration::seconds(3600);
         let mut t = ExecutionTransition::new(ExecutionState::Waiting, 2);
         t.wake_at = Some(wake);
@@ -871,7 +984,10 @@ async fn recovery_fails_dead_work_and_requeues_the_rest(db: TestDb) {
         assert!(e.lease_expires_at.is_none());
     }
     let a = store.get_task_run(run_a.id).await.unwrap();
-    assert_eq!((a.state, a.reason.as_deref()), (TaskState::Failed, Some(CRASH_RECOVERY)));
+    assert_eq!(
+        (a.state, a.reason.as_deref()),
+        (TaskState::Failed, Some(CRASH_RECOVERY))
+    );
     assert_eq!(
         store.get_task_run(pending_run.id).await.unwrap().state,
         TaskState::Pending,
@@ -879,10 +995,16 @@ async fn recovery_fails_dead_work_and_requeues_the_rest(db: TestDb) {
     );
     let att = &store.list_attempts(run_a.id).await.unwrap()[0];
     assert_eq!(att.id, attempt.id);
-    assert_eq!((att.state, att.reason.as_deref()), (AttemptState::Failed, Some(CRASH_RECOVERY)));
+    assert_eq!(
+        (att.state, att.reason.as_deref()),
+        (AttemptState::Failed, Some(CRASH_RECOVERY))
+    );
 
     let l = store.get_execution(live.id).await.unwrap();
-    assert_eq!((l.state, l.owner.as_deref()), (ExecutionState::Running, Some("alive")));
+    assert_eq!(
+        (l.state, l.owner.as_deref()),
+        (ExecutionState::Running, Some("alive"))
+    );
     let p = store.get_execution(pending.id).await.unwrap();
     assert_eq!((p.state, p.owner), (ExecutionState::Pending, None));
     let w = store.get_execution(waiting.id).await.unwrap();
@@ -924,13 +1046,15 @@ async fn retention_purges_old_terminal_executions_and_all_their_rows(db: TestDb)
             .unwrap();
         match i % 3 {
             0 => alive.push(drive(&store, e.id, &[ExecutionState::Running]).await.id),
-            1 => {
-                terminal.push(
-                    drive(&store, e.id, &[ExecutionState::Running, ExecutionState::Succeeded])
-                        .await
-                        .id,
+            1 => terminal.push(
+                drive(
+                    &store,
+                    e.id,
+                    &[ExecutionState::Running, ExecutionState::Succeeded],
                 )
-            }
+                .await
+                .id,
+            ),
             _ => terminal.push(drive(&store, e.id, &[ExecutionState::Cancelled]).await.id),
         }
     }
@@ -950,7 +1074,10 @@ async fn retention_purges_old_terminal_executions_and_all_their_rows(db: TestDb)
     };
     assert_eq!(dry.counts, want);
     let raw = store.connection();
-    assert_eq!(query_count(raw, "SELECT COUNT(*) FROM executions").await, 10);
+    assert_eq!(
+        query_count(raw, "SELECT COUNT(*) FROM executions").await,
+        10
+    );
 
     // Nothing finished before an old cutoff.
     let none = store
@@ -998,7 +1125,10 @@ async fn claiming_moves_due_work_to_running_once(db: TestDb) {
         ids.push(execution(&store, &wf, &["t"]).await.0.id);
     }
     // A WAITING execution not yet due is left alone; a due one is claimed.
-    store.claim_due("n1", 2, Duration::from_secs(30)).await.unwrap();
+    store
+        .claim_due("n1", 2, Duration::from_secs(30))
+        .await
+        .unwrap();
     let mut later = ExecutionTransition::new(ExecutionState::Waiting, 2);
     later.wake_at = Some(Utc::now() + ChronoDuration::seconds(3600));
     store.transition_execution(ids[0], later).await.unwrap();
@@ -1006,7 +1136,10 @@ async fn claiming_moves_due_work_to_running_once(db: TestDb) {
     due.wake_at = Some(Utc::now() - ChronoDuration::seconds(1));
     store.transition_execution(ids[1], due).await.unwrap();
 
-    let got = store.claim_due("n2", 10, Duration::from_secs(30)).await.unwrap();
+    let got = store
+        .claim_due("n2", 10, Duration::from_secs(30))
+        .await
+        .unwrap();
     let got_ids: Vec<_> = got.iter().map(|e| e.id).collect();
     assert_eq!(got_ids.len(), 4);
     assert!(got_ids.contains(&ids[1]) && !got_ids.contains(&ids[0]));
@@ -1016,9 +1149,25 @@ async fn claiming_moves_due_work_to_running_once(db: TestDb) {
         assert!(e.lease_expires_at.unwrap() > Utc::now());
         assert!(e.started_at.is_some());
     }
-    assert!(store.claim_due("n3", 10, Duration::from_secs(30)).await.unwrap().is_empty());
-    assert_eq!(store.renew_lease("n2", Duration::from_secs(90)).await.unwrap(), 4);
-    assert_eq!(store.renew_lease("nobody", Duration::from_secs(90)).await.unwrap(), 0);
+    assert!(store
+        .claim_due("n3", 10, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .renew_lease("n2", Duration::from_secs(90))
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        store
+            .renew_lease("nobody", Duration::from_secs(90))
+            .await
+            .unwrap(),
+        0
+    );
     let renewed = store.get_execution(ids[2]).await.unwrap();
     assert!(renewed.lease_expires_at.unwrap() > Utc::now() + ChronoDuration::seconds(60));
 }
@@ -1040,7 +1189,10 @@ async fn timestamps_round_trip_exactly(db: TestDb) {
     let store = db.store().await;
     let wf = workflow(&store, "time").await;
     let (e, _) = execution(&store, &wf, &[]).await;
-    store.claim_due("n", 1, Duration::from_secs(1)).await.unwrap();
+    store
+        .claim_due("n", 1, Duration::from_secs(1))
+        .await
+        .unwrap();
     // Whole seconds, milliseconds and microseconds all read back equal and order right.
     let base = chrono::DateTime::parse_from_rfc3339("2031-05-06T07:08:09Z")
         .unwrap()
@@ -1056,7 +1208,10 @@ async fn timestamps_round_trip_exactly(db: TestDb) {
         version = store.transition_execution(e.id, t).await.unwrap();
         assert_eq!(store.get_execution(e.id).await.unwrap().wake_at, Some(wake));
         version = store
-            .transition_execution(e.id, ExecutionTransition::new(ExecutionState::Running, version))
+            .transition_execution(
+                e.id,
+                ExecutionTransition::new(ExecutionState::Running, version),
+            )
             .await
             .unwrap();
     }

@@ -21,8 +21,6 @@ use uuid::Uuid;
 
 /// Rows per multi-row INSERT: well under every backend's bound-parameter limit.
 pub(crate) const INSERT_CHUNK: usize = 500;
-/// The most log lines one read returns.
-const MAX_LOG_LIMIT: u64 = 10_000;
 
 /// Anything that runs operations on a [`Conn`].
 pub(crate) trait HasConn: Send + Sync {
@@ -102,8 +100,8 @@ impl<T: HasConn> crate::StateOps for T {
                         workflow::Entity::delete_by_id(id).exec(tx).await?;
                     } else {
                         workflow::Entity::update_many()
-                            .col_expr(workflow::Column::DeletedAt, Expr::val(now()).into())
-                            .col_expr(workflow::Column::UpdatedAt, Expr::val(now()).into())
+                            .col_expr(workflow::Column::DeletedAt, Expr::val(now()))
+                            .col_expr(workflow::Column::UpdatedAt, Expr::val(now()))
                             .filter(workflow::Column::Id.eq(id))
                             .exec(tx)
                             .await?;
@@ -138,22 +136,11 @@ impl<T: HasConn> crate::StateOps for T {
             .one(&db)
             .await?
             .ok_or_else(|| not_found("execution", id))?;
-        let task_runs = task_run::Entity::find()
-            .filter(task_run::Column::ExecutionId.eq(id))
-            .order_by_asc(task_run::Column::Position)
-            .all(&db)
-            .await?;
-        let mut attempts = attempt::Entity::find()
-            .inner_join(task_run::Entity)
-            .filter(task_run::Column::ExecutionId.eq(id))
-            .order_by_asc(attempt::Column::Number)
-            .all(&db)
-            .await?;
-        let outputs = output::Entity::find()
-            .filter(output::Column::ExecutionId.eq(id))
-            .order_by_asc(output::Column::Key)
-            .all(&db)
-            .await?;
+        let task_runs = query::task_runs_of(id).all(&db).await?;
+        let mut attempts = query::attempts_of_execution(id).all(&db).await?;
+        attempts.sort_by_key(|a| a.number);
+        let mut outputs = query::outputs_of(id).all(&db).await?;
+        outputs.sort_by(|a, b| a.key.cmp(&b.key));
         let task_runs = task_runs
             .into_iter()
             .map(|task_run| {
@@ -282,9 +269,7 @@ impl<T: HasConn> crate::StateOps for T {
     }
 
     async fn list_task_runs(&self, execution_id: Uuid) -> Result<Vec<TaskRun>> {
-        Ok(task_run::Entity::find()
-            .filter(task_run::Column::ExecutionId.eq(execution_id))
-            .order_by_asc(task_run::Column::Position)
+        Ok(query::task_runs_of(execution_id)
             .all(&self.conn().exec())
             .await?)
     }
@@ -316,11 +301,11 @@ impl<T: HasConn> crate::StateOps for T {
                 let r = r.clone();
                 Box::pin(async move {
                     let changed = attempt::Entity::update_many()
-                        .col_expr(attempt::Column::State, Expr::val(r.state).into())
-                        .col_expr(attempt::Column::Reason, Expr::val(r.reason).into())
-                        .col_expr(attempt::Column::ExitCode, Expr::val(r.exit_code).into())
-                        .col_expr(attempt::Column::Error, Expr::val(r.error).into())
-                        .col_expr(attempt::Column::FinishedAt, Expr::val(now()).into())
+                        .col_expr(attempt::Column::State, Expr::val(r.state))
+                        .col_expr(attempt::Column::Reason, Expr::val(r.reason))
+                        .col_expr(attempt::Column::ExitCode, Expr::val(r.exit_code))
+                        .col_expr(attempt::Column::Error, Expr::val(r.error))
+                        .col_expr(attempt::Column::FinishedAt, Expr::val(now()))
                         .filter(attempt::Column::Id.eq(attempt_id))
                         .filter(attempt::Column::State.eq(AttemptState::Running))
                         .exec(tx)
@@ -401,11 +386,11 @@ impl<T: HasConn> crate::StateOps for T {
     }
 
     async fn list_outputs(&self, execution_id: Uuid) -> Result<Vec<Output>> {
-        Ok(output::Entity::find()
-            .filter(output::Column::ExecutionId.eq(execution_id))
-            .order_by_asc(output::Column::Key)
+        let mut outputs = query::outputs_of(execution_id)
             .all(&self.conn().exec())
-            .await?)
+            .await?;
+        outputs.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(outputs)
     }
 
     async fn append_logs(&self, lines: Vec<NewLogLine>) -> Result<u64> {
@@ -439,19 +424,7 @@ impl<T: HasConn> crate::StateOps for T {
     }
 
     async fn read_logs(&self, q: LogQuery) -> Result<Vec<LogLine>> {
-        let limit = query::limit_of(q.limit, 1000, MAX_LOG_LIMIT)?;
-        let mut select = log::Entity::find().filter(log::Column::ExecutionId.eq(q.execution_id));
-        if let Some(t) = q.task_run_id {
-            select = select.filter(log::Column::TaskRunId.eq(t));
-        }
-        if let Some(after) = q.after_id {
-            select = select.filter(log::Column::Id.gt(after));
-        }
-        Ok(select
-            .order_by_asc(log::Column::Id)
-            .limit(limit)
-            .all(&self.conn().exec())
-            .await?)
+        Ok(query::logs_page(&q)?.all(&self.conn().exec()).await?)
     }
 }
 
@@ -495,20 +468,20 @@ async fn save_workflow(tx: &DatabaseTransaction, w: NewWorkflow) -> Result<Saved
     current.deleted_at = None;
     current.updated_at = ts;
     workflow::Entity::update_many()
-        .col_expr(workflow::Column::Version, Expr::val(current.version).into())
+        .col_expr(workflow::Column::Version, Expr::val(current.version))
         .col_expr(
             workflow::Column::Definition,
-            Expr::val(current.definition.clone()).into(),
+            Expr::val(current.definition.clone()),
         )
         .col_expr(
             workflow::Column::Description,
-            Expr::val(current.description.clone()).into(),
+            Expr::val(current.description.clone()),
         )
         .col_expr(
             workflow::Column::DeletedAt,
-            Expr::val(None::<DateTime<Utc>>).into(),
+            Expr::val(None::<DateTime<Utc>>),
         )
-        .col_expr(workflow::Column::UpdatedAt, Expr::val(ts).into())
+        .col_expr(workflow::Column::UpdatedAt, Expr::val(ts))
         .filter(workflow::Column::Id.eq(current.id))
         .exec(tx)
         .await?;
@@ -630,12 +603,12 @@ async fn transition_execution(
     use execution::Column as C;
     let ts = now();
     let mut update = execution::Entity::update_many()
-        .col_expr(C::State, Expr::val(t.to).into())
+        .col_expr(C::State, Expr::val(t.to))
         .col_expr(C::Version, Expr::col(C::Version).add(1))
-        .col_expr(C::Reason, Expr::val(t.reason.clone()).into())
-        .col_expr(C::Error, Expr::val(t.error.clone()).into())
-        .col_expr(C::UpdatedAt, Expr::val(ts).into())
-        .col_expr(C::WakeAt, Expr::val(t.wake_at.map(truncate_micros)).into());
+        .col_expr(C::Reason, Expr::val(t.reason.clone()))
+        .col_expr(C::Error, Expr::val(t.error.clone()))
+        .col_expr(C::UpdatedAt, Expr::val(ts))
+        .col_expr(C::WakeAt, Expr::val(t.wake_at.map(truncate_micros)));
     match t.to {
         ExecutionState::Running => {
             update = update.col_expr(
@@ -646,13 +619,13 @@ async fn transition_execution(
         ExecutionState::Waiting => {
             // Release the slot: whoever is free when it is due may claim it.
             update = update
-                .col_expr(C::Owner, Expr::val(None::<String>).into())
-                .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>).into());
+                .col_expr(C::Owner, Expr::val(None::<String>))
+                .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>));
         }
         s if s.is_terminal() => {
             update = update
-                .col_expr(C::FinishedAt, Expr::val(ts).into())
-                .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>).into());
+                .col_expr(C::FinishedAt, Expr::val(ts))
+                .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>));
         }
         _ => {}
     }
@@ -713,13 +686,13 @@ async fn transition_task(
     use task_run::Column as C;
     let ts = now();
     let mut update = task_run::Entity::update_many()
-        .col_expr(C::State, Expr::val(t.to).into())
+        .col_expr(C::State, Expr::val(t.to))
         .col_expr(C::Version, Expr::col(C::Version).add(1))
-        .col_expr(C::Reason, Expr::val(t.reason.clone()).into())
-        .col_expr(C::UpdatedAt, Expr::val(ts).into())
+        .col_expr(C::Reason, Expr::val(t.reason.clone()))
+        .col_expr(C::UpdatedAt, Expr::val(ts))
         .col_expr(
             C::NextAttemptAt,
-            Expr::val(t.next_attempt_at.map(truncate_micros)).into(),
+            Expr::val(t.next_attempt_at.map(truncate_micros)),
         );
     if t.to == TaskState::Running {
         update = update.col_expr(
@@ -727,7 +700,7 @@ async fn transition_task(
             Func::coalesce([Expr::col(C::StartedAt), Expr::val(ts)]).into(),
         );
     } else if t.to.is_terminal() {
-        update = update.col_expr(C::FinishedAt, Expr::val(ts).into());
+        update = update.col_expr(C::FinishedAt, Expr::val(ts));
     }
     let mut update = update
         .filter(C::Id.eq(t.task_run_id))
@@ -762,7 +735,7 @@ async fn start_attempt(tx: &DatabaseTransaction, task_run_id: Uuid) -> Result<At
     let ts = now();
     let changed = task_run::Entity::update_many()
         .col_expr(C::AttemptCount, Expr::col(C::AttemptCount).add(1))
-        .col_expr(C::UpdatedAt, Expr::val(ts).into())
+        .col_expr(C::UpdatedAt, Expr::val(ts))
         .filter(C::Id.eq(task_run_id))
         .exec(tx)
         .await?
