@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// How long to keep retrying a server that does not answer.
-pub const DEFAULT_CONNECT_DEADLINE: Duration = Duration::from_secs(30);
+pub const DEFAULT_CONNECT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Connects with [`DEFAULT_CONNECT_DEADLINE`].
 pub async fn connect(config: &StorageConfig) -> Result<DatabaseConnection> {
@@ -81,49 +81,21 @@ async fn connect_server(config: &StorageConfig, deadline: Duration) -> Result<Da
     let url = config.url.clone().ok_or_else(|| {
         StoreError::Config(format!("storage.type is {} but no url is set", config.kind))
     })?;
+    // sqlx retries refused and unreachable servers with back-off until the
+    // acquire timeout; that timeout is our deadline, and stays the bound on
+    // waiting for a pooled connection later.
     let mut opts = ConnectOptions::new(url);
     opts.max_connections(config.max_connections)
         .min_connections(0)
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(30))
+        .connect_timeout(deadline.min(Duration::from_secs(5)))
+        .acquire_timeout(deadline)
         .sqlx_logging(false);
-
     let started = Instant::now();
-    let mut delay = Duration::from_millis(100);
-    loop {
-        match Database::connect(opts.clone()).await {
-            Ok(db) => return Ok(db),
-            Err(e) => {
-                let elapsed = started.elapsed();
-                if elapsed + delay >= deadline || !is_retryable_connect_error(&e) {
-                    return Err(StoreError::Connect {
-                        target: config.display_target(),
-                        message: format!(
-                            "{e} (gave up after {:.1}s); check that the server is running and the URL, user and database are right",
-                            elapsed.as_secs_f64()
-                        ),
-                    });
-                }
-                tracing::warn!(
-                    target = %config.display_target(),
-                    error = %e,
-                    retry_in_ms = delay.as_millis() as u64,
-                    "database not reachable yet; retrying"
-                );
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(2));
-            }
-        }
-    }
-}
-
-/// Refused or unreachable servers are retried; a wrong password or a missing
-/// database will not fix itself, so those fail at once.
-fn is_retryable_connect_error(err: &sea_orm::DbErr) -> bool {
-    let text = err.to_string().to_ascii_lowercase();
-    !(text.contains("password")
-        || text.contains("access denied")
-        || text.contains("does not exist")
-        || text.contains("unknown database")
-        || text.contains("authentication"))
+    Database::connect(opts).await.map_err(|e| StoreError::Connect {
+        target: config.display_target(),
+        message: format!(
+            "{e} (gave up after {:.1}s); check that the server is running and that the URL, user and database are right",
+            started.elapsed().as_secs_f64()
+        ),
+    })
 }
