@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{DatabaseConnection, EntityTrait};
+use sea_orm_migration::sea_orm::{DatabaseExecutor, EntityTrait};
 use sea_orm_migration::seaql_migrations;
 pub use sea_orm_migration::{DbErr, MigratorTrait};
 
@@ -65,11 +65,15 @@ pub fn known_versions() -> Vec<String> {
 
 /// Reads the migration table without creating or changing anything.
 ///
-/// A database without the table has every known migration pending.
-pub async fn status(db: &DatabaseConnection) -> Result<MigrationStatus, DbErr> {
+/// A database without the table has every known migration pending. `db` is a
+/// connection or a transaction (`&DatabaseConnection`, `&DatabaseTransaction`).
+pub async fn status<'c, C>(db: C) -> Result<MigrationStatus, DbErr>
+where
+    C: Into<DatabaseExecutor<'c>> + Copy,
+{
     let table = Migrator::migration_table_name().to_string();
-    let recorded = if SchemaManager::new(db).has_table(&table).await? {
-        seaql_migrations::Entity::find().all(db).await?
+    let recorded = if SchemaManager::new(db.into()).has_table(&table).await? {
+        seaql_migrations::Entity::find().all(&db.into()).await?
     } else {
         Vec::new()
     };

@@ -4,7 +4,9 @@
 use crate::error::{Result, StoreError};
 pub use flowstate_migration::{AppliedMigration, MigrationStatus};
 use flowstate_migration::{Migrator, MigratorTrait};
-use sea_orm::DatabaseConnection;
+use crate::backend;
+use crate::sea::conn::begin_write;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
 
 /// Applied, pending and unknown migrations of a database. Writes nothing.
 pub async fn status(db: &DatabaseConnection) -> Result<MigrationStatus> {
@@ -28,9 +30,42 @@ pub async fn ensure_current(db: &DatabaseConnection, auto_migrate: bool) -> Resu
             status.pending.join(", ")
         )));
     }
-    tracing::info!(pending = ?status.pending, "applying pending migrations");
-    Migrator::up(db, None).await?;
-    Ok(())
+    apply_pending(db).await
+}
+
+/// Applies every pending migration under the backend's migration lock. The
+/// status is read again once the lock is held: another process may have
+/// applied them meanwhile.
+async fn apply_pending(db: &DatabaseConnection) -> Result<()> {
+    let backend = backend::for_backend(db.get_database_backend());
+    let tx = begin_write(db, backend).await?;
+    if let Some(sql) = backend.migration_lock() {
+        tx.execute_unprepared(sql).await?;
+    }
+    let result = async {
+        let status = status_of(&tx).await?;
+        refuse_unknown(&status)?;
+        if !status.pending.is_empty() {
+            tracing::info!(pending = ?status.pending, "applying pending migrations");
+            Migrator::up(&tx, None).await?;
+        }
+        Ok::<_, StoreError>(())
+    }
+    .await;
+    if let Some(sql) = backend.migration_unlock() {
+        let _ = tx.execute_unprepared(sql).await;
+    }
+    match result {
+        Ok(()) => Ok(tx.commit().await?),
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+async fn status_of(tx: &DatabaseTransaction) -> Result<MigrationStatus> {
+    Ok(flowstate_migration::status(tx).await?)
 }
 
 fn refuse_unknown(status: &MigrationStatus) -> Result<()> {
@@ -46,7 +81,10 @@ fn refuse_unknown(status: &MigrationStatus) -> Result<()> {
 /// Applies `steps` pending migrations (all when `None`).
 pub async fn up(db: &DatabaseConnection, steps: Option<u32>) -> Result<MigrationStatus> {
     refuse_unknown(&status(db).await?)?;
-    Migrator::up(db, steps).await?;
+    match steps {
+        None => apply_pending(db).await?,
+        Some(n) => Migrator::up(db, Some(n)).await?,
+    }
     status(db).await
 }
 

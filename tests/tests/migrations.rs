@@ -159,7 +159,25 @@ async fn foreign_keys_are_enforced(db: TestDb) {
     assert!(saved.changed);
 }
 
+/// Engines starting together on an empty database migrate it once, in turn.
+async fn concurrent_opens_migrate_once(db: TestDb) {
+    let opens = (0..4).map(|_| {
+        let config = db.config.clone();
+        tokio::spawn(async move { SeaStore::open(&config).await.map(|_| ()) })
+    });
+    for open in opens {
+        open.await.unwrap().unwrap();
+    }
+    let conn = db.raw().await;
+    assert_eq!(
+        query_count(&conn, "SELECT COUNT(*) FROM seaql_migrations").await,
+        1
+    );
+    assert_eq!(user_tables(table_names(&conn).await), TABLES);
+}
+
 backend_tests!(
+    concurrent_opens_migrate_once,
     up_down_up_gives_the_same_schema,
     a_newer_database_is_refused_without_writing,
     pending_migrations_fail_the_open_without_auto_migrate,

@@ -27,6 +27,17 @@ pub(crate) trait Backend: Send + Sync + 'static {
         " FOR UPDATE SKIP LOCKED"
     }
 
+    /// Run first in the transaction that applies migrations, so that engines
+    /// starting together on one database migrate one after the other.
+    fn migration_lock(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Run after that transaction, for locks that outlive it.
+    fn migration_unlock(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Appended to a `SELECT` whose rows the same transaction then updates.
     fn row_lock_suffix(&self) -> &'static str {
         " FOR UPDATE"

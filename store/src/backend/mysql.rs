@@ -6,6 +6,15 @@ use super::Backend;
 pub(crate) struct MySql;
 
 impl Backend for MySql {
+    fn migration_lock(&self) -> Option<&'static str> {
+        // A session lock: DDL commits implicitly, so no transaction can hold it.
+        Some("SELECT GET_LOCK('flowstate_migrate', 300)")
+    }
+
+    fn migration_unlock(&self) -> Option<&'static str> {
+        Some("SELECT RELEASE_LOCK('flowstate_migrate')")
+    }
+
     fn is_transient(&self, code: &str) -> bool {
         // sqlx reports the SQLSTATE: 40001 is ER_LOCK_DEADLOCK (1213),
         // HY000 covers ER_LOCK_WAIT_TIMEOUT (1205) and is too broad, so only

@@ -6,6 +6,11 @@ use super::Backend;
 pub(crate) struct Postgres;
 
 impl Backend for Postgres {
+    fn migration_lock(&self) -> Option<&'static str> {
+        // Released by the transaction's end; the key is "flowstat" in ASCII.
+        Some("SELECT pg_advisory_xact_lock(7380453401412039284)")
+    }
+
     fn is_transient(&self, code: &str) -> bool {
         // serialization_failure, deadlock_detected, lock_not_available
         matches!(code, "40001" | "40P01" | "55P03")
