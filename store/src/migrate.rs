@@ -1,11 +1,11 @@
 //! Schema versions: the checks made when a store opens, and the operations
 //! behind `flowstate-migrate` (and later `flowstate migrate`).
 
+use crate::backend;
 use crate::error::{Result, StoreError};
+use crate::sea::conn::begin_write;
 pub use flowstate_migration::{AppliedMigration, MigrationStatus};
 use flowstate_migration::{Migrator, MigratorTrait};
-use crate::backend;
-use crate::sea::conn::begin_write;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
 
 /// Applied, pending and unknown migrations of a database. Writes nothing.

@@ -1,12 +1,7 @@
-//! `flowstate-migrate`, the built binary, against every backend.
-//!
-//! The harness is the same file the `tests/` crate uses; it is included here
-//! because only this package's tests can see its binary.
+//! `flowstate-migrate`, the built binary, against every backend. These tests
+//! live in this package because only its own tests can see its binary.
 
-#[path = "../../tests/src/lib.rs"]
-#[allow(dead_code)]
-mod harness;
-pub use harness::*;
+use flowstate_tests::{backend_tests, table_names, Backend, TestDb};
 
 use std::process::{Command, Output};
 
@@ -34,7 +29,10 @@ fn config_file(db: &TestDb, dir: &std::path::Path) -> std::path::PathBuf {
             "storage:\n  type: sqlite\n  sqlite:\n    path: {}\n",
             db.config.sqlite.path.display()
         ),
-        Backend::Postgres => format!("storage:\n  type: postgres\n  postgres:\n    url: {}\n", db.url),
+        Backend::Postgres => format!(
+            "storage:\n  type: postgres\n  postgres:\n    url: {}\n",
+            db.url
+        ),
         Backend::Mysql => format!("storage:\n  type: mysql\n  mysql:\n    url: {}\n", db.url),
     };
     let path = dir.join("flowstate.yaml");
@@ -52,7 +50,10 @@ async fn up_status_down_by_url_and_by_config(db: TestDb) {
     let url = db.url.as_str();
     let before = status(&["--database-url", url, "status", "--json"]);
     assert_eq!(before["applied"], serde_json::json!([]));
-    assert_eq!(before["pending"], serde_json::json!(["m20261125_000001_initial_schema"]));
+    assert_eq!(
+        before["pending"],
+        serde_json::json!(["m20261125_000001_initial_schema"])
+    );
 
     let out = migrate(&["--database-url", url, "up"], &[]);
     let (stdout, stderr) = text(&out);
@@ -65,13 +66,22 @@ async fn up_status_down_by_url_and_by_config(db: TestDb) {
     let config = config.to_str().unwrap();
     let after = status(&["--config", config, "status", "--json"]);
     assert_eq!(after["pending"], serde_json::json!([]));
-    assert_eq!(after["applied"][0]["version"], "m20261125_000001_initial_schema");
+    assert_eq!(
+        after["applied"][0]["version"],
+        "m20261125_000001_initial_schema"
+    );
     let applied_at = after["applied"][0]["appliedAt"].as_str().unwrap();
-    assert!(chrono::DateTime::parse_from_rfc3339(applied_at).is_ok(), "{applied_at}");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(applied_at).is_ok(),
+        "{applied_at}"
+    );
 
     let out = migrate(&["--config", config, "status"], &[]);
     let (stdout, _) = text(&out);
-    assert!(stdout.contains("m20261125_000001_initial_schema  applied"), "{stdout}");
+    assert!(
+        stdout.contains("m20261125_000001_initial_schema  applied"),
+        "{stdout}"
+    );
 
     // DATABASE_URL works as --database-url does.
     let out = migrate(&["down"], &[("DATABASE_URL", url)]);
@@ -107,7 +117,8 @@ fn bad_usage_and_bad_configuration_exit_2() {
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("unknown storage.type 'postgress'; expected one of sqlite, postgres, mysql"),
+        stderr
+            .contains("unknown storage.type 'postgress'; expected one of sqlite, postgres, mysql"),
         "{stderr}"
     );
     let out = migrate(&["--config", "/nonexistent/flowstate.yaml", "status"], &[]);
@@ -120,7 +131,11 @@ fn an_unreachable_server_fails_with_exit_1_and_no_password() {
     // Nothing listens on port 1; the password must not leak into the message.
     let started = std::time::Instant::now();
     let out = migrate(
-        &["--database-url", "postgres://flowstate:hunter2@127.0.0.1:1/flowstate", "status"],
+        &[
+            "--database-url",
+            "postgres://flowstate:hunter2@127.0.0.1:1/flowstate",
+            "status",
+        ],
         &[],
     );
     let (_, stderr) = text(&out);
@@ -150,7 +165,10 @@ fn the_default_is_the_embedded_sqlite_file() {
         .args(["status", "--json"])
         .current_dir(dir.path())
         .env_remove("DATABASE_URL")
-        .env("FLOWSTATE_DATABASE_URL", format!("sqlite://{}", other.display()))
+        .env(
+            "FLOWSTATE_DATABASE_URL",
+            format!("sqlite://{}", other.display()),
+        )
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out).1);

@@ -87,14 +87,19 @@ impl TestDb {
         };
         let admin = match std::env::var(var) {
             Ok(url) if !url.trim().is_empty() => url,
-            _ => {
-                let why = format!("{var} is not set; set it to a server URL to run these tests");
-                if backend.required() {
-                    panic!("FLOWSTATE_TEST_REQUIRE names {backend} but {why}");
+            _ => match server_from_container(backend).await {
+                Ok(url) => url,
+                Err(why) => {
+                    let why = format!(
+                        "{var} is not set ({why}); set it to a server URL to run these tests"
+                    );
+                    if backend.required() {
+                        panic!("FLOWSTATE_TEST_REQUIRE names {backend} but {why}");
+                    }
+                    eprintln!("SKIP {backend}: {why}");
+                    return None;
                 }
-                eprintln!("SKIP {backend}: {why}");
-                return None;
-            }
+            },
         };
         let name = format!("fs_test_{}", uuid::Uuid::new_v4().simple());
         let conn = admin_connection(&admin).await;
@@ -159,6 +164,60 @@ impl Drop for TestDb {
             });
         })
         .join();
+    }
+}
+
+#[cfg(not(feature = "testcontainers"))]
+async fn server_from_container(_: Backend) -> Result<String, String> {
+    Err("and the `testcontainers` feature is off".into())
+}
+
+/// Starts the backend's server in a container once per test process, with a
+/// current image tag, and returns its URL; fails when Docker is not reachable.
+#[cfg(feature = "testcontainers")]
+async fn server_from_container(backend: Backend) -> Result<String, String> {
+    use testcontainers_modules::testcontainers::runners::AsyncRunner;
+    use testcontainers_modules::testcontainers::{ContainerAsync, ImageExt};
+    use testcontainers_modules::{mariadb::Mariadb, postgres::Postgres};
+    use tokio::sync::OnceCell;
+
+    // Kept for the life of the process: the servers outlive every test in it.
+    static PG: OnceCell<Result<(ContainerAsync<Postgres>, String), String>> = OnceCell::const_new();
+    static MY: OnceCell<Result<(ContainerAsync<Mariadb>, String), String>> = OnceCell::const_new();
+    let failed = |e: &dyn fmt::Display| format!("and no container could be started: {e}");
+    match backend {
+        Backend::Postgres => PG
+            .get_or_init(|| async {
+                let c = Postgres::default()
+                    .with_tag("15-alpine")
+                    .start()
+                    .await
+                    .map_err(|e| failed(&e))?;
+                let port = c.get_host_port_ipv4(5432).await.map_err(|e| failed(&e))?;
+                Ok((
+                    c,
+                    format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres"),
+                ))
+            })
+            .await
+            .as_ref()
+            .map(|(_, url)| url.clone())
+            .map_err(Clone::clone),
+        Backend::Mysql => MY
+            .get_or_init(|| async {
+                let c = Mariadb::default()
+                    .with_tag("10.11")
+                    .start()
+                    .await
+                    .map_err(|e| failed(&e))?;
+                let port = c.get_host_port_ipv4(3306).await.map_err(|e| failed(&e))?;
+                Ok((c, format!("mysql://root@127.0.0.1:{port}/test")))
+            })
+            .await
+            .as_ref()
+            .map(|(_, url)| url.clone())
+            .map_err(Clone::clone),
+        Backend::Sqlite => Err("SQLite needs no server".into()),
     }
 }
 

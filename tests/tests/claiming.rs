@@ -84,11 +84,19 @@ async fn four_pools_claim_every_execution_exactly_once(db: TestDb) {
     assert_eq!(seen, due, "every due execution claimed, none left");
     let conn = db.raw().await;
     assert_eq!(
-        query_count(&conn, "SELECT COUNT(*) FROM executions WHERE state = 'PENDING'").await,
+        query_count(
+            &conn,
+            "SELECT COUNT(*) FROM executions WHERE state = 'PENDING'"
+        )
+        .await,
         0
     );
     assert_eq!(
-        query_count(&conn, "SELECT COUNT(*) FROM executions WHERE state = 'RUNNING'").await,
+        query_count(
+            &conn,
+            "SELECT COUNT(*) FROM executions WHERE state = 'RUNNING'"
+        )
+        .await,
         DUE as i64
     );
     assert_eq!(

@@ -33,6 +33,43 @@ const INDEXES: &[&str] = &[
     "ux_workflows_name",
 ];
 
+/// Column types and foreign keys that must come out the same way on every
+/// run: native UUIDs on PostgreSQL, microsecond UTC timestamps everywhere,
+/// TEXT (not VARCHAR(255)) for long text, JSON columns, cascading keys.
+fn expected_schema_facts(backend: Backend) -> Vec<&'static str> {
+    match backend {
+        Backend::Sqlite => vec![
+            "\"id\" uuid_text NOT NULL PRIMARY KEY",
+            "\"created_at\" timestamp_with_timezone_text NOT NULL",
+            "\"line\" text NOT NULL",
+            "\"error\" text NULL",
+            "\"definition\" jsonb_text NOT NULL",
+            "FOREIGN KEY (\"execution_id\") REFERENCES \"executions\" (\"id\") ON DELETE CASCADE",
+            "FOREIGN KEY (\"task_run_id\") REFERENCES \"task_runs\" (\"id\") ON DELETE CASCADE",
+        ],
+        Backend::Postgres => vec![
+            "column executions.id uuid NO",
+            "column executions.created_at timestamp with time zone NO",
+            "column logs.line text NO",
+            "column logs.id bigint NO",
+            "column executions.error text YES",
+            "column workflows.definition jsonb NO",
+            "FOREIGN KEY (execution_id) REFERENCES executions(id) ON UPDATE CASCADE ON DELETE CASCADE",
+            "FOREIGN KEY (task_run_id) REFERENCES task_runs(id) ON UPDATE CASCADE ON DELETE CASCADE",
+        ],
+        Backend::Mysql => vec![
+            "column executions.id binary(16) NO",
+            "column executions.created_at datetime(6) NO",
+            "column logs.line text NO",
+            "column executions.error text YES",
+            "column workflows.definition longtext NO",
+            "fk fk_task_runs_execution task_runs->executions CASCADE",
+            "fk fk_attempts_task_run attempts->task_runs CASCADE",
+            "fk fk_logs_task_run logs->task_runs CASCADE",
+        ],
+    }
+}
+
 fn user_tables(mut names: Vec<String>) -> Vec<String> {
     names.retain(|n| n != "sqlite_sequence");
     names

@@ -14,7 +14,9 @@ async fn main() {
         std::process::exit(2);
     };
     let batch: u64 = batch.parse().expect("BATCH is a number");
-    let config = StorageConfig::default().with_url(url).expect("a database URL");
+    let config = StorageConfig::default()
+        .with_url(url)
+        .expect("a database URL");
     let store = SeaStore::open(&config).await.expect("open the store");
     let mut empty_rounds = 0;
     while empty_rounds < 3 {
