@@ -107,6 +107,14 @@ async fn up_down_up_gives_the_same_schema(db: TestDb) {
         first.len() >= 18,
         "snapshot has the whole schema: {first:?}"
     );
+    for expected in expected_schema_facts(db.backend) {
+        assert!(
+            first.iter().any(|line| line.contains(expected)),
+            "{} schema lacks `{expected}`:\n{}",
+            db.backend,
+            first.join("\n")
+        );
+    }
 
     let empty = migrate::reset(&conn).await.unwrap();
     assert!(empty.applied.is_empty());
