@@ -131,6 +131,55 @@ async fn claim_in(
         .await?)
 }
 
+pub(crate) async fn claim_one(
+    db: &DatabaseConnection,
+    backend: &dyn Backend,
+    node_id: &str,
+    id: Uuid,
+    lease: Duration,
+) -> Result<Option<Execution>> {
+    use execution::Column as C;
+    if node_id.is_empty() {
+        return Err(StoreError::InvalidInput("node id is empty".into()));
+    }
+    retry_transient(backend, || async {
+        let tx = begin_write(db, backend).await?;
+        let ts = now();
+        let until = lease_until(ts, lease)?;
+        let due = Condition::any()
+            .add(C::State.eq(ExecutionState::Pending))
+            .add(
+                Condition::all()
+                    .add(C::State.eq(ExecutionState::Waiting))
+                    .add(C::WakeAt.lte(ts)),
+            );
+        let changed = execution::Entity::update_many()
+            .col_expr(C::State, Expr::val(ExecutionState::Running))
+            .col_expr(C::Owner, Expr::val(node_id))
+            .col_expr(C::LeaseExpiresAt, Expr::val(until))
+            .col_expr(C::Version, Expr::col(C::Version).add(1))
+            .col_expr(C::UpdatedAt, Expr::val(ts))
+            .col_expr(C::WakeAt, Expr::val(None::<DateTime<Utc>>))
+            .col_expr(
+                C::StartedAt,
+                Func::coalesce([Expr::col(C::StartedAt), Expr::val(ts)]).into(),
+            )
+            .filter(C::Id.eq(id))
+            .filter(due)
+            .exec(&tx)
+            .await?
+            .rows_affected;
+        let row = if changed == 1 {
+            execution::Entity::find_by_id(id).one(&tx).await?
+        } else {
+            None
+        };
+        tx.commit().await?;
+        Ok(row)
+    })
+    .await
+}
+
 pub(crate) async fn renew_lease(
     db: &DatabaseConnection,
     node_id: &str,

@@ -360,7 +360,7 @@ fn check_keys(tree: &serde_yaml_ng::Value) -> Result<()> {
 }
 
 /// " (did you mean 'x'?)" when a candidate is close enough to be a typo.
-pub(crate) fn did_you_mean(word: &str, candidates: &[&str]) -> String {
+pub fn did_you_mean(word: &str, candidates: &[&str]) -> String {
     let word_lower = word.to_ascii_lowercase();
     candidates
         .iter()

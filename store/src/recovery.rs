@@ -13,46 +13,56 @@ use chrono::{DateTime, Utc};
 use flowstate_entity::{attempt, execution, task_run};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
-    QueryTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
 
 /// The machine-readable reason recovery writes.
 pub const CRASH_RECOVERY: &str = "CRASH_RECOVERY";
 
-/// RUNNING executions that `node_id` owned, or whose lease is gone.
-fn orphaned(node_id: &str, now: DateTime<Utc>) -> Condition {
+/// Held by `node_id` (when given), or by nobody alive: no owner, no lease,
+/// or a lease that ran out before `now`.
+fn dead_or_mine(node_id: Option<&str>, now: DateTime<Utc>) -> Condition {
+    use execution::Column as C;
+    let mut any = Condition::any()
+        .add(C::Owner.is_null())
+        .add(C::LeaseExpiresAt.is_null())
+        .add(C::LeaseExpiresAt.lt(now));
+    if let Some(node) = node_id {
+        any = any.add(C::Owner.eq(node));
+    }
+    any
+}
+
+/// RUNNING executions whose engine is gone.
+fn orphaned(node_id: Option<&str>, now: DateTime<Utc>) -> Condition {
     use execution::Column as C;
     Condition::all()
         .add(C::State.eq(ExecutionState::Running))
-        .add(
-            Condition::any()
-                .add(C::Owner.eq(node_id))
-                .add(C::Owner.is_null())
-                .add(C::LeaseExpiresAt.is_null())
-                .add(C::LeaseExpiresAt.lt(now)),
-        )
+        .add(dead_or_mine(node_id, now))
 }
 
-/// PENDING and WAITING executions not held by a live lease of another node.
-fn requeueable(node_id: &str, now: DateTime<Utc>) -> Condition {
+/// PENDING and WAITING executions that still carry a dead engine's name or
+/// lease; those without either are claimable already.
+fn requeueable(node_id: Option<&str>, now: DateTime<Utc>) -> Condition {
     use execution::Column as C;
     Condition::all()
         .add(C::State.is_in([ExecutionState::Pending, ExecutionState::Waiting]))
         .add(
             Condition::any()
-                .add(C::Owner.eq(node_id))
-                .add(C::Owner.is_null())
-                .add(C::LeaseExpiresAt.is_null())
-                .add(C::LeaseExpiresAt.lt(now)),
+                .add(C::Owner.is_not_null())
+                .add(C::LeaseExpiresAt.is_not_null()),
         )
+        .add(dead_or_mine(node_id, now))
 }
 
+/// Recovery for `node_id` (at start-up: its own executions too), or with
+/// `None` only executions whose lease expired (the periodic sweep).
 pub(crate) async fn recover(
     db: &DatabaseConnection,
     backend: &dyn Backend,
-    node_id: &str,
+    node_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<RecoveryReport> {
     use execution::Column as C;
@@ -72,9 +82,12 @@ pub(crate) async fn recover(
     let requeued: Vec<Uuid> = ids(&tx, select_ids(requeueable(node_id, now))).await?;
 
     let reason = Some(CRASH_RECOVERY.to_owned());
-    let message = Some(format!(
-        "the engine running this execution stopped (recovered by node '{node_id}')"
-    ));
+    let message = Some(match node_id {
+        Some(node) => format!(
+            "the engine running this execution stopped (recovered by node '{node}' at start-up)"
+        ),
+        None => "the engine running this execution stopped renewing its lease".to_owned(),
+    });
     let mut report = RecoveryReport::default();
     if !failed.is_empty() {
         execution::Entity::update_many()
@@ -137,10 +150,14 @@ pub(crate) async fn recover(
             .exec(&tx)
             .await?;
     }
+    report.queued = execution::Entity::find()
+        .filter(C::State.is_in([ExecutionState::Pending, ExecutionState::Waiting]))
+        .count(&tx)
+        .await?;
     tx.commit().await?;
 
     for id in &failed {
-        tracing::warn!(execution = %id, node = node_id, "execution failed by crash recovery");
+        tracing::warn!(execution = %id, node = node_id.unwrap_or("-"), "execution failed by crash recovery");
     }
     metrics::counter!("flowstate_recovered_executions_total").increment(failed.len() as u64);
     metrics::counter!("flowstate_requeued_executions_total").increment(requeued.len() as u64);

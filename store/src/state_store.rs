@@ -110,11 +110,16 @@ pub trait StateStore: StateOps {
     /// Applied and pending migrations of the database.
     async fn migration_status(&self) -> Result<MigrationStatus>;
 
-    /// Crash recovery for `node_id` at `now`: its RUNNING executions (and any
-    /// whose lease expired) become FAILED with reason CRASH_RECOVERY, with their
-    /// RUNNING task runs and attempts; PENDING and WAITING executions not
-    /// leased by a live node are released. One transaction, set-based.
+    /// Crash recovery for `node_id` at `now`, run when its engine starts: its
+    /// RUNNING executions (and any whose lease expired) become FAILED with
+    /// reason CRASH_RECOVERY, with their RUNNING task runs and attempts;
+    /// PENDING and WAITING executions that name it or an expired lease are
+    /// released. One transaction, set-based.
     async fn recover(&self, node_id: &str, now: DateTime<Utc>) -> Result<RecoveryReport>;
+
+    /// The periodic sweep: like [`recover`](Self::recover), but only for
+    /// executions whose lease expired, whoever held it.
+    async fn recover_expired(&self, now: DateTime<Utc>) -> Result<RecoveryReport>;
 
     /// Deletes terminal executions finished before `cutoff`, children by
     /// cascade, in transactions of at most `batch_size` executions.
@@ -130,6 +135,16 @@ pub trait StateStore: StateOps {
     /// claimers never get the same execution.
     async fn claim_due(&self, node_id: &str, limit: u64, lease: Duration)
         -> Result<Vec<Execution>>;
+
+    /// Moves one due execution (PENDING, or WAITING whose `wake_at` has passed)
+    /// to RUNNING under `node_id`; `None` when it is not due or someone else
+    /// has it.
+    async fn claim_execution(
+        &self,
+        node_id: &str,
+        id: Uuid,
+        lease: Duration,
+    ) -> Result<Option<Execution>>;
 
     /// Extends the lease of every RUNNING execution `node_id` owns; returns how
     /// many were extended.

@@ -165,8 +165,11 @@ pub struct ExecutionDetail {
 pub struct RecoveryReport {
     /// RUNNING executions that became FAILED with reason CRASH_RECOVERY.
     pub failed: Vec<Uuid>,
-    /// PENDING and WAITING executions released for any scheduler to claim.
+    /// PENDING and WAITING executions that still named a dead engine, released
+    /// for any scheduler to claim.
     pub requeued: Vec<Uuid>,
+    /// PENDING and WAITING executions waiting to be claimed after recovery.
+    pub queued: u64,
     /// Task runs that became FAILED.
     pub task_runs_failed: u64,
     /// Attempts that became FAILED.

@@ -960,7 +960,7 @@ async fn recovery_fails_dead_work_and_requeues_the_rest(db: TestDb) {
     let raw = store.connection();
     sea_orm::ConnectionTrait::execute_unprepared(
         raw,
-        "UPDATE executions SET owner = 'dead' WHERE state = 'PENDING'",
+        "UPDATE executions SET owner = 'dead' WHERE state IN ('PENDING', 'WAITING')",
     )
     .await
     .unwrap();
@@ -975,6 +975,7 @@ async fn recovery_fails_dead_work_and_requeues_the_rest(db: TestDb) {
     assert_eq!(requeued, HashSet::from([pending.id, waiting.id]));
     assert_eq!(report.task_runs_failed, 1);
     assert_eq!(report.attempts_failed, 1);
+    assert_eq!(report.queued, 2);
 
     for id in [mine.id, mine2.id, expired.id] {
         let e = store.get_execution(id).await.unwrap();
@@ -1014,7 +1015,47 @@ async fn recovery_fails_dead_work_and_requeues_the_rest(db: TestDb) {
 
     // Running it again finds nothing more to do.
     let again = store.recover("dead", Utc::now()).await.unwrap();
-    assert!(again.failed.is_empty());
+    assert!(again.failed.is_empty() && again.requeued.is_empty());
+
+    // The periodic sweep fails only what lost its lease, whoever owned it.
+    let (short, _) = execution(&store, &wf, &["a"]).await;
+    let (long, _) = execution(&store, &wf, &["a"]).await;
+    assert_eq!(
+        store
+            .claim_execution("n1", short.id, Duration::ZERO)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        short.id
+    );
+    assert_eq!(
+        store
+            .claim_execution("n1", long.id, lease)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        long.id
+    );
+    assert!(store
+        .claim_execution("n2", long.id, lease)
+        .await
+        .unwrap()
+        .is_none());
+    let swept = store
+        .recover_expired(Utc::now() + ChronoDuration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(swept.failed, vec![short.id]);
+    assert_eq!(
+        store.get_execution(long.id).await.unwrap().state,
+        ExecutionState::Running
+    );
+    assert_eq!(
+        store.get_execution(live.id).await.unwrap().state,
+        ExecutionState::Running
+    );
 }
 
 async fn retention_purges_old_terminal_executions_and_all_their_rows(db: TestDb) {

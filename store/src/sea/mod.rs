@@ -15,6 +15,7 @@ use conn::Conn;
 use ops::HasConn;
 use sea_orm::DatabaseConnection;
 use std::time::Duration;
+use uuid::Uuid;
 
 /// The store over a connection pool.
 pub struct SeaStore {
@@ -106,7 +107,11 @@ impl StateStore for SeaStore {
         if node_id.is_empty() {
             return Err(StoreError::InvalidInput("node id is empty".into()));
         }
-        recovery::recover(self.connection(), self.conn.backend(), node_id, now).await
+        recovery::recover(self.connection(), self.conn.backend(), Some(node_id), now).await
+    }
+
+    async fn recover_expired(&self, now: DateTime<Utc>) -> Result<RecoveryReport> {
+        recovery::recover(self.connection(), self.conn.backend(), None, now).await
     }
 
     async fn purge(
@@ -139,6 +144,15 @@ impl StateStore for SeaStore {
             lease,
         )
         .await
+    }
+
+    async fn claim_execution(
+        &self,
+        node_id: &str,
+        id: Uuid,
+        lease: Duration,
+    ) -> Result<Option<Execution>> {
+        claim::claim_one(self.connection(), self.conn.backend(), node_id, id, lease).await
     }
 
     async fn renew_lease(&self, node_id: &str, lease: Duration) -> Result<u64> {
