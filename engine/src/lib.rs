@@ -1,1 +1,34 @@
-//! wip
+//! The flowstate engine: runs workflows and records every step through the
+//! store, so that a crash, a restart or a second engine process never loses
+//! or duplicates work.
+//!
+//! Layout, in the order data flows:
+//! - [`config`]: the configuration file (`storage:` for the store, `engine:` here).
+//! - [`workflow`]: workflow files, validated into a stored definition.
+//! - [`engine`]: start-up recovery, the scheduler that claims due executions
+//!   under a lease, lease renewal, the expired-lease sweep, retention and shutdown.
+//! - `driver`: one claimed execution, task by task, through the store's state machine.
+//! - [`process`]: one attempt: `sh -c` in its own process group, with a timeout.
+//! - [`logs`]: captured lines written in batches.
+//! - [`node`], [`duration`], [`metrics`]: the node id, durations, Prometheus.
+//!
+//! The engine keeps nothing a restart would need that the database lacks:
+//! drivers read task runs when they start, and every move is a versioned
+//! transition.
+
+pub mod config;
+mod driver;
+pub mod duration;
+pub mod engine;
+pub mod error;
+pub mod logs;
+pub mod metrics;
+pub mod node;
+pub mod process;
+pub mod workflow;
+
+pub use config::{Config, EngineConfig};
+pub use driver::End;
+pub use engine::{register, Engine};
+pub use error::{EngineError, Result};
+pub use workflow::Workflow;

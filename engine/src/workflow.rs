@@ -154,7 +154,7 @@ fn validate(raw: RawWorkflow, file: &Path) -> Result<Workflow> {
     if raw.tasks.is_empty() {
         return Err(err(None, "the workflow has no tasks; add at least one under 'tasks:'".into()));
     }
-    let mut seen = HashSet::new();
+    let mut seen: HashSet<String> = HashSet::new();
     let mut tasks = Vec::with_capacity(raw.tasks.len());
     for t in &raw.tasks {
         if !valid_name(&t.id) {
@@ -163,7 +163,7 @@ fn validate(raw: RawWorkflow, file: &Path) -> Result<Workflow> {
                 "task id is invalid; use 1 to 255 letters, digits, '-', '_' or '.'".into(),
             ));
         }
-        if !seen.insert(t.id.as_str()) {
+        if !seen.insert(t.id.clone()) {
             return Err(err(Some(&t.id), "duplicate task id; task ids must be unique".into()));
         }
     }
@@ -197,7 +197,7 @@ fn validate(raw: RawWorkflow, file: &Path) -> Result<Workflow> {
                 return Err(err(
                     Some(&id),
                     format!("needs unknown task '{need}'; known tasks are {}", {
-                        let mut known: Vec<_> = seen.iter().copied().collect();
+                        let mut known: Vec<_> = seen.iter().map(String::as_str).collect();
                         known.sort();
                         known.join(", ")
                     }),

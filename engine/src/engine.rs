@@ -1,0 +1,292 @@
+//! The engine: start-up recovery, the scheduler that claims due executions,
+//! the worker pool, lease renewal, the recovery sweep, retention, and an
+//! explicit shutdown.
+
+use crate::config::Config;
+use crate::driver::{self, Ctx, End};
+use crate::error::{EngineError, Result};
+use crate::process::Stop;
+use crate::workflow::Workflow;
+use chrono::Utc;
+use flowstate_store::types::*;
+use flowstate_store::{now, StateStore, StoreError};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+/// Executions deleted per retention transaction.
+const RETENTION_BATCH: u64 = 1000;
+/// How often retention runs while serving.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// A running engine bound to one store and one node id.
+pub struct Engine {
+    store: Arc<dyn StateStore>,
+    config: Config,
+    node: String,
+    workers: Arc<Semaphore>,
+    kill_tx: watch::Sender<Stop>,
+}
+
+impl Engine {
+    /// Opens the store (migrating as configured), runs start-up recovery for
+    /// this node and logs a one-line summary.
+    pub async fn start(config: Config) -> Result<Engine> {
+        let store = flowstate_store::open(&config.storage).await?;
+        Self::with_store(store, config).await
+    }
+
+    /// Like [`start`](Self::start), on a store that is already open.
+    pub async fn with_store(store: Arc<dyn StateStore>, config: Config) -> Result<Engine> {
+        let node = config
+            .engine
+            .node_id
+            .clone()
+            .unwrap_or_else(|| crate::node::default_node_id(&config.storage));
+        let report = store.recover(&node, now()).await?;
+        tracing::info!(
+            node = %node,
+            failed = report.failed.len(),
+            requeued = report.requeued.len(),
+            queued = report.queued,
+            "recovery: {} RUNNING execution(s) failed with CRASH_RECOVERY, {} released, {} waiting to run",
+            report.failed.len(),
+            report.requeued.len(),
+            report.queued
+        );
+        let (kill_tx, _) = watch::channel(Stop::No);
+        Ok(Engine {
+            workers: Arc::new(Semaphore::new(config.engine.workers)),
+            store,
+            config,
+            node,
+            kill_tx,
+        })
+    }
+
+    /// The store this engine writes to.
+    pub fn store(&self) -> Arc<dyn StateStore> {
+        self.store.clone()
+    }
+
+    /// This engine's node id.
+    pub fn node_id(&self) -> &str {
+        &self.node
+    }
+
+    fn ctx(&self) -> Arc<Ctx> {
+        Arc::new(Ctx {
+            store: self.store.clone(),
+            node: self.node.clone(),
+            workers: self.workers.clone(),
+            poll: self.config.engine.poll_interval,
+            kill: self.kill_tx.subscribe(),
+        })
+    }
+
+    /// Registers (or updates) the workflow and persists one PENDING execution
+    /// of it with all its task runs.
+    pub async fn submit(&self, workflow: &Workflow, input: serde_json::Value) -> Result<Execution> {
+        let saved = register(self.store.as_ref(), workflow).await?;
+        let (exec, _) = self
+            .store
+            .create_execution(NewExecution {
+                workflow_id: saved.id,
+                input,
+                task_keys: workflow.task_keys(),
+            })
+            .await?;
+        Ok(exec)
+    }
+
+    /// Runs one execution in this process until it ends: claims it, drives
+    /// it, and when it waits for a retry, sleeps and claims it again.
+    pub async fn run_execution(&self, id: Uuid) -> Result<Execution> {
+        let ctx = self.ctx();
+        let lease = self.config.engine.lease;
+        loop {
+            match self.store.claim_execution(&self.node, id, lease).await? {
+                Some(exec) => {
+                    let renew = self.renew_loop();
+                    let end = tokio::select! {
+                        end = driver::drive(ctx.clone(), exec) => end?,
+                        _ = renew => unreachable!("the renew loop never ends"),
+                    };
+                    if let End::Waiting(at) = end {
+                        let wait = (at - Utc::now()).to_std().unwrap_or_default();
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+                None => {
+                    let exec = self.store.get_execution(id).await?;
+                    if exec.state.is_terminal() {
+                        return Ok(exec);
+                    }
+                    tokio::time::sleep(self.config.engine.poll_interval).await;
+                }
+            }
+        }
+    }
+
+    /// Marks an execution and its unfinished task runs CANCELLED. An engine
+    /// running it notices within its poll interval and stops its processes.
+    pub async fn cancel(store: &dyn StateStore, id: Uuid) -> Result<Execution> {
+        for _ in 0..10 {
+            let exec = store.get_execution(id).await?;
+            if exec.state.is_terminal() {
+                return Err(EngineError::Store(StoreError::InvalidTransition {
+                    entity: "execution",
+                    id: id.to_string(),
+                    from: exec.state.to_string(),
+                    to: ExecutionState::Cancelled.to_string(),
+                }));
+            }
+            let mut t = ExecutionTransition::new(ExecutionState::Cancelled, exec.version);
+            t.reason = Some("CANCELLED".into());
+            t.error = Some("cancelled on request".into());
+            let tasks: Vec<TaskTransition> = store
+                .list_task_runs(id)
+                .await?
+                .into_iter()
+                .filter(|r| !r.state.is_terminal())
+                .map(|r| {
+                    let mut tt = TaskTransition::new(r.id, TaskState::Cancelled, r.version);
+                    tt.reason = Some("CANCELLED".into());
+                    tt
+                })
+                .collect();
+            match store.transition_execution_and_tasks(id, t, tasks).await {
+                Ok(()) => return Ok(store.get_execution(id).await?),
+                // The engine moved something meanwhile: read again and retry.
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(EngineError::Store(StoreError::Conflict {
+            entity: "execution",
+            id: id.to_string(),
+            expected: 0,
+            actual: 0,
+        }))
+    }
+
+    async fn renew_loop(&self) {
+        let lease = self.config.engine.lease;
+        let mut tick = tokio::time::interval(lease / 3);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.store.renew_lease(&self.node, lease).await {
+                tracing::warn!(error = %e, "could not renew leases");
+            }
+        }
+    }
+
+    /// Serves until `shutdown` resolves: claims due executions while slots are
+    /// free, renews leases, sweeps expired leases and runs retention. On
+    /// shutdown it stops claiming, gives running tasks the configured grace,
+    /// then kills what is left (recovered at the next start).
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let ctx = self.ctx();
+        let cfg = self.config.engine.clone();
+        let capacity = cfg.workers;
+        let mut drivers: JoinSet<(Uuid, Result<End>)> = JoinSet::new();
+        let mut poll = tokio::time::interval(cfg.poll_interval);
+        let mut sweep = tokio::time::interval(cfg.lease);
+        let mut retention = tokio::time::interval(RETENTION_EVERY);
+        tokio::pin!(shutdown);
+        let renew = self.renew_loop();
+        tokio::pin!(renew);
+        tracing::info!(node = %self.node, workers = capacity, "engine serving");
+
+        loop {
+            // Claim only as many executions as there are free slots, so work
+            // stays claimable by other engines until this one can run it.
+            let free = capacity.saturating_sub(drivers.len());
+            let mut claimed_full = false;
+            if free > 0 {
+                match self.store.claim_due(&self.node, free as u64, cfg.lease).await {
+                    Ok(batch) => {
+                        claimed_full = batch.len() == free;
+                        for exec in batch {
+                            metrics::counter!("flowstate_executions_started_total").increment(1);
+                            let ctx = ctx.clone();
+                            let id = exec.id;
+                            drivers.spawn(async move { (id, driver::drive(ctx, exec).await) });
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "claiming failed"),
+                }
+            }
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = &mut renew => {}
+                Some(done) = drivers.join_next(), if !drivers.is_empty() => log_end(done),
+                _ = poll.tick(), if !claimed_full || free == 0 => {}
+                _ = std::future::ready(()), if claimed_full && free > 0 => {}
+                _ = sweep.tick() => {
+                    match self.store.recover_expired(now()).await {
+                        Ok(r) if !r.failed.is_empty() => tracing::warn!(failed = r.failed.len(), "sweep failed executions whose lease expired"),
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(error = %e, "recovery sweep failed"),
+                    }
+                }
+                _ = retention.tick() => self.retention().await,
+            }
+        }
+
+        tracing::info!(running = drivers.len(), grace = ?cfg.shutdown_grace, "shutting down: no new claims");
+        let drained = tokio::time::timeout(cfg.shutdown_grace, async {
+            while let Some(done) = drivers.join_next().await {
+                log_end(done);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(running = drivers.len(), "grace period over; killing running tasks");
+            let _ = self.kill_tx.send(Stop::Shutdown);
+            while let Some(done) = drivers.join_next().await {
+                log_end(done);
+            }
+        }
+        self.store.close().await?;
+        Ok(())
+    }
+
+    async fn retention(&self) {
+        let days = self.config.storage.retention_days;
+        let cutoff = Utc::now() - chrono::Duration::days(i64::from(days));
+        match self.store.purge(cutoff, RETENTION_BATCH, false).await {
+            Ok(r) if r.counts.executions > 0 => tracing::info!(
+                executions = r.counts.executions,
+                batches = r.batches,
+                "retention purged executions finished over {days} days ago"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "retention failed"),
+        }
+    }
+}
+
+fn log_end(done: std::result::Result<(Uuid, Result<End>), tokio::task::JoinError>) {
+    match done {
+        Ok((id, Ok(End::Lost(why)))) => tracing::info!(execution = %id, %why, "execution taken over elsewhere"),
+        Ok((id, Ok(end))) => tracing::debug!(execution = %id, ?end, "driver ended"),
+        Ok((id, Err(e))) => tracing::error!(execution = %id, error = %e, "driver failed; the execution will be recovered"),
+        Err(e) => tracing::error!(error = %e, "driver panicked"),
+    }
+}
+
+/// Saves the workflow's definition under its name.
+pub async fn register(store: &dyn StateStore, workflow: &Workflow) -> Result<flowstate_store::types::Workflow> {
+    Ok(store
+        .save_workflow(NewWorkflow {
+            name: workflow.name.clone(),
+            definition: workflow.to_definition(),
+            description: workflow.description.clone(),
+        })
+        .await?
+        .workflow)
+}

@@ -1,0 +1,173 @@
+//! Running one attempt of a task: `sh -c` in its own process group, output
+//! captured line by line, a timeout and a stop signal that kill the group.
+
+use chrono::{DateTime, Utc};
+use flowstate_store::types::LogStream;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::{mpsc, watch};
+
+/// Longer lines are split: memory stays bounded whatever a task prints.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// How long a process group gets between SIGTERM and SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(2);
+
+/// One captured line.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    /// When it was read.
+    pub ts: DateTime<Utc>,
+    /// Which stream.
+    pub stream: LogStream,
+    /// The text, without its line break.
+    pub line: String,
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The shell command.
+    pub command: String,
+    /// Environment added to the engine's own.
+    pub env: Vec<(String, String)>,
+    /// Kill the attempt after this long.
+    pub timeout: Option<Duration>,
+    /// The folder the command runs in.
+    pub workdir: Option<PathBuf>,
+}
+
+/// Why a running attempt must stop early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// Keep running.
+    No,
+    /// The execution was cancelled.
+    Cancel,
+    /// The engine is shutting down and its grace period is over.
+    Shutdown,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The shell exited with this code.
+    Exited(i32),
+    /// The shell was killed by this signal.
+    Signaled(i32),
+    /// The timeout passed; the group was killed.
+    TimedOut,
+    /// Stopped early for this reason; the group was killed.
+    Stopped(Stop),
+    /// The shell could not be started.
+    SpawnFailed(String),
+}
+
+/// Runs `spec`, sending every line to `lines` (which applies back-pressure:
+/// a slow database slows the task's output, never grows memory).
+pub async fn run(spec: Spec, lines: mpsc::Sender<Captured>, mut stop: watch::Receiver<Stop>) -> Outcome {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(&spec.command)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(dir) = &spec.workdir {
+        cmd.current_dir(dir);
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => return Outcome::SpawnFailed(format!("cannot start sh: {e}")),
+    };
+    let pgid = child.id().map(|p| p as i32);
+    let out = tokio::spawn(pump(child.stdout.take(), LogStream::Stdout, lines.clone()));
+    let err = tokio::spawn(pump(child.stderr.take(), LogStream::Stderr, lines));
+
+    let deadline = async {
+        match spec.timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let stopped = async {
+        loop {
+            let now = *stop.borrow_and_update();
+            if now != Stop::No {
+                return now;
+            }
+            if stop.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let outcome = tokio::select! {
+        status = child.wait() => match status {
+            Ok(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
+                (Some(code), _) => Outcome::Exited(code),
+                (None, Some(sig)) => Outcome::Signaled(sig),
+                (None, None) => Outcome::Exited(-1),
+            },
+            Err(e) => Outcome::SpawnFailed(format!("waiting for the process failed: {e}")),
+        },
+        _ = deadline => Outcome::TimedOut,
+        why = stopped => Outcome::Stopped(why),
+    };
+    if let Some(pgid) = pgid {
+        match outcome {
+            Outcome::TimedOut | Outcome::Stopped(Stop::Cancel) => {
+                kill_group(pgid, libc::SIGTERM);
+                if tokio::time::timeout(TERM_GRACE, child.wait()).await.is_err() {
+                    kill_group(pgid, libc::SIGKILL);
+                }
+            }
+            _ => {}
+        }
+        // Whatever the shell left behind in its group would hold the pipes
+        // open (and outlive the attempt): it goes too.
+        kill_group(pgid, libc::SIGKILL);
+    }
+    let _ = child.wait().await;
+    let _ = out.await;
+    let _ = err.await;
+    outcome
+}
+
+fn kill_group(pgid: i32, signal: i32) {
+    // SAFETY: kill(2) with a negative pid signals the process group we created.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+async fn pump<R: AsyncRead + Unpin>(reader: Option<R>, stream: LogStream, lines: mpsc::Sender<Captured>) {
+    let Some(reader) = reader else { return };
+    let mut reader = BufReader::new(reader);
+    let mut buf = Vec::with_capacity(256);
+    loop {
+        buf.clear();
+        match (&mut reader).take(MAX_LINE as u64).read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+        }
+        let line = Captured {
+            ts: flowstate_store::now(),
+            stream,
+            line: String::from_utf8_lossy(&buf).into_owned(),
+        };
+        if lines.send(line).await.is_err() {
+            return;
+        }
+    }
+}
