@@ -119,7 +119,11 @@ impl EngineConfig {
         let workers = match raw.workers {
             None => d.workers,
             Some(n) if (1..=1024).contains(&n) => n as usize,
-            Some(n) => return Err(format!("engine.workers is {n}; it must be between 1 and 1024")),
+            Some(n) => {
+                return Err(format!(
+                    "engine.workers is {n}; it must be between 1 and 1024"
+                ))
+            }
         };
         let lease = match raw.lease_seconds {
             None => d.lease,

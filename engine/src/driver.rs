@@ -49,7 +49,15 @@ pub(crate) async fn drive(ctx: Arc<Ctx>, exec: Execution) -> Result<End> {
     let workflow = match Workflow::from_definition(&stored.definition) {
         Ok(w) => w,
         Err(e) => {
-            return finish(&ctx, &exec, exec_version, ExecutionState::Failed, "INVALID_DEFINITION", e.to_string()).await;
+            return finish(
+                &ctx,
+                &exec,
+                exec_version,
+                ExecutionState::Failed,
+                "INVALID_DEFINITION",
+                e.to_string(),
+            )
+            .await;
         }
     };
     let mut runs: HashMap<String, TaskRun> = store
@@ -63,11 +71,16 @@ pub(crate) async fn drive(ctx: Arc<Ctx>, exec: Execution) -> Result<End> {
     let mut outputs: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for o in store.list_outputs(exec.id).await? {
         if let Some(key) = key_of.get(&o.task_run_id) {
-            outputs.entry(key.clone()).or_default().push((o.key, json_text(&o.value)));
+            outputs
+                .entry(key.clone())
+                .or_default()
+                .push((o.key, json_text(&o.value)));
         }
     }
     let input_env: Vec<(String, String)> = match &exec.input {
-        serde_json::Value::Object(map) => map.iter().map(|(k, v)| (k.clone(), json_text(v))).collect(),
+        serde_json::Value::Object(map) => {
+            map.iter().map(|(k, v)| (k.clone(), json_text(v))).collect()
+        }
         _ => Vec::new(),
     };
 
@@ -98,16 +111,26 @@ pub(crate) async fn drive(ctx: Arc<Ctx>, exec: Execution) -> Result<End> {
         let ts = now();
         let mut ready: Vec<&Task> = Vec::new();
         for task in &workflow.tasks {
-            let Some(run) = runs.get(&task.id) else { continue };
+            let Some(run) = runs.get(&task.id) else {
+                continue;
+            };
             if in_flight.contains(&task.id) {
                 continue;
             }
             match run.state {
                 TaskState::Pending => {
-                    let needs: Vec<Option<TaskState>> =
-                        task.needs.iter().map(|n| runs.get(n).map(|r| r.state)).collect();
+                    let needs: Vec<Option<TaskState>> = task
+                        .needs
+                        .iter()
+                        .map(|n| runs.get(n).map(|r| r.state))
+                        .collect();
                     let blocked = needs.iter().any(|s| {
-                        matches!(s, None | Some(TaskState::Failed | TaskState::Skipped | TaskState::Cancelled))
+                        matches!(
+                            s,
+                            None | Some(
+                                TaskState::Failed | TaskState::Skipped | TaskState::Cancelled
+                            )
+                        )
                     });
                     if blocked {
                         let mut t = TaskTransition::new(run.id, TaskState::Skipped, run.version);
@@ -120,7 +143,9 @@ pub(crate) async fn drive(ctx: Arc<Ctx>, exec: Execution) -> Result<End> {
                         ready.push(task);
                     }
                 }
-                TaskState::Waiting if run.next_attempt_at.is_none_or(|at| at <= ts) => ready.push(task),
+                TaskState::Waiting if run.next_attempt_at.is_none_or(|at| at <= ts) => {
+                    ready.push(task)
+                }
                 _ => {}
             }
         }
@@ -153,16 +178,38 @@ pub(crate) async fn drive(ctx: Arc<Ctx>, exec: Execution) -> Result<End> {
                     .filter(|r| r.state != TaskState::Succeeded)
                     .collect();
                 return if failed.is_empty() {
-                    finish(&ctx, &exec, exec_version, ExecutionState::Succeeded, "", String::new()).await
+                    finish(
+                        &ctx,
+                        &exec,
+                        exec_version,
+                        ExecutionState::Succeeded,
+                        "",
+                        String::new(),
+                    )
+                    .await
                 } else {
                     let mut names: Vec<String> = failed
                         .iter()
                         .filter(|r| r.state == TaskState::Failed)
-                        .map(|r| format!("{} ({})", r.task_key, r.reason.as_deref().unwrap_or("FAILED")))
+                        .map(|r| {
+                            format!(
+                                "{} ({})",
+                                r.task_key,
+                                r.reason.as_deref().unwrap_or("FAILED")
+                            )
+                        })
                         .collect();
                     names.sort();
                     let error = format!("failed tasks: {}", names.join(", "));
-                    finish(&ctx, &exec, exec_version, ExecutionState::Failed, "TASK_FAILED", error).await
+                    finish(
+                        &ctx,
+                        &exec,
+                        exec_version,
+                        ExecutionState::Failed,
+                        "TASK_FAILED",
+                        error,
+                    )
+                    .await
                 };
             }
             let wake = runs
@@ -171,7 +218,15 @@ pub(crate) async fn drive(ctx: Arc<Ctx>, exec: Execution) -> Result<End> {
                 .filter_map(|r| r.next_attempt_at)
                 .min();
             let Some(wake) = wake else {
-                return finish(&ctx, &exec, exec_version, ExecutionState::Failed, "STUCK", "no task can run".into()).await;
+                return finish(
+                    &ctx,
+                    &exec,
+                    exec_version,
+                    ExecutionState::Failed,
+                    "STUCK",
+                    "no task can run".into(),
+                )
+                .await;
             };
             // Release the slot until the retry is due; any engine may take it then.
             let mut t = ExecutionTransition::new(ExecutionState::Waiting, exec_version);
@@ -258,7 +313,9 @@ async fn drain(running: &mut JoinSet<(String, Result<TaskRun>)>) {
 
 fn lost(e: StoreError) -> Result<End> {
     match e {
-        StoreError::Conflict { .. } | StoreError::InvalidTransition { .. } => Ok(End::Lost(e.to_string())),
+        StoreError::Conflict { .. } | StoreError::InvalidTransition { .. } => {
+            Ok(End::Lost(e.to_string()))
+        }
         other => Err(other.into()),
     }
 }
@@ -278,7 +335,8 @@ async fn finish(
     }
     match ctx.store.transition_execution(exec.id, t).await {
         Ok(_) => {
-            metrics::counter!("flowstate_executions_finished_total", "state" => state.as_str()).increment(1);
+            metrics::counter!("flowstate_executions_finished_total", "state" => state.as_str())
+                .increment(1);
             tracing::info!(execution = %exec.id, %state, "execution finished");
             Ok(End::Finished(state))
         }
@@ -297,7 +355,13 @@ fn json_text(v: &serde_json::Value) -> String {
 /// An environment variable name made of `s`: upper case, `_` for the rest.
 fn env_name(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -325,7 +389,11 @@ impl Job {
             return Ok(self.run);
         }
         let running_version = store
-            .transition_task(TaskTransition::new(self.run.id, TaskState::Running, self.run.version))
+            .transition_task(TaskTransition::new(
+                self.run.id,
+                TaskState::Running,
+                self.run.version,
+            ))
             .await?;
         let attempt = store.start_attempt(self.run.id).await?;
         metrics::counter!("flowstate_attempts_started_total").increment(1);
@@ -334,14 +402,30 @@ impl Job {
             task_run_id: Some(self.run.id),
             attempt: Some(attempt.number),
         };
-        logs::system(store.as_ref(), target, format!("attempt {} of {} started", attempt.number, self.task.retries + 1)).await;
+        logs::system(
+            store.as_ref(),
+            target,
+            format!(
+                "attempt {} of {} started",
+                attempt.number,
+                self.task.retries + 1
+            ),
+        )
+        .await;
 
-        let output_file = tempfile::NamedTempFile::new().map_err(EngineError::io("create the task's output file"))?;
+        let output_file = tempfile::NamedTempFile::new()
+            .map_err(EngineError::io("create the task's output file"))?;
         let mut env = self.env.clone();
-        env.push(("FLOWSTATE_EXECUTION_ID".into(), self.execution_id.to_string()));
+        env.push((
+            "FLOWSTATE_EXECUTION_ID".into(),
+            self.execution_id.to_string(),
+        ));
         env.push(("FLOWSTATE_TASK".into(), self.task.id.clone()));
         env.push(("FLOWSTATE_ATTEMPT".into(), attempt.number.to_string()));
-        env.push(("FLOWSTATE_OUTPUT".into(), output_file.path().display().to_string()));
+        env.push((
+            "FLOWSTATE_OUTPUT".into(),
+            output_file.path().display().to_string(),
+        ));
         let spec = Spec {
             command: self.task.run.clone(),
             env,
@@ -358,18 +442,42 @@ impl Job {
                 return Ok(self.run);
             }
             Outcome::Exited(0) => (AttemptState::Succeeded, None, Some(0), None),
-            Outcome::Exited(code) => (AttemptState::Failed, Some("EXIT_CODE"), Some(*code), Some(format!("exit status {code}"))),
-            Outcome::Signaled(sig) => (AttemptState::Failed, Some("SIGNAL"), None, Some(format!("killed by signal {sig}"))),
+            Outcome::Exited(code) => (
+                AttemptState::Failed,
+                Some("EXIT_CODE"),
+                Some(*code),
+                Some(format!("exit status {code}")),
+            ),
+            Outcome::Signaled(sig) => (
+                AttemptState::Failed,
+                Some("SIGNAL"),
+                None,
+                Some(format!("killed by signal {sig}")),
+            ),
             Outcome::TimedOut => (
                 AttemptState::Failed,
                 Some("TIMEOUT"),
                 None,
-                Some(format!("timed out after {}", crate::duration::format_duration(self.task.timeout().unwrap_or_default()))),
+                Some(format!(
+                    "timed out after {}",
+                    crate::duration::format_duration(self.task.timeout().unwrap_or_default())
+                )),
             ),
-            Outcome::Stopped(_) => (AttemptState::Cancelled, Some("CANCELLED"), None, Some("the execution was cancelled".into())),
-            Outcome::SpawnFailed(m) => (AttemptState::Failed, Some("SPAWN_FAILED"), None, Some(m.clone())),
+            Outcome::Stopped(_) => (
+                AttemptState::Cancelled,
+                Some("CANCELLED"),
+                None,
+                Some("the execution was cancelled".into()),
+            ),
+            Outcome::SpawnFailed(m) => (
+                AttemptState::Failed,
+                Some("SPAWN_FAILED"),
+                None,
+                Some(m.clone()),
+            ),
         };
-        metrics::counter!("flowstate_attempts_finished_total", "state" => state.as_str()).increment(1);
+        metrics::counter!("flowstate_attempts_finished_total", "state" => state.as_str())
+            .increment(1);
         let result = AttemptResult {
             state,
             reason: reason.map(str::to_owned),
@@ -393,11 +501,14 @@ impl Job {
         };
         let retry = state == AttemptState::Failed && attempt.number <= self.task.retries as i32;
         let mut move_task = match (state, retry) {
-            (AttemptState::Succeeded, _) => TaskTransition::new(self.run.id, TaskState::Succeeded, running_version),
+            (AttemptState::Succeeded, _) => {
+                TaskTransition::new(self.run.id, TaskState::Succeeded, running_version)
+            }
             (_, true) => {
                 let delay = self.task.backoff(attempt.number + 1);
                 let mut t = TaskTransition::new(self.run.id, TaskState::Waiting, running_version);
-                t.next_attempt_at = Some(now() + chrono::Duration::from_std(delay).unwrap_or_default());
+                t.next_attempt_at =
+                    Some(now() + chrono::Duration::from_std(delay).unwrap_or_default());
                 logs::system(
                     store.as_ref(),
                     target,
@@ -418,7 +529,8 @@ impl Job {
         }
         // The attempt's end, its outputs and the task's move land together.
         let tx = store.begin().await?;
-        tx.put_outputs(self.execution_id, self.run.id, values).await?;
+        tx.put_outputs(self.execution_id, self.run.id, values)
+            .await?;
         tx.finish_attempt(attempt.id, result).await?;
         tx.transition_task(move_task).await?;
         tx.commit().await?;
@@ -447,7 +559,12 @@ async fn read_outputs(
                 values.push((k, serde_json::Value::String(v.to_owned())));
             }
             _ => {
-                logs::system(store, target, format!("ignored output line (want key=value): {line}")).await;
+                logs::system(
+                    store,
+                    target,
+                    format!("ignored output line (want key=value): {line}"),
+                )
+                .await;
             }
         }
     }

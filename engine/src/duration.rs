@@ -9,7 +9,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let bad = || format!("bad duration '{text}'; use a number with a unit: 250ms, 2s, 90m, 1h or 7d");
+    let bad =
+        || format!("bad duration '{text}'; use a number with a unit: 250ms, 2s, 90m, 1h or 7d");
     let value: f64 = num.parse().map_err(|_| bad())?;
     let secs = match unit.trim() {
         "ms" => value / 1000.0,

@@ -207,7 +207,11 @@ impl Engine {
             let free = capacity.saturating_sub(drivers.len());
             let mut claimed_full = false;
             if free > 0 {
-                match self.store.claim_due(&self.node, free as u64, cfg.lease).await {
+                match self
+                    .store
+                    .claim_due(&self.node, free as u64, cfg.lease)
+                    .await
+                {
                     Ok(batch) => {
                         claimed_full = batch.len() == free;
                         for exec in batch {
@@ -245,7 +249,10 @@ impl Engine {
         })
         .await;
         if drained.is_err() {
-            tracing::warn!(running = drivers.len(), "grace period over; killing running tasks");
+            tracing::warn!(
+                running = drivers.len(),
+                "grace period over; killing running tasks"
+            );
             let _ = self.kill_tx.send(Stop::Shutdown);
             while let Some(done) = drivers.join_next().await {
                 log_end(done);
@@ -272,15 +279,22 @@ impl Engine {
 
 fn log_end(done: std::result::Result<(Uuid, Result<End>), tokio::task::JoinError>) {
     match done {
-        Ok((id, Ok(End::Lost(why)))) => tracing::info!(execution = %id, %why, "execution taken over elsewhere"),
+        Ok((id, Ok(End::Lost(why)))) => {
+            tracing::info!(execution = %id, %why, "execution taken over elsewhere")
+        }
         Ok((id, Ok(end))) => tracing::debug!(execution = %id, ?end, "driver ended"),
-        Ok((id, Err(e))) => tracing::error!(execution = %id, error = %e, "driver failed; the execution will be recovered"),
+        Ok((id, Err(e))) => {
+            tracing::error!(execution = %id, error = %e, "driver failed; the execution will be recovered")
+        }
         Err(e) => tracing::error!(error = %e, "driver panicked"),
     }
 }
 
 /// Saves the workflow's definition under its name.
-pub async fn register(store: &dyn StateStore, workflow: &Workflow) -> Result<flowstate_store::types::Workflow> {
+pub async fn register(
+    store: &dyn StateStore,
+    workflow: &Workflow,
+) -> Result<flowstate_store::types::Workflow> {
     Ok(store
         .save_workflow(NewWorkflow {
             name: workflow.name.clone(),

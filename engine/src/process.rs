@@ -68,7 +68,11 @@ pub enum Outcome {
 
 /// Runs `spec`, sending every line to `lines` (which applies back-pressure:
 /// a slow database slows the task's output, never grows memory).
-pub async fn run(spec: Spec, lines: mpsc::Sender<Captured>, mut stop: watch::Receiver<Stop>) -> Outcome {
+pub async fn run(
+    spec: Spec,
+    lines: mpsc::Sender<Captured>,
+    mut stop: watch::Receiver<Stop>,
+) -> Outcome {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg(&spec.command)
@@ -122,7 +126,10 @@ pub async fn run(spec: Spec, lines: mpsc::Sender<Captured>, mut stop: watch::Rec
         match outcome {
             Outcome::TimedOut | Outcome::Stopped(Stop::Cancel) => {
                 kill_group(pgid, libc::SIGTERM);
-                if tokio::time::timeout(TERM_GRACE, child.wait()).await.is_err() {
+                if tokio::time::timeout(TERM_GRACE, child.wait())
+                    .await
+                    .is_err()
+                {
                     kill_group(pgid, libc::SIGKILL);
                 }
             }
@@ -145,13 +152,21 @@ fn kill_group(pgid: i32, signal: i32) {
     }
 }
 
-async fn pump<R: AsyncRead + Unpin>(reader: Option<R>, stream: LogStream, lines: mpsc::Sender<Captured>) {
+async fn pump<R: AsyncRead + Unpin>(
+    reader: Option<R>,
+    stream: LogStream,
+    lines: mpsc::Sender<Captured>,
+) {
     let Some(reader) = reader else { return };
     let mut reader = BufReader::new(reader);
     let mut buf = Vec::with_capacity(256);
     loop {
         buf.clear();
-        match (&mut reader).take(MAX_LINE as u64).read_until(b'\n', &mut buf).await {
+        match (&mut reader)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut buf)
+            .await
+        {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }

@@ -97,11 +97,12 @@ impl Workflow {
 
     /// Parses and validates YAML; `file` names it in errors.
     pub fn from_yaml(text: &str, file: &Path) -> Result<Self> {
-        let raw: RawWorkflow = serde_yaml_ng::from_str(text).map_err(|e| EngineError::Workflow {
-            file: file.to_owned(),
-            task: None,
-            message: format!("not a valid workflow: {e}"),
-        })?;
+        let raw: RawWorkflow =
+            serde_yaml_ng::from_str(text).map_err(|e| EngineError::Workflow {
+                file: file.to_owned(),
+                task: None,
+                message: format!("not a valid workflow: {e}"),
+            })?;
         validate(raw, file)
     }
 
@@ -110,7 +111,9 @@ impl Workflow {
         serde_json::from_value(definition.clone()).map_err(|e| EngineError::Workflow {
             file: PathBuf::from("<stored definition>"),
             task: None,
-            message: format!("the stored definition does not parse ({e}); register the workflow again"),
+            message: format!(
+                "the stored definition does not parse ({e}); register the workflow again"
+            ),
         })
     }
 
@@ -133,7 +136,8 @@ impl Workflow {
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 255
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn validate(raw: RawWorkflow, file: &Path) -> Result<Workflow> {
@@ -152,7 +156,10 @@ fn validate(raw: RawWorkflow, file: &Path) -> Result<Workflow> {
         ));
     }
     if raw.tasks.is_empty() {
-        return Err(err(None, "the workflow has no tasks; add at least one under 'tasks:'".into()));
+        return Err(err(
+            None,
+            "the workflow has no tasks; add at least one under 'tasks:'".into(),
+        ));
     }
     let mut seen: HashSet<String> = HashSet::new();
     let mut tasks = Vec::with_capacity(raw.tasks.len());
@@ -164,13 +171,19 @@ fn validate(raw: RawWorkflow, file: &Path) -> Result<Workflow> {
             ));
         }
         if !seen.insert(t.id.clone()) {
-            return Err(err(Some(&t.id), "duplicate task id; task ids must be unique".into()));
+            return Err(err(
+                Some(&t.id),
+                "duplicate task id; task ids must be unique".into(),
+            ));
         }
     }
     for t in raw.tasks {
         let id = t.id.clone();
         if t.run.trim().is_empty() {
-            return Err(err(Some(&id), "'run' is empty; give the shell command to run".into()));
+            return Err(err(
+                Some(&id),
+                "'run' is empty; give the shell command to run".into(),
+            ));
         }
         let retries = t.retries.unwrap_or(0);
         if retries > MAX_RETRIES {
@@ -235,7 +248,10 @@ fn validate(raw: RawWorkflow, file: &Path) -> Result<Workflow> {
     let tasks = topological(tasks).map_err(|cycle| {
         err(
             Some(&cycle[0]),
-            format!("the tasks {} need each other in a cycle; break it", cycle.join(" -> ")),
+            format!(
+                "the tasks {} need each other in a cycle; break it",
+                cycle.join(" -> ")
+            ),
         )
     })?;
     Ok(Workflow {
@@ -248,8 +264,10 @@ fn validate(raw: RawWorkflow, file: &Path) -> Result<Workflow> {
 /// Kahn's algorithm, keeping file order among tasks that are ready together.
 /// On a cycle, returns the ids left over (those in or behind the cycle).
 fn topological(tasks: Vec<Task>) -> std::result::Result<Vec<Task>, Vec<String>> {
-    let mut waiting: HashMap<&str, usize> =
-        tasks.iter().map(|t| (t.id.as_str(), t.needs.len())).collect();
+    let mut waiting: HashMap<&str, usize> = tasks
+        .iter()
+        .map(|t| (t.id.as_str(), t.needs.len()))
+        .collect();
     let mut order: Vec<usize> = Vec::with_capacity(tasks.len());
     let mut done: HashSet<&str> = HashSet::new();
     while order.len() < tasks.len() {
@@ -275,7 +293,10 @@ fn topological(tasks: Vec<Task>) -> std::result::Result<Vec<Task>, Vec<String>> 
         }
     }
     let mut slots: Vec<Option<Task>> = tasks.into_iter().map(Some).collect();
-    Ok(order.into_iter().map(|i| slots[i].take().expect("each once")).collect())
+    Ok(order
+        .into_iter()
+        .map(|i| slots[i].take().expect("each once"))
+        .collect())
 }
 
 impl std::fmt::Display for Task {
