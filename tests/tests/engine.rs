@@ -4,7 +4,7 @@ use chrono::Utc;
 use flowstate_engine::{Config, Engine, EngineConfig, Workflow};
 use flowstate_store::query::LogQuery;
 use flowstate_store::types::*;
-use flowstate_store::{StateOps, StateStore};
+use flowstate_store::StateStore;
 use flowstate_tests::{backend_tests, TestDb};
 use serde_json::json;
 use std::path::Path;
