@@ -90,16 +90,7 @@ impl Engine {
     /// Registers (or updates) the workflow and persists one PENDING execution
     /// of it with all its task runs.
     pub async fn submit(&self, workflow: &Workflow, input: serde_json::Value) -> Result<Execution> {
-        let saved = register(self.store.as_ref(), workflow).await?;
-        let (exec, _) = self
-            .store
-            .create_execution(NewExecution {
-                workflow_id: saved.id,
-                input,
-                task_keys: workflow.task_keys(),
-            })
-            .await?;
-        Ok(exec)
+        submit(self.store.as_ref(), workflow, input).await
     }
 
     /// Runs one execution in this process until it ends: claims it, drives
@@ -288,6 +279,24 @@ fn log_end(done: std::result::Result<(Uuid, Result<End>), tokio::task::JoinError
         }
         Err(e) => tracing::error!(error = %e, "driver panicked"),
     }
+}
+
+/// Registers (or updates) the workflow and persists one PENDING execution of
+/// it with all its task runs, in one transaction, for any engine to run.
+pub async fn submit(
+    store: &dyn StateStore,
+    workflow: &Workflow,
+    input: serde_json::Value,
+) -> Result<Execution> {
+    let saved = register(store, workflow).await?;
+    let (exec, _) = store
+        .create_execution(NewExecution {
+            workflow_id: saved.id,
+            input,
+            task_keys: workflow.task_keys(),
+        })
+        .await?;
+    Ok(exec)
 }
 
 /// Saves the workflow's definition under its name.

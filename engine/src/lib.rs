@@ -29,6 +29,6 @@ pub mod workflow;
 
 pub use config::{Config, EngineConfig};
 pub use driver::End;
-pub use engine::{register, Engine};
+pub use engine::{register, submit, Engine};
 pub use error::{EngineError, Result};
 pub use workflow::Workflow;

@@ -107,3 +107,130 @@ pub async fn fresh(db: &DatabaseConnection) -> Result<MigrationStatus> {
     Migrator::fresh(db).await?;
     status(db).await
 }
+
+/// The migration commands, shared by `flowstate-migrate` and `flowstate migrate`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum MigrateCommand {
+    /// Apply pending migrations (all, or the next N).
+    Up {
+        /// How many to apply.
+        #[arg(short = 'n', long = "num")]
+        n: Option<u32>,
+    },
+    /// Roll back applied migrations (the last one, or the last N).
+    Down {
+        /// How many to roll back.
+        #[arg(short = 'n', long = "num", default_value_t = 1)]
+        n: u32,
+    },
+    /// Show applied and pending migrations.
+    Status {
+        /// Print JSON: {"applied": [{"version", "appliedAt"}], "pending": [...], "unknown": [...]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop every table and apply every migration again. Deletes all data.
+    Fresh,
+    /// Roll back every applied migration. Deletes all data.
+    Reset,
+}
+
+impl MigrateCommand {
+    /// Connects as configured (without the schema check an open store makes)
+    /// and runs the command, printing what it did.
+    pub async fn run(self, config: &crate::StorageConfig) -> Result<()> {
+        let db = crate::connect::connect(config).await?;
+        let target = config.display_target();
+        let status = match self {
+            MigrateCommand::Status { json } => {
+                let status = status(&db).await?;
+                if json {
+                    println!("{}", status_json(&status));
+                } else {
+                    println!("database: {target}");
+                    print_table(&status);
+                }
+                return Ok(());
+            }
+            MigrateCommand::Up { n } => {
+                let before = status(&db).await?.applied.len();
+                let after = up(&db, n).await?;
+                println!(
+                    "applied {} migration(s) to {target}",
+                    after.applied.len().saturating_sub(before)
+                );
+                after
+            }
+            MigrateCommand::Down { n } => {
+                let before = status(&db).await?.applied.len();
+                let after = down(&db, n).await?;
+                println!(
+                    "rolled back {} migration(s) on {target}",
+                    before.saturating_sub(after.applied.len())
+                );
+                after
+            }
+            MigrateCommand::Fresh => {
+                let after = fresh(&db).await?;
+                println!("dropped every table of {target} and applied every migration");
+                after
+            }
+            MigrateCommand::Reset => {
+                let after = reset(&db).await?;
+                println!("rolled back every migration on {target}");
+                after
+            }
+        };
+        print_table(&status);
+        Ok(())
+    }
+}
+
+/// The `status --json` document.
+pub fn status_json(status: &MigrationStatus) -> serde_json::Value {
+    let applied: Vec<_> = status
+        .applied
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "version": a.version,
+                "appliedAt": a.applied_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "applied": applied,
+        "pending": status.pending,
+        "unknown": status.unknown,
+    })
+}
+
+fn print_table(status: &MigrationStatus) {
+    let width = status
+        .applied
+        .iter()
+        .map(|a| a.version.len())
+        .chain(status.pending.iter().map(String::len))
+        .chain(status.unknown.iter().map(String::len))
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    println!("{:width$}  {:8}  APPLIED AT", "VERSION", "STATE");
+    for a in &status.applied {
+        println!(
+            "{:width$}  {:8}  {}",
+            a.version,
+            "applied",
+            a.applied_at.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+    }
+    for p in &status.pending {
+        println!("{p:width$}  {:8}  -", "pending");
+    }
+    for u in &status.unknown {
+        println!(
+            "{u:width$}  {:8}  (written by a newer flowstate)",
+            "unknown"
+        );
+    }
+}

@@ -70,6 +70,8 @@ pub enum WorkflowSort {
 pub struct WorkflowQuery {
     /// Only names containing this text.
     pub name_contains: Option<String>,
+    /// Only these workflows (all when empty).
+    pub ids: Vec<Uuid>,
     /// Include soft-deleted workflows.
     pub include_deleted: bool,
     /// Page size, 1..=1000 (default 50).
@@ -233,6 +235,9 @@ pub(crate) fn workflow_filters(q: &WorkflowQuery) -> Select<workflow::Entity> {
     }
     if let Some(text) = &q.name_contains {
         select = select.filter(workflow::Column::Name.contains(text.as_str()));
+    }
+    if !q.ids.is_empty() {
+        select = select.filter(workflow::Column::Id.is_in(q.ids.iter().copied()));
     }
     select
 }

@@ -57,45 +57,12 @@ pub(crate) async fn purge(
         return Ok(report);
     }
     loop {
-        let started = Instant::now();
-        let tx = begin_write(db, backend).await?;
-        let ids: Vec<Uuid> = execution::Entity::find()
-            .select_only()
-            .column(execution::Column::Id)
-            .filter(execution::Column::FinishedAt.lt(cutoff))
-            .filter(execution::Column::State.is_in(TERMINAL))
-            .order_by_asc(execution::Column::FinishedAt)
-            .limit(batch_size)
-            .into_tuple()
-            .all(&tx)
-            .await?;
-        if ids.is_empty() {
-            tx.rollback().await?;
-            break;
-        }
-        let chosen = Query::select()
-            .column(execution::Column::Id)
-            .from(execution::Entity)
-            .and_where(execution::Column::Id.is_in(ids.iter().copied()))
-            .to_owned();
-        let mut counts = count_children(&tx, chosen).await?;
-        counts.executions = execution::Entity::delete_many()
-            .filter(execution::Column::Id.is_in(ids.iter().copied()))
-            .exec(&tx)
-            .await?
-            .rows_affected;
-        tx.commit().await?;
-        let took = started.elapsed();
-        report.longest_batch = report.longest_batch.max(took);
-        report.batches += 1;
-        report.counts += counts;
-        metrics::counter!("flowstate_purged_executions_total").increment(counts.executions);
-        tracing::debug!(
-            executions = counts.executions,
-            ms = took.as_millis() as u64,
-            "retention batch deleted"
-        );
-        if (ids.len() as u64) < batch_size {
+        let batch = purge_batch(db, backend, cutoff, batch_size).await?;
+        let done = batch.counts.executions < batch_size;
+        report.longest_batch = report.longest_batch.max(batch.longest_batch);
+        report.batches += batch.batches;
+        report.counts += batch.counts;
+        if done {
             break;
         }
     }
@@ -106,6 +73,62 @@ pub(crate) async fn purge(
         );
     }
     Ok(report)
+}
+
+/// Deletes one batch of at most `batch_size` executions in one transaction.
+pub(crate) async fn purge_batch(
+    db: &DatabaseConnection,
+    backend: &dyn Backend,
+    cutoff: DateTime<Utc>,
+    batch_size: u64,
+) -> Result<PurgeReport> {
+    if !(1..=MAX_BATCH).contains(&batch_size) {
+        return Err(StoreError::InvalidInput(format!(
+            "batch size {batch_size} is out of range; use 1 to {MAX_BATCH}"
+        )));
+    }
+    let cutoff = truncate_micros(cutoff);
+    let started = Instant::now();
+    let tx = begin_write(db, backend).await?;
+    let ids: Vec<Uuid> = execution::Entity::find()
+        .select_only()
+        .column(execution::Column::Id)
+        .filter(execution::Column::FinishedAt.lt(cutoff))
+        .filter(execution::Column::State.is_in(TERMINAL))
+        .order_by_asc(execution::Column::FinishedAt)
+        .limit(batch_size)
+        .into_tuple()
+        .all(&tx)
+        .await?;
+    if ids.is_empty() {
+        tx.rollback().await?;
+        return Ok(PurgeReport::default());
+    }
+    let chosen = Query::select()
+        .column(execution::Column::Id)
+        .from(execution::Entity)
+        .and_where(execution::Column::Id.is_in(ids.iter().copied()))
+        .to_owned();
+    let mut counts = count_children(&tx, chosen).await?;
+    counts.executions = execution::Entity::delete_many()
+        .filter(execution::Column::Id.is_in(ids.iter().copied()))
+        .exec(&tx)
+        .await?
+        .rows_affected;
+    tx.commit().await?;
+    let took = started.elapsed();
+    metrics::counter!("flowstate_purged_executions_total").increment(counts.executions);
+    tracing::debug!(
+        executions = counts.executions,
+        ms = took.as_millis() as u64,
+        "retention batch deleted"
+    );
+    Ok(PurgeReport {
+        counts,
+        batches: 1,
+        dry_run: false,
+        longest_batch: took,
+    })
 }
 
 /// Counts the rows under the executions `ids` selects, table by table.

@@ -130,6 +130,11 @@ pub trait StateStore: StateOps {
         dry_run: bool,
     ) -> Result<PurgeReport>;
 
+    /// Deletes one batch of at most `batch_size` terminal executions finished
+    /// before `cutoff`, in one transaction; for callers that report progress.
+    /// A batch with fewer executions than `batch_size` was the last.
+    async fn purge_batch(&self, cutoff: DateTime<Utc>, batch_size: u64) -> Result<PurgeReport>;
+
     /// Moves up to `limit` due executions (PENDING, or WAITING whose `wake_at`
     /// has passed) to RUNNING under `node_id` with a lease of `lease`. Concurrent
     /// claimers never get the same execution.

@@ -130,6 +130,10 @@ impl StateStore for SeaStore {
         .await
     }
 
+    async fn purge_batch(&self, cutoff: DateTime<Utc>, batch_size: u64) -> Result<PurgeReport> {
+        retention::purge_batch(self.connection(), self.conn.backend(), cutoff, batch_size).await
+    }
+
     async fn claim_due(
         &self,
         node_id: &str,

@@ -1,0 +1,281 @@
+//! `flowstate execution list | inspect | logs | cancel`.
+
+use crate::args::{self, Sort};
+use crate::output;
+use crate::{CmdResult, Failure, Globals};
+use flowstate_engine::Engine;
+use flowstate_store::query::{ExecutionQuery, SortOrder, WorkflowQuery};
+use flowstate_store::types::ExecutionState;
+use flowstate_store::StateStore;
+use serde_json::json;
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// Execution commands.
+#[derive(clap::Subcommand)]
+pub enum ExecutionCommand {
+    /// List executions, newest first, with filters and paging.
+    List(ListArgs),
+    /// Show an execution with its task runs, their attempts, and its outputs.
+    Inspect {
+        /// The execution id.
+        #[arg(value_parser = args::id)]
+        id: Uuid,
+    },
+    /// Print an execution's log lines.
+    Logs {
+        /// The execution id.
+        #[arg(value_parser = args::id)]
+        id: Uuid,
+        /// Only this task's lines.
+        #[arg(long, value_name = "KEY")]
+        task: Option<String>,
+        /// Keep printing new lines until the execution ends.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Cancel an execution: it and its unfinished tasks become CANCELLED, and
+    /// the engine running it stops its processes.
+    Cancel {
+        /// The execution id.
+        #[arg(value_parser = args::id)]
+        id: Uuid,
+    },
+}
+
+/// Filters and paging of `execution list`.
+#[derive(clap::Args)]
+pub struct ListArgs {
+    /// Only this workflow's executions.
+    #[arg(long, value_name = "NAME")]
+    workflow: Option<String>,
+    /// Only executions in this state (repeat for several).
+    #[arg(long, value_name = "STATE", value_parser = args::state)]
+    state: Vec<ExecutionState>,
+    /// Created at or after: RFC 3339, or a duration ago (90m, 7d).
+    #[arg(long, value_name = "TIME", value_parser = args::time)]
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Created before: RFC 3339, or a duration ago.
+    #[arg(long, value_name = "TIME", value_parser = args::time)]
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Rows per page (1 to 1000).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    limit: u64,
+    /// Rows to skip.
+    #[arg(long, conflicts_with = "after")]
+    offset: Option<u64>,
+    /// Continue after this cursor (the nextCursor of the previous page).
+    #[arg(long, value_name = "CURSOR")]
+    after: Option<String>,
+    /// created (oldest first) or -created (newest first).
+    #[arg(long, default_value = "-created", value_parser = args::sort, allow_hyphen_values = true)]
+    sort: Sort,
+}
+
+pub async fn command(g: &Globals, c: ExecutionCommand) -> CmdResult {
+    let store = g.store().await?;
+    match c {
+        ExecutionCommand::List(a) => list(g, store.as_ref(), a).await,
+        ExecutionCommand::Inspect { id } => inspect(g, store.as_ref(), id).await,
+        ExecutionCommand::Logs { id, task, follow } => {
+            store.get_execution(id).await?;
+            let task_run_id = match task {
+                None => None,
+                Some(key) => {
+                    let runs = store.list_task_runs(id).await?;
+                    match runs.iter().find(|r| r.task_key == key) {
+                        Some(r) => Some(r.id),
+                        None => {
+                            let known: Vec<_> = runs.iter().map(|r| r.task_key.as_str()).collect();
+                            return Err(Failure::input(format!(
+                                "execution {id} has no task '{key}'; its tasks are {}",
+                                known.join(", ")
+                            )));
+                        }
+                    }
+                }
+            };
+            crate::run::follow(store.as_ref(), id, task_run_id, g.json, false, follow).await
+        }
+        ExecutionCommand::Cancel { id } => {
+            let e = Engine::cancel(store.as_ref(), id).await?;
+            if g.json {
+                let name = store.get_workflow(e.workflow_id).await?.name;
+                println!("{}", output::execution(&e, &name));
+            } else {
+                println!("execution {id} CANCELLED");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Workflow names for a set of ids, in one query.
+pub async fn workflow_names(
+    store: &dyn StateStore,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> CmdResult<HashMap<Uuid, String>> {
+    let mut ids: Vec<Uuid> = ids.into_iter().collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let page = store
+        .list_workflows(WorkflowQuery {
+            ids: ids.clone(),
+            include_deleted: true,
+            limit: Some(ids.len().clamp(1, 1000) as u64),
+            ..Default::default()
+        })
+        .await?;
+    Ok(page.items.into_iter().map(|w| (w.id, w.name)).collect())
+}
+
+async fn list(g: &Globals, store: &dyn StateStore, a: ListArgs) -> CmdResult {
+    let workflow_id = match &a.workflow {
+        Some(name) => Some(store.get_workflow_by_name(name).await?.id),
+        None => None,
+    };
+    let page = store
+        .list_executions(ExecutionQuery {
+            workflow_id,
+            states: a.state,
+            since: a.since,
+            until: a.until,
+            owner: None,
+            limit: Some(a.limit),
+            offset: a.offset,
+            after: a.after,
+            sort: match a.sort {
+                Sort::Created => SortOrder::Ascending,
+                Sort::NewestFirst => SortOrder::Descending,
+            },
+        })
+        .await?;
+    let names = workflow_names(store, page.items.iter().map(|e| e.workflow_id)).await?;
+    let name = |id: &Uuid| names.get(id).cloned().unwrap_or_default();
+    if g.json {
+        let items: Vec<_> = page
+            .items
+            .iter()
+            .map(|e| output::execution(e, &name(&e.workflow_id)))
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "items": items,
+                "total": page.total,
+                "limit": page.limit,
+                "offset": page.offset,
+                "nextCursor": page.next_cursor,
+            })
+        );
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = page
+        .items
+        .iter()
+        .map(|e| {
+            vec![
+                e.id.to_string(),
+                name(&e.workflow_id),
+                e.state.to_string(),
+                output::local(Some(e.created_at)),
+                output::took(e.started_at, e.finished_at),
+                e.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(
+        &["ID", "WORKFLOW", "STATE", "CREATED", "DURATION", "REASON"],
+        &rows,
+    );
+    let shown = page.items.len() as u64;
+    let mut footer = format!("{shown} of {} shown", page.total);
+    if let Some(c) = page.next_cursor {
+        footer.push_str(&format!("; next page: --after {c}"));
+    }
+    eprintln!("{footer}");
+    Ok(())
+}
+
+async fn inspect(g: &Globals, store: &dyn StateStore, id: Uuid) -> CmdResult {
+    let d = store.get_execution_detail(id).await?;
+    if g.json {
+        println!("{}", output::detail(&d));
+        return Ok(());
+    }
+    let e = &d.execution;
+    let colour = output::colour();
+    println!("execution  {}", e.id);
+    println!(
+        "workflow   {} (version {})",
+        d.workflow_name, e.workflow_version
+    );
+    println!("state      {}", output::state(e.state.as_str(), 0, colour));
+    if let Some(r) = &e.reason {
+        println!("reason     {r}");
+    }
+    if let Some(err) = &e.error {
+        println!("error      {err}");
+    }
+    println!("created    {}", output::local(Some(e.created_at)));
+    println!("started    {}", output::local(e.started_at));
+    println!("finished   {}", output::local(e.finished_at));
+    if let Some(owner) = &e.owner {
+        println!("owner      {owner}");
+    }
+    println!();
+    let mut rows = Vec::new();
+    for t in &d.task_runs {
+        let r = &t.task_run;
+        rows.push(vec![
+            r.task_key.clone(),
+            r.state.to_string(),
+            "-".into(),
+            output::local(r.started_at),
+            output::took(r.started_at, r.finished_at),
+            r.reason.clone().unwrap_or_default(),
+        ]);
+        for a in &t.attempts {
+            let detail = match (&a.exit_code, &a.error) {
+                (_, Some(err)) => err.clone(),
+                (Some(code), None) => format!("exit {code}"),
+                _ => String::new(),
+            };
+            rows.push(vec![
+                format!("  attempt {}", a.number),
+                a.state.to_string(),
+                a.exit_code.map_or("-".into(), |c| c.to_string()),
+                output::local(Some(a.started_at)),
+                output::took(Some(a.started_at), a.finished_at),
+                detail,
+            ]);
+        }
+    }
+    output::table(
+        &["TASK", "STATE", "EXIT", "STARTED", "DURATION", "DETAIL"],
+        &rows,
+    );
+    if !d.outputs.is_empty() {
+        println!();
+        let doc = output::detail(&d);
+        let rows: Vec<Vec<String>> = doc["outputs"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .flat_map(|(task, kv)| {
+                kv.as_object().into_iter().flatten().map(move |(k, v)| {
+                    vec![
+                        task.clone(),
+                        k.clone(),
+                        v.as_str().map_or(v.to_string(), str::to_owned),
+                    ]
+                })
+            })
+            .collect();
+        output::table(&["TASK", "OUTPUT", "VALUE"], &rows);
+    }
+    Ok(())
+}

@@ -1,0 +1,202 @@
+//! `flowstate run`, and the log follower it shares with `execution logs`.
+
+use crate::output;
+use crate::{args, CmdResult, Failure, Globals};
+use flowstate_engine::{node, Engine, Workflow};
+use flowstate_store::query::LogQuery;
+use flowstate_store::types::{ExecutionState, LogStream};
+use flowstate_store::StateStore;
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Arguments of `flowstate run`.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The workflow file.
+    file: PathBuf,
+    /// An input value, handed to every task as an environment variable.
+    #[arg(long = "input", value_name = "KEY=VALUE", value_parser = args::input)]
+    inputs: Vec<(String, String)>,
+}
+
+/// The execution input object built from `--input` flags.
+pub fn input_object(inputs: &[(String, String)]) -> serde_json::Value {
+    serde_json::Value::Object(
+        inputs
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect(),
+    )
+}
+
+pub async fn run(g: &Globals, a: RunArgs) -> CmdResult {
+    let workflow = Workflow::from_file(&a.file)?;
+    let mut config = g.config()?;
+    // A node id of its own: this process must never recover (fail) the
+    // executions a `serve` on the same machine and database is running.
+    let base = config
+        .engine
+        .node_id
+        .clone()
+        .unwrap_or_else(|| node::default_node_id(&config.storage));
+    config.engine.node_id = Some(format!("{base}-run-{}", std::process::id()));
+    let engine = Engine::start(config).await?;
+    let store = engine.store();
+    let exec = engine.submit(&workflow, input_object(&a.inputs)).await?;
+    if !g.json {
+        eprintln!("execution {} of {} started", exec.id, workflow.name);
+    }
+    let started = Instant::now();
+    let follower = {
+        let store = store.clone();
+        let json = g.json;
+        tokio::spawn(async move { follow(store.as_ref(), exec.id, None, json, true, true).await })
+    };
+    let done = tokio::select! {
+        done = engine.run_execution(exec.id) => done?,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("\ninterrupted: cancelling execution {}", exec.id);
+            Engine::cancel(store.as_ref(), exec.id).await?;
+            tokio::time::timeout(Duration::from_secs(10), engine.run_execution(exec.id))
+                .await
+                .map_err(|_| Failure::runtime("the execution did not stop within 10s"))??
+        }
+    };
+    follower
+        .await
+        .map_err(|e| Failure::runtime(format!("log follower failed: {e}")))??;
+    if g.json {
+        let name = workflow.name.as_str();
+        println!("{}", output::execution(&done, name));
+    } else {
+        let mut line = format!(
+            "execution {} {} in {:.1}s",
+            done.id,
+            done.state,
+            started.elapsed().as_secs_f64()
+        );
+        if let Some(e) = &done.error {
+            line.push_str(&format!(": {e}"));
+        }
+        eprintln!("{line}");
+    }
+    match done.state {
+        ExecutionState::Succeeded => Ok(()),
+        _ => Err(Failure::quiet()),
+    }
+}
+
+/// Prints an execution's log lines from the start; with `until_done`, keeps
+/// polling for new ones until the execution has ended and every line is out.
+pub async fn follow(
+    store: &dyn StateStore,
+    execution_id: Uuid,
+    task_run_id: Option<Uuid>,
+    json: bool,
+    prefix: bool,
+    until_done: bool,
+) -> CmdResult {
+    let progress = until_done && prefix && !json && std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut keys: HashMap<Uuid, String> = HashMap::new();
+    let mut after = None;
+    loop {
+        let lines = store
+            .read_logs(LogQuery {
+                execution_id,
+                task_run_id,
+                after_id: after,
+                limit: Some(1000),
+            })
+            .await?;
+        if lines
+            .iter()
+            .any(|l| l.task_run_id.is_some_and(|t| !keys.contains_key(&t)))
+        {
+            keys = store
+                .list_task_runs(execution_id)
+                .await?
+                .into_iter()
+                .map(|r| (r.id, r.task_key))
+                .collect();
+        }
+        if progress && !lines.is_empty() {
+            eprint!("\r\x1b[K");
+        }
+        let closed = {
+            let mut out = std::io::stdout().lock();
+            let mut closed = false;
+            for l in &lines {
+                let key = l.task_run_id.and_then(|t| keys.get(&t)).map(String::as_str);
+                let text = if json {
+                    output::log_line(l, key).to_string()
+                } else {
+                    let mut s = String::new();
+                    if prefix {
+                        s.push_str(&format!("[{}] ", key.unwrap_or("-")));
+                    } else {
+                        s.push_str(&format!(
+                            "{} {} ",
+                            output::local(Some(l.ts)),
+                            key.unwrap_or("-")
+                        ));
+                    }
+                    if l.stream != LogStream::Stdout {
+                        s.push_str(&format!("({}) ", l.stream));
+                    }
+                    s.push_str(&l.line);
+                    s
+                };
+                if writeln!(out, "{text}").is_err() {
+                    closed = true;
+                    break;
+                }
+            }
+            closed
+        };
+        if closed {
+            // The reader went away (a closed pipe): stop quietly.
+            return Ok(());
+        }
+        let got = lines.len();
+        after = lines.last().map(|l| l.id).or(after);
+        if got == 1000 {
+            continue;
+        }
+        if !until_done {
+            return Ok(());
+        }
+        let exec = store.get_execution(execution_id).await?;
+        if exec.state.is_terminal() {
+            // One more read: lines written just before the end.
+            let rest = store
+                .read_logs(LogQuery {
+                    execution_id,
+                    task_run_id,
+                    after_id: after,
+                    limit: Some(1),
+                })
+                .await?;
+            if rest.is_empty() {
+                if progress {
+                    eprint!("\r\x1b[K");
+                }
+                return Ok(());
+            }
+            continue;
+        }
+        if progress {
+            let runs = store.list_task_runs(execution_id).await?;
+            let done = runs.iter().filter(|r| r.state.is_terminal()).count();
+            eprint!(
+                "\r\x1b[K{done}/{} tasks done, {:.1}s",
+                runs.len(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

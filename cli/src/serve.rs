@@ -1,0 +1,116 @@
+//! `flowstate serve` and `flowstate cleanup`.
+
+use crate::{args, CmdResult, Globals};
+use chrono::Utc;
+use flowstate_engine::Engine;
+use flowstate_store::types::PurgeCounts;
+use serde_json::json;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+pub async fn serve(g: &Globals) -> CmdResult {
+    let config = g.config()?;
+    if let Some(addr) = config.engine.metrics_addr {
+        flowstate_engine::metrics::serve_prometheus(addr)?;
+        tracing::info!(%addr, "serving metrics at /metrics");
+    }
+    let engine = Engine::start(config).await?;
+    engine.serve(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}
+
+/// Arguments of `flowstate cleanup`.
+#[derive(clap::Args)]
+pub struct CleanupArgs {
+    /// Delete executions finished longer ago than this (default: storage.retentionDays).
+    #[arg(long, value_name = "DURATION", value_parser = args::duration)]
+    older_than: Option<Duration>,
+    /// Count what would be deleted without deleting.
+    #[arg(long)]
+    dry_run: bool,
+    /// Executions deleted per transaction (1 to 20000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=20_000))]
+    batch_size: u64,
+}
+
+pub async fn cleanup(g: &Globals, a: CleanupArgs) -> CmdResult {
+    let config = g.config()?;
+    let age = match a.older_than {
+        Some(d) => chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX),
+        None => chrono::Duration::days(i64::from(config.storage.retention_days)),
+    };
+    let cutoff = Utc::now() - age;
+    let store = flowstate_store::open(&config.storage).await?;
+    let planned = store.purge(cutoff, a.batch_size, true).await?;
+    let counts = if a.dry_run || planned.counts.executions == 0 {
+        planned.counts
+    } else {
+        let bar = !g.json && std::io::stderr().is_terminal();
+        let total = planned.counts.executions;
+        let mut done = PurgeCounts::default();
+        loop {
+            let batch = store.purge_batch(cutoff, a.batch_size).await?;
+            done += batch.counts;
+            if bar {
+                let filled = ((done.executions.min(total) * 30) / total.max(1)) as usize;
+                eprint!(
+                    "\r[{}{}] {}/{} executions",
+                    "#".repeat(filled),
+                    " ".repeat(30 - filled),
+                    done.executions,
+                    total
+                );
+            }
+            if batch.counts.executions < a.batch_size {
+                break;
+            }
+        }
+        if bar {
+            eprintln!();
+        }
+        done
+    };
+    if g.json {
+        println!(
+            "{}",
+            json!({
+                "executions": counts.executions,
+                "taskRuns": counts.task_runs,
+                "attempts": counts.attempts,
+                "outputs": counts.outputs,
+                "logs": counts.logs,
+                "dryRun": a.dry_run,
+            })
+        );
+    } else {
+        let verb = if a.dry_run { "would delete" } else { "deleted" };
+        println!(
+            "{verb} {} executions finished before {} ({} task runs, {} attempts, {} outputs, {} log lines)",
+            counts.executions,
+            crate::output::local(Some(cutoff)),
+            counts.task_runs,
+            counts.attempts,
+            counts.outputs,
+            counts.logs
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! `flowstate workflow ...` and `flowstate submit`.
+
+use crate::output;
+use crate::run::input_object;
+use crate::{args, CmdResult, Failure, Globals};
+use flowstate_engine::Workflow;
+use flowstate_store::query::{WorkflowQuery, WorkflowSort};
+use flowstate_store::StateStore;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+/// Workflow commands.
+#[derive(clap::Subcommand)]
+pub enum WorkflowCommand {
+    /// List registered workflows.
+    List {
+        /// Include deleted workflows.
+        #[arg(long)]
+        all: bool,
+        /// Rows per page (1 to 1000).
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        limit: u64,
+        /// Rows to skip.
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+    },
+    /// Show a workflow and its tasks.
+    Show {
+        /// The workflow name.
+        name: String,
+    },
+    /// Register a workflow file (or update it; the version goes up when it changed).
+    Register {
+        /// The workflow file.
+        file: PathBuf,
+    },
+    /// Delete a workflow: hidden but kept with its executions, or with --hard
+    /// removed with all its executions.
+    Delete {
+        /// The workflow name.
+        name: String,
+        /// Also delete its executions and everything under them.
+        #[arg(long)]
+        hard: bool,
+    },
+}
+
+/// Arguments of `flowstate submit`.
+#[derive(clap::Args)]
+pub struct SubmitArgs {
+    /// A registered workflow's name, or a workflow file (registered first).
+    workflow: String,
+    /// An input value, handed to every task as an environment variable.
+    #[arg(long = "input", value_name = "KEY=VALUE", value_parser = args::input)]
+    inputs: Vec<(String, String)>,
+}
+
+fn workflow_json(w: &flowstate_store::types::Workflow) -> serde_json::Value {
+    json!({
+        "id": w.id,
+        "name": w.name,
+        "version": w.version,
+        "description": w.description,
+        "definition": w.definition,
+        "createdAt": output::ts(Some(w.created_at)),
+        "updatedAt": output::ts(Some(w.updated_at)),
+        "deletedAt": output::ts(w.deleted_at),
+    })
+}
+
+fn task_ids(w: &flowstate_store::types::Workflow) -> Vec<String> {
+    Workflow::from_definition(&w.definition)
+        .map(|d| d.task_keys())
+        .unwrap_or_default()
+}
+
+pub async fn command(g: &Globals, c: WorkflowCommand) -> CmdResult {
+    // A bad file is refused before the database is touched.
+    let parsed = match &c {
+        WorkflowCommand::Register { file } => Some(Workflow::from_file(file)?),
+        _ => None,
+    };
+    let store = g.store().await?;
+    match c {
+        WorkflowCommand::List { all, limit, offset } => {
+            let page = store
+                .list_workflows(WorkflowQuery {
+                    include_deleted: all,
+                    limit: Some(limit),
+                    offset: Some(offset),
+                    sort: WorkflowSort::Name,
+                    ..Default::default()
+                })
+                .await?;
+            if g.json {
+                let items: Vec<_> = page.items.iter().map(workflow_json).collect();
+                println!(
+                    "{}",
+                    json!({"items": items, "total": page.total, "limit": page.limit, "offset": page.offset})
+                );
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = page
+                .items
+                .iter()
+                .map(|w| {
+                    vec![
+                        w.name.clone(),
+                        w.version.to_string(),
+                        task_ids(w).len().to_string(),
+                        output::local(Some(w.updated_at)),
+                        if w.deleted_at.is_some() {
+                            "deleted".into()
+                        } else {
+                            w.description.clone().unwrap_or_default()
+                        },
+                    ]
+                })
+                .collect();
+            output::table(
+                &["NAME", "VERSION", "TASKS", "UPDATED", "DESCRIPTION"],
+                &rows,
+            );
+            Ok(())
+        }
+        WorkflowCommand::Show { name } => {
+            let w = store.get_workflow_by_name(&name).await?;
+            if g.json {
+                println!("{}", workflow_json(&w));
+                return Ok(());
+            }
+            println!("workflow   {} (version {})", w.name, w.version);
+            if let Some(d) = &w.description {
+                println!("about      {d}");
+            }
+            println!("updated    {}", output::local(Some(w.updated_at)));
+            if w.deleted_at.is_some() {
+                println!("deleted    {}", output::local(w.deleted_at));
+            }
+            println!();
+            let def = Workflow::from_definition(&w.definition)?;
+            let rows: Vec<Vec<String>> = def
+                .tasks
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.id.clone(),
+                        t.needs.join(","),
+                        t.retries.to_string(),
+                        t.timeout_ms.map_or("-".into(), |ms| {
+                            flowstate_engine::duration::format_duration(
+                                std::time::Duration::from_millis(ms),
+                            )
+                        }),
+                        t.run.clone(),
+                    ]
+                })
+                .collect();
+            output::table(&["TASK", "NEEDS", "RETRIES", "TIMEOUT", "RUN"], &rows);
+            Ok(())
+        }
+        WorkflowCommand::Register { .. } => {
+            let wf = parsed.expect("parsed above");
+            let saved = store
+                .save_workflow(flowstate_store::types::NewWorkflow {
+                    name: wf.name.clone(),
+                    definition: wf.to_definition(),
+                    description: wf.description.clone(),
+                })
+                .await?;
+            if g.json {
+                println!("{}", workflow_json(&saved.workflow));
+            } else {
+                let what = if saved.changed {
+                    "registered"
+                } else {
+                    "unchanged"
+                };
+                println!(
+                    "{what}: {} version {}",
+                    saved.workflow.name, saved.workflow.version
+                );
+            }
+            Ok(())
+        }
+        WorkflowCommand::Delete { name, hard } => {
+            let w = store.get_workflow_by_name(&name).await?;
+            store.delete_workflow(w.id, hard).await?;
+            if g.json {
+                println!("{}", json!({"name": name, "deleted": true, "hard": hard}));
+            } else if hard {
+                println!("deleted {name} and all its executions");
+            } else {
+                println!(
+                    "deleted {name} (its executions are kept; `workflow register` restores it)"
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+pub async fn submit(g: &Globals, a: SubmitArgs) -> CmdResult {
+    let path = Path::new(&a.workflow);
+    let from_file = path.is_file() || a.workflow.ends_with(".yaml") || a.workflow.ends_with(".yml");
+    let file_workflow = if from_file {
+        Some(Workflow::from_file(path)?)
+    } else {
+        None
+    };
+    let store = g.store().await?;
+    let workflow = match file_workflow {
+        Some(w) => w,
+        None => {
+            let stored = store
+                .get_workflow_by_name(&a.workflow)
+                .await
+                .map_err(|e| match e {
+                    flowstate_store::StoreError::NotFound { .. } => Failure::runtime(format!(
+                        "no workflow named '{}' and no such file; register it or give the file",
+                        a.workflow
+                    )),
+                    other => other.into(),
+                })?;
+            if stored.deleted_at.is_some() {
+                return Err(Failure::input(format!(
+                    "workflow '{}' is deleted; register it again to run it",
+                    a.workflow
+                )));
+            }
+            Workflow::from_definition(&stored.definition)?
+        }
+    };
+    let exec = flowstate_engine::submit(store.as_ref(), &workflow, input_object(&a.inputs)).await?;
+    if g.json {
+        println!("{}", output::execution(&exec, &workflow.name));
+    } else {
+        println!("{}", exec.id);
+    }
+    let _: &dyn StateStore = store.as_ref();
+    Ok(())
+}
