@@ -99,8 +99,16 @@ fn is_time(v: &Value) -> bool {
 
 fn check_execution(e: &Value) {
     let keys = [
-        "id", "workflowId", "workflowName", "state", "reason", "error", "createdAt", "updatedAt",
-        "startedAt", "finishedAt",
+        "id",
+        "workflowId",
+        "workflowName",
+        "state",
+        "reason",
+        "error",
+        "createdAt",
+        "updatedAt",
+        "startedAt",
+        "finishedAt",
     ];
     for k in keys {
         assert!(e.get(k).is_some(), "Execution lacks {k}: {e}");
@@ -146,7 +154,15 @@ fn run_inspect_and_read_logs_of_an_example() {
     assert_eq!(runs[0]["taskKey"], "greet");
     assert_eq!(runs[1]["taskKey"], "count");
     for r in runs {
-        for k in ["id", "taskKey", "state", "reason", "startedAt", "finishedAt", "attempts"] {
+        for k in [
+            "id",
+            "taskKey",
+            "state",
+            "reason",
+            "startedAt",
+            "finishedAt",
+            "attempts",
+        ] {
             assert!(r.get(k).is_some(), "task run lacks {k}");
         }
         assert_eq!(r["state"], "SUCCEEDED");
@@ -160,7 +176,10 @@ fn run_inspect_and_read_logs_of_an_example() {
     assert_eq!(d["outputs"], serde_json::json!({}));
 
     let logs = env.ok(&["--json", "execution", "logs", &id]);
-    let lines: Vec<Value> = logs.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let stdout_lines: Vec<&str> = lines
         .iter()
         .filter(|l| l["stream"] == "stdout")
@@ -175,10 +194,16 @@ fn run_inspect_and_read_logs_of_an_example() {
         assert!(l["taskKey"] == "greet" || l["taskKey"] == "count");
     }
     let only = env.ok(&["execution", "logs", &id, "--task", "count"]);
-    assert!(only.contains("tick 2") && !only.contains("hello from"), "{only}");
+    assert!(
+        only.contains("tick 2") && !only.contains("hello from"),
+        "{only}"
+    );
 
     let human = env.ok(&["execution", "inspect", &id]);
-    assert!(human.contains("workflow   hello") && human.contains("attempt 1"), "{human}");
+    assert!(
+        human.contains("workflow   hello") && human.contains("attempt 1"),
+        "{human}"
+    );
     let table = env.ok(&["execution", "list"]);
     assert!(table.starts_with("ID"), "{table}");
     assert!(table.contains("SUCCEEDED"));
@@ -213,13 +238,20 @@ fn workflows_are_registered_listed_shown_and_deleted() {
     assert!(is_time(&w["createdAt"]) && w["deletedAt"].is_null());
     let again = env.ok(&["workflow", "register", report.to_str().unwrap()]);
     assert!(again.contains("unchanged: report version 1"), "{again}");
-    env.ok(&["workflow", "register", examples().join("hello.yaml").to_str().unwrap()]);
+    env.ok(&[
+        "workflow",
+        "register",
+        examples().join("hello.yaml").to_str().unwrap(),
+    ]);
 
     let list = env.json(&["workflow", "list"]);
     assert_eq!(list["total"], 2);
     assert_eq!(list["items"][0]["name"], "hello");
     let show = env.ok(&["workflow", "show", "report"]);
-    assert!(show.contains("publish") && show.contains("summary,charts"), "{show}");
+    assert!(
+        show.contains("publish") && show.contains("summary,charts"),
+        "{show}"
+    );
     let shown = env.json(&["workflow", "show", "report"]);
     assert_eq!(shown["definition"]["tasks"][0]["id"], "fetch");
 
@@ -232,7 +264,11 @@ fn workflows_are_registered_listed_shown_and_deleted() {
     env.ok(&["workflow", "delete", "report"]);
     assert_eq!(env.json(&["workflow", "list"])["total"], 1);
     assert_eq!(env.json(&["workflow", "list", "--all"])["total"], 2);
-    assert_eq!(env.json(&["execution", "list"])["total"], 2, "soft delete keeps executions");
+    assert_eq!(
+        env.json(&["execution", "list"])["total"],
+        2,
+        "soft delete keeps executions"
+    );
     let out = env.run(&["submit", "report"]);
     assert_eq!(out.status.code(), Some(2), "a deleted workflow is not run");
     env.ok(&["workflow", "delete", "report", "--hard"]);
@@ -257,36 +293,81 @@ fn list_filters_and_both_paging_styles() {
     }
     assert_eq!(ids_a.len(), 8);
     // One of wa's executions fails.
-    let failed = env.run(&["run", &env.file("c.yaml", "name: wa\ntasks:\n  - id: t\n    run: exit 1\n")]);
+    let failed = env.run(&[
+        "run",
+        &env.file("c.yaml", "name: wa\ntasks:\n  - id: t\n    run: exit 1\n"),
+    ]);
     assert_eq!(failed.status.code(), Some(1));
 
     let all = env.json(&["execution", "list", "--workflow", "wa"]);
     assert_eq!(all["total"], 9);
-    let pending = env.json(&["execution", "list", "--workflow", "wa", "--state", "PENDING"]);
+    let pending = env.json(&[
+        "execution",
+        "list",
+        "--workflow",
+        "wa",
+        "--state",
+        "PENDING",
+    ]);
     assert_eq!(pending["total"], 8);
-    let got: Vec<&str> = pending["items"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap()).collect();
+    let got: Vec<&str> = pending["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
     let mut want: Vec<&str> = ids_a.iter().map(String::as_str).collect();
     want.reverse();
     assert_eq!(got, want, "newest first");
-    let two_states = env.json(&["execution", "list", "--state", "pending", "--state", "failed"]);
+    let two_states = env.json(&[
+        "execution",
+        "list",
+        "--state",
+        "pending",
+        "--state",
+        "failed",
+    ]);
     assert_eq!(two_states["total"], 14);
     let none = env.json(&["execution", "list", "--state", "running"]);
     assert_eq!(none["total"], 0);
     let future = env.json(&["execution", "list", "--since", "2999-01-01T00:00:00Z"]);
     assert_eq!(future["total"], 0);
-    let recent = env.json(&["execution", "list", "--since", "1h", "--until", "2999-01-01T00:00:00Z"]);
+    let recent = env.json(&[
+        "execution",
+        "list",
+        "--since",
+        "1h",
+        "--until",
+        "2999-01-01T00:00:00Z",
+    ]);
     assert_eq!(recent["total"], 14);
 
     // Offset pages.
     let mut seen = Vec::new();
     for offset in [0, 3, 6] {
         let page = env.json(&[
-            "execution", "list", "--workflow", "wa", "--state", "pending", "--sort", "created", "--limit", "3",
-            "--offset", &offset.to_string(),
+            "execution",
+            "list",
+            "--workflow",
+            "wa",
+            "--state",
+            "pending",
+            "--sort",
+            "created",
+            "--limit",
+            "3",
+            "--offset",
+            &offset.to_string(),
         ]);
         assert_eq!(page["offset"], offset);
         assert_eq!(page["total"], 8);
-        seen.extend(page["items"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_owned()),
+        );
     }
     assert_eq!(seen, ids_a, "oldest first, every row once");
 
@@ -294,13 +375,28 @@ fn list_filters_and_both_paging_styles() {
     let mut seen = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let mut args = vec!["execution", "list", "--workflow", "wa", "--state", "pending", "--limit", "3"];
+        let mut args = vec![
+            "execution",
+            "list",
+            "--workflow",
+            "wa",
+            "--state",
+            "pending",
+            "--limit",
+            "3",
+        ];
         if let Some(c) = &after {
             args.push("--after");
             args.push(c);
         }
         let page = env.json(&args);
-        seen.extend(page["items"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_owned()),
+        );
         match page["nextCursor"].as_str() {
             Some(c) => after = Some(c.to_owned()),
             None => break,
@@ -329,17 +425,27 @@ fn serve_runs_submitted_work_and_follow_ends_with_the_execution() {
     let started = Instant::now();
     let out = follower.wait_with_output().unwrap();
     assert!(started.elapsed() < Duration::from_secs(30));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     for i in 1..=5 {
         assert!(text.contains(&format!("line {i}")), "{text}");
     }
-    assert!(text.contains("done"), "follow printed the last task's line: {text}");
+    assert!(
+        text.contains("done"),
+        "follow printed the last task's line: {text}"
+    );
     let e = env.json(&["execution", "inspect", &id]);
     assert_eq!(e["state"], "SUCCEEDED");
 
     // Cancel a long one while serve runs it.
-    let long = env.file("long.yaml", "name: long\ntasks:\n  - id: wait\n    run: sleep 60\n");
+    let long = env.file(
+        "long.yaml",
+        "name: long\ntasks:\n  - id: wait\n    run: sleep 60\n",
+    );
     let id = env.ok(&["submit", &long]).trim().to_owned();
     let deadline = Instant::now() + Duration::from_secs(20);
     while env.json(&["execution", "inspect", &id])["taskRuns"][0]["state"] != "RUNNING" {
@@ -355,13 +461,20 @@ fn serve_runs_submitted_work_and_follow_ends_with_the_execution() {
             assert_eq!(d["taskRuns"][0]["state"], "CANCELLED");
             break;
         }
-        assert!(Instant::now() < deadline, "the attempt was not stopped: {d}");
+        assert!(
+            Instant::now() < deadline,
+            "the attempt was not stopped: {d}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let again = env.run(&["execution", "cancel", &id]);
     assert_eq!(again.status.code(), Some(1));
     let out = stop(server);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -380,7 +493,10 @@ fn cleanup_counts_and_deletes_old_executions() {
     assert!(dry["logs"].as_u64().unwrap() >= 8);
     assert_eq!(env.json(&["execution", "list"])["total"], 3);
     let none = env.json(&["cleanup"]);
-    assert_eq!(none["executions"], 0, "the default age is retentionDays (30)");
+    assert_eq!(
+        none["executions"], 0,
+        "the default age is retentionDays (30)"
+    );
     let done = env.json(&["cleanup", "--older-than", "0s", "--batch-size", "1"]);
     assert_eq!(done["dryRun"], false);
     assert_eq!(done["executions"], 2);
@@ -395,11 +511,17 @@ fn migrate_commands_share_the_ops_code() {
     let env = Env::new();
     let s = env.json(&["migrate", "status"]);
     assert_eq!(s["applied"], serde_json::json!([]));
-    assert_eq!(s["pending"], serde_json::json!(["m20261125_000001_initial_schema"]));
+    assert_eq!(
+        s["pending"],
+        serde_json::json!(["m20261125_000001_initial_schema"])
+    );
     let up = env.ok(&["migrate", "up"]);
     assert!(up.contains("applied 1 migration(s)"), "{up}");
     let s = env.json(&["migrate", "status"]);
-    assert_eq!(s["applied"][0]["version"], "m20261125_000001_initial_schema");
+    assert_eq!(
+        s["applied"][0]["version"],
+        "m20261125_000001_initial_schema"
+    );
     assert!(is_time(&s["applied"][0]["appliedAt"]));
     env.ok(&["migrate", "down"]);
     env.ok(&["migrate", "fresh"]);
@@ -411,17 +533,61 @@ fn every_error_class_has_its_exit_code_and_message() {
     let env = Env::new();
     let cases: Vec<(Vec<&str>, i32, &str)> = vec![
         (vec!["execution", "list", "--bogus"], 2, "--bogus"),
-        (vec!["execution", "list", "--since", "yesterday"], 2, "bad time 'yesterday'"),
-        (vec!["cleanup", "--older-than", "ages"], 2, "bad duration 'ages'"),
-        (vec!["execution", "inspect", "42"], 2, "'42' is not an execution id"),
-        (vec!["execution", "list", "--state", "done"], 2, "unknown execution state 'done'"),
+        (
+            vec!["execution", "list", "--since", "yesterday"],
+            2,
+            "bad time 'yesterday'",
+        ),
+        (
+            vec!["cleanup", "--older-than", "ages"],
+            2,
+            "bad duration 'ages'",
+        ),
+        (
+            vec!["execution", "inspect", "42"],
+            2,
+            "'42' is not an execution id",
+        ),
+        (
+            vec!["execution", "list", "--state", "done"],
+            2,
+            "unknown execution state 'done'",
+        ),
         (vec!["execution", "list", "--limit", "0"], 2, "--limit"),
-        (vec!["execution", "list", "--sort", "name"], 2, "bad sort 'name'"),
-        (vec!["execution", "list", "--offset", "1", "--after", "x"], 2, "cannot be used with"),
-        (vec!["execution", "list", "--after", "garbage"], 2, "malformed cursor 'garbage'"),
-        (vec!["execution", "inspect", "01a2258a-0cac-7741-967e-802906e7e591"], 1, "not found"),
-        (vec!["execution", "list", "--workflow", "ghost"], 1, "workflow 'ghost' not found"),
-        (vec!["run", "--input", "novalue", "x.yaml"], 2, "bad input 'novalue'"),
+        (
+            vec!["execution", "list", "--sort", "name"],
+            2,
+            "bad sort 'name'",
+        ),
+        (
+            vec!["execution", "list", "--offset", "1", "--after", "x"],
+            2,
+            "cannot be used with",
+        ),
+        (
+            vec!["execution", "list", "--after", "garbage"],
+            2,
+            "malformed cursor 'garbage'",
+        ),
+        (
+            vec![
+                "execution",
+                "inspect",
+                "01a2258a-0cac-7741-967e-802906e7e591",
+            ],
+            1,
+            "not found",
+        ),
+        (
+            vec!["execution", "list", "--workflow", "ghost"],
+            1,
+            "workflow 'ghost' not found",
+        ),
+        (
+            vec!["run", "--input", "novalue", "x.yaml"],
+            2,
+            "bad input 'novalue'",
+        ),
     ];
     for (args, code, text) in cases {
         let out = env.run(&args);
@@ -432,12 +598,22 @@ fn every_error_class_has_its_exit_code_and_message() {
     }
 
     // An invalid workflow file: exit 2, the file and the task named, nothing written.
-    let bad = env.file("bad.yaml", "name: bad\ntasks:\n  - id: a\n    run: 'true'\n    needs: [zzz]\n");
-    for args in [vec!["run", bad.as_str()], vec!["workflow", "register", bad.as_str()], vec!["submit", bad.as_str()]] {
+    let bad = env.file(
+        "bad.yaml",
+        "name: bad\ntasks:\n  - id: a\n    run: 'true'\n    needs: [zzz]\n",
+    );
+    for args in [
+        vec!["run", bad.as_str()],
+        vec!["workflow", "register", bad.as_str()],
+        vec!["submit", bad.as_str()],
+    ] {
         let out = env.run(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains("bad.yaml, task 'a': needs unknown task 'zzz'"), "{stderr}");
+        assert!(
+            stderr.contains("bad.yaml, task 'a': needs unknown task 'zzz'"),
+            "{stderr}"
+        );
     }
     assert_eq!(env.json(&["workflow", "list", "--all"])["total"], 0);
     assert_eq!(env.json(&["execution", "list"])["total"], 0);
@@ -461,14 +637,20 @@ fn every_error_class_has_its_exit_code_and_message() {
     // An unreachable database: exit 1, no password shown.
     let out = Command::new(env!("CARGO_BIN_EXE_flowstate"))
         .args(["execution", "list"])
-        .env("FLOWSTATE_DATABASE_URL", "postgres://u:sekret@127.0.0.1:1/x")
+        .env(
+            "FLOWSTATE_DATABASE_URL",
+            "postgres://u:sekret@127.0.0.1:1/x",
+        )
         .env_remove("FLOWSTATE_CONFIG")
         .current_dir(env.dir.path().join(".."))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("127.0.0.1:1") && !stderr.contains("sekret"), "{stderr}");
+    assert!(
+        stderr.contains("127.0.0.1:1") && !stderr.contains("sekret"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -481,6 +663,10 @@ fn with_no_config_at_all_run_uses_the_embedded_default() {
         .env_remove("FLOWSTATE_CONFIG")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(dir.path().join("data/flowstate.db").exists());
 }

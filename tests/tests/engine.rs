@@ -204,7 +204,8 @@ async fn cancelling_stops_the_running_processes(db: TestDb) {
         .unwrap();
     assert_eq!(done.state, ExecutionState::Cancelled);
     // The shell is gone.
-    let alive = unsafe { libc_kill(pid) };
+    // Signal 0 only checks for existence; a reaped process is gone.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
     assert!(!alive, "process {pid} still runs after cancel");
     let d = store.get_execution_detail(exec.id).await.unwrap();
     for t in &d.task_runs {
@@ -222,14 +223,6 @@ async fn cancelling_stops_the_running_processes(db: TestDb) {
         Engine::cancel(store.as_ref(), exec.id).await.is_err(),
         "a finished execution cannot be cancelled"
     );
-}
-
-unsafe fn libc_kill(pid: i32) -> bool {
-    // Signal 0 checks for existence; reaped zombies are gone too.
-    extern "C" {
-        fn kill(pid: i32, sig: i32) -> i32;
-    }
-    unsafe { kill(pid, 0) == 0 }
 }
 
 async fn the_dag_runs_in_order_and_in_parallel(db: TestDb) {

@@ -1,0 +1,211 @@
+//! Engine processes (`flowstate serve`) on one database: two share 200
+//! executions without running any twice, and one killed with SIGKILL is
+//! recovered by its successor.
+
+use flowstate_store::query::ExecutionQuery;
+use flowstate_store::types::{AttemptState, ExecutionState, TaskState};
+use flowstate_store::{StateOps, StateStore};
+use flowstate_tests::{backend_tests, Backend, TestDb};
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn config_file(db: &TestDb, dir: &Path, node: &str, workers: usize) -> String {
+    let storage = match db.backend {
+        Backend::Sqlite => format!(
+            "storage:\n  sqlite:\n    path: {}\n",
+            db.config.sqlite.path.display()
+        ),
+        Backend::Postgres => format!(
+            "storage:\n  type: postgres\n  postgres:\n    url: {}\n",
+            db.url
+        ),
+        Backend::Mysql => format!("storage:\n  type: mysql\n  mysql:\n    url: {}\n", db.url),
+    };
+    let text = format!(
+        "{storage}engine:\n  nodeId: {node}\n  workers: {workers}\n  pollInterval: 50ms\n  leaseSeconds: 10\n  shutdownGrace: 5s\n"
+    );
+    let path = dir.join(format!("{node}.yaml"));
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn serve(config: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_flowstate"))
+        .args(["--config", config, "serve"])
+        .env_remove("FLOWSTATE_DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start flowstate serve")
+}
+
+fn signal(child: &Child, sig: i32) {
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+}
+
+fn wait(mut child: Child, within: Duration) -> std::process::Output {
+    let deadline = Instant::now() + within;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("flowstate serve did not stop in {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+async fn count(store: &dyn StateStore, state: ExecutionState) -> u64 {
+    store
+        .list_executions(ExecutionQuery {
+            states: vec![state],
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .total
+}
+
+async fn two_engines_share_the_work_and_run_nothing_twice(db: TestDb) {
+    let store = db.store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("ran.txt");
+    let wf = flowstate_engine::Workflow::from_yaml(
+        &format!(
+            "name: once\ntasks:\n  - id: t\n    run: echo $FLOWSTATE_EXECUTION_ID >> {}\n",
+            ran.display()
+        ),
+        Path::new("once.yaml"),
+    )
+    .unwrap();
+    let mut ids = HashSet::new();
+    for _ in 0..200 {
+        ids.insert(
+            flowstate_engine::submit(&store, &wf, serde_json::json!({}))
+                .await
+                .unwrap()
+                .id,
+        );
+    }
+    let a = serve(&config_file(&db, dir.path(), "engine-a", 4));
+    let b = serve(&config_file(&db, dir.path(), "engine-b", 4));
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while count(&store, ExecutionState::Succeeded).await < 200 {
+        assert!(Instant::now() < deadline, "not all 200 executions finished");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    signal(&a, libc::SIGTERM);
+    signal(&b, libc::SIGTERM);
+    for child in [a, b] {
+        let out = wait(child, Duration::from_secs(30));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let lines = std::fs::read_to_string(&ran).unwrap();
+    let mut seen = HashSet::new();
+    for line in lines.lines() {
+        let id: uuid::Uuid = line.parse().unwrap();
+        assert!(seen.insert(id), "{id} ran twice");
+    }
+    assert_eq!(seen, ids, "every execution ran exactly once");
+    let mut owners = HashSet::new();
+    for id in &ids {
+        let d = store.get_execution_detail(*id).await.unwrap();
+        assert_eq!(d.task_runs[0].attempts.len(), 1);
+        owners.insert(d.execution.owner.clone().unwrap());
+    }
+    eprintln!("owners: {owners:?}");
+}
+
+async fn a_killed_engine_is_recovered_by_the_next_start(db: TestDb) {
+    let store = db.store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let sleeper = flowstate_engine::Workflow::from_yaml(
+        &format!(
+            "name: sleeper\ntasks:\n  - id: nap\n    run: echo $$ > {}; exec sleep 60\n",
+            pidfile.display()
+        ),
+        Path::new("sleeper.yaml"),
+    )
+    .unwrap();
+    let quick = flowstate_engine::Workflow::from_yaml(
+        "name: quick\ntasks:\n  - id: t\n    run: echo quick\n",
+        Path::new("quick.yaml"),
+    )
+    .unwrap();
+    // One worker: while the sleeper runs, the quick execution stays PENDING.
+    let config = config_file(&db, dir.path(), "crash-node", 1);
+    let asleep = flowstate_engine::submit(&store, &sleeper, serde_json::json!({}))
+        .await
+        .unwrap();
+    let first = serve(&config);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !pidfile.exists() || std::fs::read_to_string(&pidfile).unwrap().trim().is_empty() {
+        assert!(Instant::now() < deadline, "the task never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pending = flowstate_engine::submit(&store, &quick, serde_json::json!({}))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        store.get_execution(pending.id).await.unwrap().state,
+        ExecutionState::Pending
+    );
+
+    signal(&first, libc::SIGKILL);
+    let _ = wait(first, Duration::from_secs(10));
+    // SIGKILL leaves the task's own process group behind; end it here.
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    unsafe {
+        libc::kill(-pid, libc::SIGKILL);
+    }
+    let e = store.get_execution(asleep.id).await.unwrap();
+    assert_eq!(
+        e.state,
+        ExecutionState::Running,
+        "nothing recorded the crash yet"
+    );
+
+    let second = serve(&config);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.get_execution(pending.id).await.unwrap().state != ExecutionState::Succeeded {
+        assert!(Instant::now() < deadline, "the PENDING execution never ran");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    signal(&second, libc::SIGTERM);
+    let out = wait(second, Duration::from_secs(30));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("recovery: 1 RUNNING execution(s) failed"),
+        "{stderr}"
+    );
+
+    let d = store.get_execution_detail(asleep.id).await.unwrap();
+    assert_eq!(d.execution.state, ExecutionState::Failed);
+    assert_eq!(d.execution.reason.as_deref(), Some("CRASH_RECOVERY"));
+    let nap = &d.task_runs[0];
+    assert_eq!(nap.task_run.state, TaskState::Failed);
+    assert_eq!(nap.task_run.reason.as_deref(), Some("CRASH_RECOVERY"));
+    assert_eq!(nap.attempts[0].state, AttemptState::Failed);
+    assert_eq!(nap.attempts[0].reason.as_deref(), Some("CRASH_RECOVERY"));
+}
+
+backend_tests!(
+    two_engines_share_the_work_and_run_nothing_twice,
+    a_killed_engine_is_recovered_by_the_next_start,
+);
