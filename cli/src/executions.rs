@@ -67,6 +67,10 @@ pub struct ListArgs {
     /// Continue after this cursor (the nextCursor of the previous page).
     #[arg(long, value_name = "CURSOR")]
     after: Option<String>,
+    /// Count every matching row; by default counting stops past 10000
+    /// ("10000+"), which keeps every page fast at millions of rows.
+    #[arg(long)]
+    exact_total: bool,
     /// created (oldest first) or -created (newest first).
     #[arg(long, default_value = "-created", value_parser = args::sort, allow_hyphen_values = true)]
     sort: Sort,
@@ -151,6 +155,7 @@ async fn list(g: &Globals, store: &dyn StateStore, a: ListArgs) -> CmdResult {
                 Sort::Created => SortOrder::Ascending,
                 Sort::NewestFirst => SortOrder::Descending,
             },
+            exact_total: a.exact_total,
         })
         .await?;
     let names = workflow_names(store, page.items.iter().map(|e| e.workflow_id)).await?;
@@ -166,6 +171,7 @@ async fn list(g: &Globals, store: &dyn StateStore, a: ListArgs) -> CmdResult {
             json!({
                 "items": items,
                 "total": page.total,
+                "totalExact": page.total_exact,
                 "limit": page.limit,
                 "offset": page.offset,
                 "nextCursor": page.next_cursor,
@@ -192,7 +198,8 @@ async fn list(g: &Globals, store: &dyn StateStore, a: ListArgs) -> CmdResult {
         &rows,
     );
     let shown = page.items.len() as u64;
-    let mut footer = format!("{shown} of {} shown", page.total);
+    let plus = if page.total_exact { "" } else { "+" };
+    let mut footer = format!("{shown} of {}{plus} shown", page.total);
     if let Some(c) = page.next_cursor {
         footer.push_str(&format!("; next page: --after {c}"));
     }

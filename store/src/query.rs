@@ -19,6 +19,14 @@ use uuid::Uuid;
 pub const MAX_LIMIT: u64 = 1000;
 /// The page size when none is given.
 pub const DEFAULT_LIMIT: u64 = 50;
+/// Execution lists count matching rows exactly up to this many; past it the
+/// total is reported as "at least this many" (see [`ExecutionQuery::exact_total`]).
+/// An exact count walks every matching index entry, which at millions of rows
+/// costs tens of milliseconds on every page; a capped one stays under one.
+pub const TOTAL_CAP: u64 = 10_000;
+/// The deepest offset accepted: deeper pages walk and discard every row
+/// before them, so they are reached with the keyset cursor instead.
+pub const MAX_OFFSET: u64 = 10_000;
 
 /// Newest or oldest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,6 +59,9 @@ pub struct ExecutionQuery {
     pub after: Option<String>,
     /// Order by `created_at`, with `id` as the tie-break.
     pub sort: SortOrder,
+    /// Count every matching row, however many; by default counting stops
+    /// past [`TOTAL_CAP`].
+    pub exact_total: bool,
 }
 
 /// Sort keys of the workflow list.
@@ -100,8 +111,11 @@ pub struct LogQuery {
 pub struct Page<T> {
     /// The rows of this page.
     pub items: Vec<T>,
-    /// How many rows match the filters, over all pages.
+    /// How many rows match the filters, over all pages (at most
+    /// [`TOTAL_CAP`] unless the count was exact).
     pub total: u64,
+    /// False when more rows match than `total` says (the count was capped).
+    pub total_exact: bool,
     /// The page size used.
     pub limit: u64,
     /// The offset used (0 with a cursor).
@@ -205,6 +219,11 @@ pub(crate) fn execution_page(q: &ExecutionQuery) -> Result<(Select<execution::En
         };
         select = select.filter(cond);
     } else if let Some(offset) = q.offset {
+        if offset > MAX_OFFSET {
+            return Err(StoreError::InvalidInput(format!(
+                "offset {offset} is over {MAX_OFFSET}; page deeper with the cursor (pass the previous page's nextCursor as `after`)"
+            )));
+        }
         select = select.offset(offset);
     }
     let select = select
@@ -219,12 +238,31 @@ pub fn execution_list_statement(backend: DbBackend, q: &ExecutionQuery) -> Resul
     Ok(execution_page(q)?.0.build(backend))
 }
 
-/// The SQL of the count query of `q` for `backend`.
+/// The SQL of the count query of `q` for `backend`: exact, or stopping one
+/// row past [`TOTAL_CAP`].
 pub fn execution_count_statement(backend: DbBackend, q: &ExecutionQuery) -> Statement {
-    execution_filters(q)
+    if q.exact_total {
+        return execution_filters(q)
+            .select_only()
+            .column_as(Expr::cust("COUNT(*)"), "n")
+            .build(backend);
+    }
+    let inner = execution_filters(q)
         .select_only()
-        .column_as(Expr::cust("COUNT(*)"), "n")
-        .build(backend)
+        .column_as(Expr::val(1), "one")
+        .limit(TOTAL_CAP + 1)
+        .into_query();
+    let outer = sea_orm::sea_query::Query::select()
+        .expr_as(Expr::cust("COUNT(*)"), sea_orm::sea_query::Alias::new("n"))
+        .from_subquery(inner, sea_orm::sea_query::Alias::new("capped"))
+        .to_owned();
+    backend.build(&outer)
+}
+
+/// The cursor of a row at `(created_at, id)`: pass it as `after` to list the
+/// rows behind it (for tools that jump deep into a list).
+pub fn cursor_at(created_at: DateTime<Utc>, id: Uuid) -> String {
+    Cursor { created_at, id }.encode()
 }
 
 /// The workflow list query without paging.

@@ -119,6 +119,21 @@ async fn list_and_lookup_queries_use_the_indexes() {
         failures.join("\n")
     );
 
+    // Past 10,000 matching rows the count stops, unless asked to be exact.
+    let capped = store
+        .list_executions(ExecutionQuery::default())
+        .await
+        .unwrap();
+    assert_eq!((capped.total, capped.total_exact), (10_000, false));
+    let exact = store
+        .list_executions(ExecutionQuery {
+            exact_total: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((exact.total, exact.total_exact), (10_001, true));
+
     // And the lists still answer correctly on this data.
     let page = store
         .list_executions(ExecutionQuery {

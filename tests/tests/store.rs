@@ -370,6 +370,18 @@ async fn list_filters_select_exactly_the_matching_rows(db: TestDb) {
     }
     let err = store
         .list_executions(ExecutionQuery {
+            offset: Some(10_001),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("page deeper with the cursor"),
+        "{err}"
+    );
+    assert!(all.total_exact);
+    let err = store
+        .list_executions(ExecutionQuery {
             after: Some("not-a-cursor".into()),
             ..Default::default()
         })

@@ -37,6 +37,21 @@ impl Conn {
         backend::for_backend(self.exec().get_database_backend())
     }
 
+    /// Runs a write that is one statement on its happy path (a guarded UPDATE,
+    /// one INSERT) without wrapping it in a transaction of its own: one round
+    /// trip instead of three. Inside an open transaction it runs there.
+    /// Retried on transient failures like [`write`](Self::write).
+    pub(crate) async fn single<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send,
+        F: for<'c> Fn(DatabaseExecutor<'c>) -> TxFuture<'c, T> + Send + Sync,
+    {
+        match self {
+            Conn::Tx(_) => f(self.exec()).await,
+            Conn::Pool(_) => retry_transient(self.backend(), || f(self.exec())).await,
+        }
+    }
+
     /// Runs `f` in a write transaction: inside the open one, or in a fresh one
     /// on the pool that is committed when `f` succeeds and retried on
     /// transient failures. `f` may run more than once, so it takes its inputs

@@ -13,8 +13,8 @@ use flowstate_entity::{attempt, execution, log, output, task_run, workflow};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -80,6 +80,7 @@ impl<T: HasConn> crate::StateOps for T {
         Ok(Page {
             items,
             total,
+            total_exact: true,
             limit,
             offset,
             next_cursor: None,
@@ -165,9 +166,9 @@ impl<T: HasConn> crate::StateOps for T {
     async fn transition_execution(&self, id: Uuid, t: ExecutionTransition) -> Result<i64> {
         check_execution_transition(&t)?;
         self.conn()
-            .write(move |tx| {
+            .single(move |c| {
                 let t = t.clone();
-                Box::pin(async move { transition_execution(tx, id, &t).await })
+                Box::pin(async move { transition_execution(&c, id, &t).await })
             })
             .await
     }
@@ -200,7 +201,20 @@ impl<T: HasConn> crate::StateOps for T {
         let (select, limit) = query::execution_page(&q)?;
         let db = self.conn().exec();
         let mut items = select.all(&db).await?;
-        let total = query::execution_filters(&q).count(&db).await?;
+        let counted = db
+            .query_one_raw(query::execution_count_statement(
+                db.get_database_backend(),
+                &q,
+            ))
+            .await?
+            .map(|row| row.try_get_by_index::<i64>(0))
+            .transpose()?
+            .unwrap_or(0) as u64;
+        let (total, total_exact) = if q.exact_total || counted <= query::TOTAL_CAP {
+            (counted, true)
+        } else {
+            (query::TOTAL_CAP, false)
+        };
         let next_cursor = if items.len() as u64 > limit {
             items.truncate(limit as usize);
             items.last().map(|e| {
@@ -216,6 +230,7 @@ impl<T: HasConn> crate::StateOps for T {
         Ok(Page {
             items,
             total,
+            total_exact,
             limit,
             offset: if q.after.is_some() {
                 0
@@ -277,9 +292,9 @@ impl<T: HasConn> crate::StateOps for T {
     async fn transition_task(&self, t: TaskTransition) -> Result<i64> {
         check_task_transition(&t)?;
         self.conn()
-            .write(move |tx| {
+            .single(move |c| {
                 let t = t.clone();
-                Box::pin(async move { transition_task(tx, &t, None).await })
+                Box::pin(async move { transition_task(&c, &t, None).await })
             })
             .await
     }
@@ -297,9 +312,10 @@ impl<T: HasConn> crate::StateOps for T {
             ));
         }
         self.conn()
-            .write(move |tx| {
+            .single(move |c| {
                 let r = r.clone();
                 Box::pin(async move {
+                    let tx = &c;
                     let changed = attempt::Entity::update_many()
                         .col_expr(attempt::Column::State, Expr::val(r.state))
                         .col_expr(attempt::Column::Reason, Expr::val(r.reason))
@@ -397,25 +413,22 @@ impl<T: HasConn> crate::StateOps for T {
         if lines.is_empty() {
             return Ok(0);
         }
+        if lines.len() <= INSERT_CHUNK {
+            return self
+                .conn()
+                .single(move |c| {
+                    let lines = lines.clone();
+                    Box::pin(async move { insert_logs(&c, &lines).await })
+                })
+                .await;
+        }
         self.conn()
             .write(move |tx| {
                 let lines = lines.clone();
                 Box::pin(async move {
                     let mut written = 0;
                     for chunk in lines.chunks(INSERT_CHUNK) {
-                        let rows = chunk.iter().map(|l| log::ActiveModel {
-                            id: NotSet,
-                            execution_id: Set(l.execution_id),
-                            task_run_id: Set(l.task_run_id),
-                            attempt: Set(l.attempt),
-                            ts: Set(truncate_micros(l.ts)),
-                            stream: Set(l.stream),
-                            line: Set(l.line.clone()),
-                        });
-                        log::Entity::insert_many(rows)
-                            .exec_without_returning(tx)
-                            .await?;
-                        written += chunk.len() as u64;
+                        written += insert_logs(tx, chunk).await?;
                     }
                     Ok(written)
                 })
@@ -426,6 +439,23 @@ impl<T: HasConn> crate::StateOps for T {
     async fn read_logs(&self, q: LogQuery) -> Result<Vec<LogLine>> {
         Ok(query::logs_page(&q)?.all(&self.conn().exec()).await?)
     }
+}
+
+/// One multi-row INSERT of log lines.
+async fn insert_logs<C: ConnectionTrait>(c: &C, lines: &[NewLogLine]) -> Result<u64> {
+    let rows = lines.iter().map(|l| log::ActiveModel {
+        id: NotSet,
+        execution_id: Set(l.execution_id),
+        task_run_id: Set(l.task_run_id),
+        attempt: Set(l.attempt),
+        ts: Set(truncate_micros(l.ts)),
+        stream: Set(l.stream),
+        line: Set(l.line.clone()),
+    });
+    log::Entity::insert_many(rows)
+        .exec_without_returning(c)
+        .await?;
+    Ok(lines.len() as u64)
 }
 
 async fn save_workflow(tx: &DatabaseTransaction, w: NewWorkflow) -> Result<SavedWorkflow> {
@@ -595,8 +625,8 @@ fn check_task_transition(t: &TaskTransition) -> Result<()> {
 
 /// One UPDATE guarded by id, version and the allowed source states; only when
 /// it matches nothing is the row read, to say why.
-async fn transition_execution(
-    tx: &DatabaseTransaction,
+async fn transition_execution<C: ConnectionTrait>(
+    tx: &C,
     id: Uuid,
     t: &ExecutionTransition,
 ) -> Result<i64> {
@@ -678,8 +708,8 @@ fn refusal(
     }
 }
 
-async fn transition_task(
-    tx: &DatabaseTransaction,
+async fn transition_task<C: ConnectionTrait>(
+    tx: &C,
     t: &TaskTransition,
     execution_id: Option<Uuid>,
 ) -> Result<i64> {

@@ -1,0 +1,1083 @@
+//! `flowstate-bench`: the store's common operations at growing scale, against
+//! a hand-written sqlx baseline of the same SQL.
+//!
+//! Layout: `seed` bulk-loads the data, `baseline` is the raw sqlx side,
+//! `stats` turns latencies into p50/p95/p99, and this file runs the scenarios
+//! (numbered as in docs/performance.md) and prints a table or JSON.
+
+mod baseline;
+mod seed;
+mod stats;
+
+use chrono::{Duration as ChronoDuration, Utc};
+use clap::Parser;
+use flowstate_store::query::{self, ExecutionQuery, SortOrder};
+use flowstate_store::types::*;
+use flowstate_store::{SeaStore, StateOps, StateStore, StorageConfig};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement,
+};
+use serde_json::{json, Value};
+use stats::{ms, Samples};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Benchmarks of the flowstate store.
+#[derive(Parser)]
+#[command(name = "flowstate-bench")]
+struct Args {
+    /// sqlite, postgres or mysql.
+    #[arg(long, default_value = "sqlite")]
+    backend: String,
+    /// The server to use (a fresh database is created on it and dropped
+    /// after); for SQLite, the folder of the database file.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Executions to seed, ascending; each scale adds to the previous one.
+    #[arg(long, value_delimiter = ',', default_value = "1000,100000,1000000")]
+    scale: Vec<u64>,
+    /// Backlogs for the engine drain (scenario 10); empty to skip it.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
+    drain: Vec<u64>,
+    /// The `flowstate` binary for the drain (default: beside this one).
+    #[arg(long)]
+    flowstate_bin: Option<PathBuf>,
+    /// 1k executions, small samples, no drain: a few seconds.
+    #[arg(long)]
+    quick: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Where the benchmark's databases live.
+struct Target {
+    backend: String,
+    admin_url: Option<String>,
+    folder: PathBuf,
+    created: Vec<String>,
+}
+
+impl Target {
+    /// A fresh, migrated database; returns its URL.
+    async fn fresh(&mut self, tag: &str) -> String {
+        match self.backend.as_str() {
+            "sqlite" => {
+                std::fs::create_dir_all(&self.folder).unwrap();
+                let path = self.folder.join(format!("bench-{tag}.db"));
+                for ext in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+                }
+                format!("sqlite://{}", path.display())
+            }
+            _ => {
+                let admin = self
+                    .admin_url
+                    .clone()
+                    .expect("--database-url is required for servers");
+                let name = format!("fsbench_{tag}_{}", std::process::id());
+                let conn = Database::connect(&admin).await.unwrap();
+                conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}"))
+                    .await
+                    .unwrap();
+                conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .unwrap();
+                self.created.push(name.clone());
+                let (scheme, rest) = admin.split_once("://").unwrap();
+                let authority = rest.split('/').next().unwrap();
+                format!("{scheme}://{authority}/{name}")
+            }
+        }
+    }
+
+    async fn drop_all(&mut self) {
+        let Some(admin) = &self.admin_url else { return };
+        let conn = Database::connect(admin.as_str()).await.unwrap();
+        for name in self.created.drain(..) {
+            let force = if self.backend == "postgres" {
+                " WITH (FORCE)"
+            } else {
+                ""
+            };
+            let _ = conn
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}{force}"))
+                .await;
+        }
+    }
+}
+
+async fn open(url: &str) -> SeaStore {
+    let mut config = StorageConfig::default().with_url(url).unwrap();
+    config.max_connections = 16;
+    SeaStore::open(&config).await.unwrap()
+}
+
+fn stmt(db: &DatabaseConnection, sql: &str) -> Statement {
+    let sql = if db.get_database_backend() == DbBackend::Postgres {
+        baseline::numbered(sql)
+    } else {
+        sql.to_owned()
+    };
+    Statement::from_string(db.get_database_backend(), sql)
+}
+
+async fn scalar(db: &DatabaseConnection, sql: &str) -> i64 {
+    db.query_one_raw(stmt(db, sql))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap()
+}
+
+async fn ids(db: &DatabaseConnection, sql: &str) -> Vec<Uuid> {
+    db.query_all_raw(stmt(db, sql))
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get_by_index::<Uuid>(0).unwrap())
+        .collect()
+}
+
+/// Sets ids' rows with `set` (an SQL assignment list), 1000 ids a statement.
+async fn update_ids(db: &DatabaseConnection, set: &str, ids: &[Uuid]) {
+    for chunk in ids.chunks(1000) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let mut s = stmt(
+            db,
+            &format!("UPDATE executions SET {set} WHERE id IN ({marks})"),
+        );
+        s.values = Some(sea_orm::Values(chunk.iter().map(|u| (*u).into()).collect()));
+        db.execute_raw(s).await.unwrap();
+    }
+}
+
+struct Bench {
+    store: Arc<SeaStore>,
+    db: DatabaseConnection,
+    quick: bool,
+    wf: Uuid,
+}
+
+fn row(label: &str, store: &Samples, raw: Option<&Samples>) -> Value {
+    let mut v = json!({"scenario": label, "store": store.json()});
+    if let Some(raw) = raw {
+        v["sqlx"] = raw.json();
+        v["ratioP50"] = json!(
+            ((store.p50().as_secs_f64() / raw.p50().as_secs_f64().max(1e-9)) * 100.0).round()
+                / 100.0
+        );
+    }
+    v
+}
+
+impl Bench {
+    fn n(&self, full: usize) -> usize {
+        if self.quick {
+            (full / 10).max(20)
+        } else {
+            full
+        }
+    }
+
+    async fn sample_ids(&self, state: &str, n: usize) -> Vec<Uuid> {
+        ids(&self.db, &format!("SELECT id FROM executions WHERE state = '{state}' ORDER BY created_at DESC LIMIT {n}")).await
+    }
+
+    /// A RUNNING execution of its own for transition loops.
+    async fn running_execution(&self) -> Execution {
+        let (e, _) = self
+            .store
+            .create_execution(NewExecution {
+                workflow_id: self.wf,
+                input: json!({}),
+                task_keys: vec!["t".into()],
+            })
+            .await
+            .unwrap();
+        let v = self
+            .store
+            .transition_execution(e.id, ExecutionTransition::new(ExecutionState::Running, 1))
+            .await
+            .unwrap();
+        Execution {
+            version: v,
+            state: ExecutionState::Running,
+            ..e
+        }
+    }
+
+    /// 1. ORM tax: get by id, versioned transition, single insert.
+    async fn orm_tax(&self) -> Vec<Value> {
+        let n = self.n(2000);
+        let sample = self.sample_ids("SUCCEEDED", n.min(1000)).await;
+        let store = &self.store;
+        let get_store = Samples::time(n, |i| store.get_execution(sample[i % sample.len()])).await;
+        let e1 = self.running_execution().await;
+        let mut v = e1.version;
+        let mut ts = Vec::with_capacity(n);
+        let start = Instant::now();
+        for i in 0..n {
+            let to = if i % 2 == 0 {
+                ExecutionState::Waiting
+            } else {
+                ExecutionState::Running
+            };
+            let mut t = ExecutionTransition::new(to, v);
+            t.wake_at = Some(Utc::now());
+            let s = Instant::now();
+            v = store.transition_execution(e1.id, t).await.unwrap();
+            ts.push(s.elapsed());
+        }
+        let tr_store = Samples::from(ts, start.elapsed());
+        let line = |id: Uuid| NewLogLine {
+            execution_id: id,
+            task_run_id: None,
+            attempt: None,
+            ts: Utc::now(),
+            stream: LogStream::Stdout,
+            line: "one line".into(),
+        };
+        let ins_store = Samples::time(n, |_| store.append_logs(vec![line(e1.id)])).await;
+
+        let e2 = self.running_execution().await;
+        let (get_raw, tr_raw, ins_raw) = match self.db.get_database_backend() {
+            DbBackend::Sqlite => {
+                let pool = self.db.get_sqlite_connection_pool();
+                let g = Samples::time(n, |i| baseline::sqlite::get(pool, sample[i % sample.len()]))
+                    .await;
+                let mut v = e2.version;
+                let mut ts = Vec::new();
+                let start = Instant::now();
+                for i in 0..n {
+                    let s = Instant::now();
+                    assert_eq!(
+                        baseline::sqlite::transition(
+                            pool,
+                            e2.id,
+                            v,
+                            if i % 2 == 0 { "WAITING" } else { "RUNNING" }
+                        )
+                        .await,
+                        1
+                    );
+                    v += 1;
+                    ts.push(s.elapsed());
+                }
+                let t = Samples::from(ts, start.elapsed());
+                let ins =
+                    Samples::time(n, |_| baseline::sqlite::insert_log(pool, e2.id, "one line"))
+                        .await;
+                (g, t, ins)
+            }
+            DbBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                let g = Samples::time(n, |i| {
+                    baseline::postgres::get(pool, sample[i % sample.len()])
+                })
+                .await;
+                let mut v = e2.version;
+                let mut ts = Vec::new();
+                let start = Instant::now();
+                for i in 0..n {
+                    let s = Instant::now();
+                    assert_eq!(
+                        baseline::postgres::transition(
+                            pool,
+                            e2.id,
+                            v,
+                            if i % 2 == 0 { "WAITING" } else { "RUNNING" }
+                        )
+                        .await,
+                        1
+                    );
+                    v += 1;
+                    ts.push(s.elapsed());
+                }
+                let t = Samples::from(ts, start.elapsed());
+                let ins = Samples::time(n, |_| {
+                    baseline::postgres::insert_log(pool, e2.id, "one line")
+                })
+                .await;
+                (g, t, ins)
+            }
+            _ => {
+                return vec![
+                    row("get by id", &get_store, None),
+                    row("versioned transition", &tr_store, None),
+                    row("single insert (log line)", &ins_store, None),
+                ]
+            }
+        };
+        vec![
+            row("get by id", &get_store, Some(&get_raw)),
+            row("versioned transition", &tr_store, Some(&tr_raw)),
+            row("single insert (log line)", &ins_store, Some(&ins_raw)),
+        ]
+    }
+
+    /// 2. Create an execution with N task runs in one transaction.
+    async fn create(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        for (tasks, reps) in [(1usize, 300usize), (10, 200), (100, 50), (1000, 10)] {
+            let keys: Vec<String> = (0..tasks).map(|i| format!("t{i}")).collect();
+            let store = &self.store;
+            let s = Samples::time(self.n(reps), |_| {
+                store.create_execution(NewExecution {
+                    workflow_id: self.wf,
+                    input: json!({}),
+                    task_keys: keys.clone(),
+                })
+            })
+            .await;
+            out.push(row(&format!("create with {tasks} task runs"), &s, None));
+        }
+        // These executions are PENDING; finish them so they do not skew what follows.
+        self.db
+            .execute_raw(stmt(&self.db, &format!(
+                "UPDATE executions SET state = 'SUCCEEDED', finished_at = updated_at WHERE workflow_id = {} AND state = 'PENDING'",
+                uuid_literal(&self.db, self.wf)
+            )))
+            .await
+            .unwrap();
+        out
+    }
+
+    /// 3. Versioned transitions per second with 1 and 8 writers.
+    async fn transitions(&self, store: Arc<SeaStore>, label: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        for writers in [1usize, 8] {
+            let per = self.n(4000) / writers;
+            let mut handles = Vec::new();
+            let start = Instant::now();
+            for _ in 0..writers {
+                let store = store.clone();
+                let e = self.running_execution().await;
+                handles.push(tokio::spawn(async move {
+                    let mut v = e.version;
+                    let mut times = Vec::with_capacity(per);
+                    let mut locked = 0u64;
+                    for i in 0..per {
+                        let mut t = ExecutionTransition::new(
+                            if i % 2 == 0 {
+                                ExecutionState::Waiting
+                            } else {
+                                ExecutionState::Running
+                            },
+                            v,
+                        );
+                        t.wake_at = Some(Utc::now());
+                        let s = Instant::now();
+                        match store.transition_execution(e.id, t).await {
+                            Ok(nv) => v = nv,
+                            Err(err) => {
+                                if err.to_string().contains("locked")
+                                    || err.to_string().contains("busy")
+                                {
+                                    locked += 1;
+                                }
+                                v = store.get_execution(e.id).await.unwrap().version;
+                            }
+                        }
+                        times.push(s.elapsed());
+                    }
+                    (times, locked)
+                }));
+            }
+            let mut all = Vec::new();
+            let mut locked = 0;
+            for h in handles {
+                let (t, l) = h.await.unwrap();
+                all.extend(t);
+                locked += l;
+            }
+            let s = Samples::from(all, start.elapsed());
+            let mut v = row(
+                &format!("transitions, {writers} writer(s){label}"),
+                &s,
+                None,
+            );
+            v["lockedErrors"] = json!(locked);
+            out.push(v);
+        }
+        out
+    }
+
+    /// 4. Append 10k log lines in batches of 100 and 1000.
+    async fn logs(&self) -> Vec<Value> {
+        let e = self.running_execution().await;
+        let mut out = Vec::new();
+        let total = self.n(10_000);
+        for batch in [100usize, 1000] {
+            let lines = |k: usize| -> Vec<NewLogLine> {
+                (0..k)
+                    .map(|i| NewLogLine {
+                        execution_id: e.id,
+                        task_run_id: None,
+                        attempt: None,
+                        ts: Utc::now(),
+                        stream: LogStream::Stdout,
+                        line: format!("line {i}"),
+                    })
+                    .collect()
+            };
+            let store = &self.store;
+            let s = Samples::time(total / batch, |_| store.append_logs(lines(batch))).await;
+            let raw = match self.db.get_database_backend() {
+                DbBackend::Sqlite => Some(
+                    Samples::time(total / batch, |_| {
+                        baseline::sqlite::append_logs(
+                            self.db.get_sqlite_connection_pool(),
+                            e.id,
+                            batch,
+                        )
+                    })
+                    .await,
+                ),
+                DbBackend::Postgres => Some(
+                    Samples::time(total / batch, |_| {
+                        baseline::postgres::append_logs(
+                            self.db.get_postgres_connection_pool(),
+                            e.id,
+                            batch,
+                        )
+                    })
+                    .await,
+                ),
+                _ => None,
+            };
+            let mut v = row(
+                &format!("append logs, batches of {batch}"),
+                &s,
+                raw.as_ref(),
+            );
+            v["linesPerSec"] = json!((s.per_sec() * batch as f64).round());
+            out.push(v);
+        }
+        out
+    }
+
+    /// 5. Lists: every shape's first page, deep pages, and the count.
+    async fn lists(&self, wfs: &[Uuid], total_rows: u64) -> Vec<Value> {
+        let reps = self.n(300);
+        let wf = Some(wfs[3]);
+        let since = Some(Utc::now() - ChronoDuration::days(60));
+        let until = Some(Utc::now() - ChronoDuration::days(30));
+        let one = |s| vec![s];
+        let shapes: Vec<(&str, ExecutionQuery)> = vec![
+            ("list: newest first", ExecutionQuery::default()),
+            (
+                "list: by workflow",
+                ExecutionQuery {
+                    workflow_id: wf,
+                    ..Default::default()
+                },
+            ),
+            (
+                "list: by state RUNNING",
+                ExecutionQuery {
+                    states: one(ExecutionState::Running),
+                    ..Default::default()
+                },
+            ),
+            (
+                "list: by a state no row has",
+                ExecutionQuery {
+                    states: one(ExecutionState::Cancelled),
+                    ..Default::default()
+                },
+            ),
+            (
+                "list: by time range",
+                ExecutionQuery {
+                    since,
+                    until,
+                    ..Default::default()
+                },
+            ),
+            (
+                "list: workflow + state",
+                ExecutionQuery {
+                    workflow_id: wf,
+                    states: one(ExecutionState::Succeeded),
+                    ..Default::default()
+                },
+            ),
+            (
+                "list: workflow + state + range",
+                ExecutionQuery {
+                    workflow_id: wf,
+                    states: one(ExecutionState::Succeeded),
+                    since,
+                    until,
+                    ..Default::default()
+                },
+            ),
+        ];
+        let mut out = Vec::new();
+        for (label, q) in shapes {
+            let store = &self.store;
+            let s = Samples::time(reps, |_| store.list_executions(q.clone())).await;
+            out.push(row(label, &s, None));
+        }
+        // The filtered page against the raw SQL, by offset 0 and by cursor.
+        let (since, until) = (since.unwrap(), until.unwrap());
+        let q = ExecutionQuery {
+            workflow_id: wf,
+            states: one(ExecutionState::Succeeded),
+            since: Some(since),
+            until: Some(until),
+            ..Default::default()
+        };
+        let store = &self.store;
+        let s = Samples::time(reps, |_| store.list_executions(q.clone())).await;
+        let raw = match self.db.get_database_backend() {
+            DbBackend::Sqlite => Some(
+                Samples::time(reps, |_| {
+                    baseline::sqlite::list(
+                        self.db.get_sqlite_connection_pool(),
+                        wfs[3],
+                        "SUCCEEDED",
+                        since,
+                        until,
+                        0,
+                    )
+                })
+                .await,
+            ),
+            DbBackend::Postgres => Some(
+                Samples::time(reps, |_| {
+                    baseline::postgres::list(
+                        self.db.get_postgres_connection_pool(),
+                        wfs[3],
+                        "SUCCEEDED",
+                        since,
+                        until,
+                        0,
+                    )
+                })
+                .await,
+            ),
+            _ => None,
+        };
+        out.push(row(
+            "filtered first page (page + capped count) vs raw page",
+            &s,
+            raw.as_ref(),
+        ));
+
+        // Deep: page 10,000 (offset 500,000) of the unfiltered list, or as deep as the table allows.
+        let depth = (total_rows / 2).min(500_000);
+        let at = self
+            .db
+            .query_one_raw(stmt(&self.db, &format!("SELECT created_at, id FROM executions ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET {depth}")))
+            .await
+            .unwrap()
+            .unwrap();
+        let cursor = query::cursor_at(
+            at.try_get_by_index(0).unwrap(),
+            at.try_get_by_index(1).unwrap(),
+        );
+        let deep_cursor = Samples::time(reps, |_| {
+            store.list_executions(ExecutionQuery {
+                after: Some(cursor.clone()),
+                ..Default::default()
+            })
+        })
+        .await;
+        let first = Samples::time(reps, |_| store.list_executions(ExecutionQuery::default())).await;
+        let mut v = row(
+            &format!("keyset page {} deep (offset {depth})", depth / 50),
+            &deep_cursor,
+            Some(&first),
+        );
+        v["note"] = json!("sqlx column here is the store's first page: the ratio is deep/first");
+        out.push(v);
+        let deep_offset = Samples::time(self.n(20), |_| {
+            self.db.query_all_raw(stmt(&self.db, &format!(
+                "SELECT id FROM executions ORDER BY created_at DESC, id DESC LIMIT 51 OFFSET {depth}"
+            )))
+        })
+        .await;
+        let mut v = row(
+            &format!("raw OFFSET {depth} (refused by the store past 10000)"),
+            &deep_offset,
+            None,
+        );
+        v["note"] = json!("what deep offsets would cost: why they are capped");
+        out.push(v);
+
+        // The count: exact vs capped at 10000, unfiltered and by workflow.
+        for (label, q) in [
+            (
+                "count: exact, all rows",
+                ExecutionQuery {
+                    exact_total: true,
+                    ..Default::default()
+                },
+            ),
+            (
+                "count: capped at 10000, all rows",
+                ExecutionQuery::default(),
+            ),
+            (
+                "count: exact, one workflow",
+                ExecutionQuery {
+                    workflow_id: wf,
+                    exact_total: true,
+                    ..Default::default()
+                },
+            ),
+            (
+                "count: capped, one workflow",
+                ExecutionQuery {
+                    workflow_id: wf,
+                    ..Default::default()
+                },
+            ),
+        ] {
+            let st = query::execution_count_statement(self.db.get_database_backend(), &q);
+            let s = Samples::time(self.n(50), |_| self.db.query_one_raw(st.clone())).await;
+            out.push(row(label, &s, None));
+        }
+        out
+    }
+
+    /// 6. Inspect: execution + task runs + attempts + outputs (4 queries).
+    async fn inspect(&self) -> Vec<Value> {
+        let sample = self.sample_ids("SUCCEEDED", 500).await;
+        let store = &self.store;
+        let s = Samples::time(self.n(1000), |i| {
+            store.get_execution_detail(sample[i % sample.len()])
+        })
+        .await;
+        vec![row("inspect (4 queries)", &s, None)]
+    }
+
+    /// 7. Recovery of K RUNNING executions of a dead node inside the table.
+    async fn recovery(&self, total_rows: u64) -> Vec<Value> {
+        let mut out = Vec::new();
+        for k in [1_000u64, 10_000, 100_000] {
+            if k * 5 > total_rows {
+                continue;
+            }
+            let victims = self.sample_ids("SUCCEEDED", k as usize).await;
+            update_ids(&self.db, "state = 'RUNNING', owner = 'bench-dead', lease_expires_at = NULL, finished_at = NULL", &victims).await;
+            let start = Instant::now();
+            let report = self.store.recover("bench-dead", Utc::now()).await.unwrap();
+            let took = start.elapsed();
+            assert_eq!(report.failed.len() as u64, k);
+            out.push(json!({"scenario": format!("recover {k} RUNNING"), "ms": ms(took), "perSec": (k as f64 / took.as_secs_f64()).round()}));
+        }
+        out
+    }
+
+    /// 8. Retention: purge the oldest 5% twice (batches of 1k, then 10k)
+    /// while a writer keeps transitioning; the writer's worst latency.
+    async fn retention(&self, total_rows: u64) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut share = 0.0;
+        for batch in [1_000u64, 10_000] {
+            share += 0.05;
+            let rank = ((total_rows as f64) * share) as u64;
+            let cutoff: chrono::DateTime<Utc> = self
+                .db
+                .query_one_raw(stmt(&self.db, &format!("SELECT finished_at FROM executions WHERE finished_at IS NOT NULL ORDER BY finished_at LIMIT 1 OFFSET {rank}")))
+                .await
+                .unwrap()
+                .map(|r| r.try_get_by_index(0).unwrap())
+                .unwrap_or_else(Utc::now);
+            let writer_store = self.store.clone();
+            let e = self.running_execution().await;
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let writer = {
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let mut v = e.version;
+                    let mut worst = Duration::ZERO;
+                    let mut i = 0;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let mut t = ExecutionTransition::new(
+                            if i % 2 == 0 {
+                                ExecutionState::Waiting
+                            } else {
+                                ExecutionState::Running
+                            },
+                            v,
+                        );
+                        t.wake_at = Some(Utc::now());
+                        let s = Instant::now();
+                        v = writer_store.transition_execution(e.id, t).await.unwrap();
+                        worst = worst.max(s.elapsed());
+                        i += 1;
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    (worst, i)
+                })
+            };
+            let start = Instant::now();
+            let report = self.store.purge(cutoff, batch, false).await.unwrap();
+            let took = start.elapsed();
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let (worst, writes) = writer.await.unwrap();
+            let c = report.counts;
+            let rows = c.executions + c.task_runs + c.attempts + c.outputs + c.logs;
+            out.push(json!({
+                "scenario": format!("purge {} executions, batches of {batch}", c.executions),
+                "rows": rows,
+                "ms": ms(took),
+                "rowsPerSec": (rows as f64 / took.as_secs_f64()).round(),
+                "longestBatchMs": ms(report.longest_batch),
+                "writerWorstMs": ms(worst),
+                "writerWrites": writes,
+            }));
+        }
+        out
+    }
+
+    /// 9. Claiming with 1, 2, 4, 8 claimers, batches of 1 and 10.
+    async fn claims(&self, url: &str) -> Vec<Value> {
+        let backlog = self.n(2000);
+        let tx = self.store.begin().await.unwrap();
+        for _ in 0..backlog {
+            tx.create_execution(NewExecution {
+                workflow_id: self.wf,
+                input: json!({}),
+                task_keys: vec!["t".into()],
+            })
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+        let mut out = Vec::new();
+        for batch in [1u64, 10] {
+            for claimers in [1usize, 2, 4, 8] {
+                let mut stores = Vec::new();
+                for _ in 0..claimers {
+                    stores.push(Arc::new(open(url).await));
+                }
+                let claimed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                let start = Instant::now();
+                let mut handles = Vec::new();
+                for (c, store) in stores.into_iter().enumerate() {
+                    let claimed = claimed.clone();
+                    handles.push(tokio::spawn(async move {
+                        let mut mine = Vec::new();
+                        let mut times = Vec::new();
+                        while claimed.load(std::sync::atomic::Ordering::Relaxed) < backlog {
+                            let s = Instant::now();
+                            let got = store
+                                .claim_due(
+                                    &format!("bench-claim-{c}"),
+                                    batch,
+                                    Duration::from_secs(600),
+                                )
+                                .await
+                                .unwrap();
+                            times.push(s.elapsed());
+                            if got.is_empty() {
+                                break;
+                            }
+                            claimed.fetch_add(got.len(), std::sync::atomic::Ordering::Relaxed);
+                            mine.extend(got.into_iter().map(|e| e.id));
+                        }
+                        (mine, times)
+                    }));
+                }
+                let mut seen = HashSet::new();
+                let mut dup = 0;
+                let mut times = Vec::new();
+                for h in handles {
+                    let (mine, t) = h.await.unwrap();
+                    times.extend(t);
+                    for id in mine {
+                        if !seen.insert(id) {
+                            dup += 1;
+                        }
+                    }
+                }
+                let took = start.elapsed();
+                let s = Samples::from(times, took);
+                out.push(json!({
+                    "scenario": format!("claim_due, {claimers} claimer(s), batch {batch}"),
+                    "claimed": seen.len(),
+                    "claimsPerSec": (seen.len() as f64 / took.as_secs_f64()).round(),
+                    "callP50Ms": ms(s.p50()),
+                    "duplicates": dup,
+                }));
+                self.db
+                    .execute_raw(stmt(&self.db, "UPDATE executions SET state = 'PENDING', owner = NULL, lease_expires_at = NULL WHERE owner LIKE 'bench-claim-%'"))
+                    .await
+                    .unwrap();
+            }
+        }
+        out
+    }
+}
+
+fn uuid_literal(db: &DatabaseConnection, id: Uuid) -> String {
+    match db.get_database_backend() {
+        DbBackend::Postgres => format!("'{id}'"),
+        DbBackend::Sqlite => format!("X'{}'", id.simple()),
+        _ => format!("UNHEX('{}')", id.simple()),
+    }
+}
+
+/// 10. The engine draining a backlog of one-task executions.
+async fn drain(target: &mut Target, backlog: u64, flowstate: &PathBuf) -> Value {
+    let url = target.fresh(&format!("drain{backlog}")).await;
+    let store = open(&url).await;
+    let wf = store
+        .save_workflow(NewWorkflow {
+            name: "drain".into(),
+            definition: json!({"name": "drain", "description": null, "tasks": [{"id": "t", "run": "true", "retries": 0, "retryDelayMs": 1000, "timeoutMs": null, "needs": [], "env": {}}]}),
+            description: None,
+        })
+        .await
+        .unwrap()
+        .workflow;
+    let mut left = backlog;
+    while left > 0 {
+        let tx = store.begin().await.unwrap();
+        for _ in 0..left.min(5000) {
+            tx.create_execution(NewExecution {
+                workflow_id: wf.id,
+                input: json!({}),
+                task_keys: vec!["t".into()],
+            })
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+        left -= left.min(5000);
+    }
+    let dir = tempfile_dir();
+    let config = dir.join(format!("drain-{backlog}.yaml"));
+    let storage = if url.starts_with("sqlite") {
+        format!(
+            "storage:\n  sqlite:\n    path: {}\n",
+            url.trim_start_matches("sqlite://")
+        )
+    } else {
+        let kind = if url.starts_with("postgres") {
+            "postgres"
+        } else {
+            "mysql"
+        };
+        format!("storage:\n  type: {kind}\n  {kind}:\n    url: {url}\n")
+    };
+    std::fs::write(&config, storage).unwrap();
+    let start = Instant::now();
+    let mut child = std::process::Command::new(flowstate)
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start flowstate serve (build it with cargo build --release -p flowstate)");
+    let done_q = ExecutionQuery {
+        states: vec![ExecutionState::Succeeded],
+        exact_total: true,
+        limit: Some(1),
+        sort: SortOrder::Descending,
+        ..Default::default()
+    };
+    let mut halfway = None;
+    loop {
+        let done = store.list_executions(done_q.clone()).await.unwrap().total;
+        if halfway.is_none() && done >= backlog / 2 {
+            halfway = Some(start.elapsed());
+        }
+        if done >= backlog {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = start.elapsed();
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let _ = child.wait();
+    let half = halfway.unwrap_or(took);
+    json!({
+        "scenario": format!("engine drain, backlog {backlog}"),
+        "seconds": (took.as_secs_f64() * 100.0).round() / 100.0,
+        "perSec": (backlog as f64 / took.as_secs_f64()).round(),
+        "firstHalfPerSec": ((backlog / 2) as f64 / half.as_secs_f64()).round(),
+        "secondHalfPerSec": ((backlog - backlog / 2) as f64 / (took - half).as_secs_f64().max(1e-3)).round(),
+    })
+}
+
+fn tempfile_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("flowstate-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn print(rows: &[Value]) {
+    for r in rows {
+        let name = r["scenario"].as_str().unwrap_or("");
+        let mut parts = Vec::new();
+        if let Some(s) = r.get("store") {
+            parts.push(format!(
+                "store p50 {} p95 {} p99 {} ms, {}/s",
+                s["p50Ms"], s["p95Ms"], s["p99Ms"], s["perSec"]
+            ));
+        }
+        if let Some(s) = r.get("sqlx") {
+            parts.push(format!(
+                "sqlx p50 {} p95 {} ms, {}/s",
+                s["p50Ms"], s["p95Ms"], s["perSec"]
+            ));
+        }
+        for (k, v) in r.as_object().unwrap() {
+            if !["scenario", "store", "sqlx", "note"].contains(&k.as_str()) {
+                parts.push(format!("{k} {v}"));
+            }
+        }
+        println!("  {name:58} {}", parts.join("; "));
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = Args::parse();
+    if args.quick {
+        args.scale = vec![1000];
+        args.drain.clear();
+    }
+    if !["sqlite", "postgres", "mysql"].contains(&args.backend.as_str()) {
+        eprintln!(
+            "error: unknown --backend '{}'; expected one of sqlite, postgres, mysql",
+            args.backend
+        );
+        std::process::exit(2);
+    }
+    let mut target = Target {
+        backend: args.backend.clone(),
+        admin_url: args
+            .database_url
+            .clone()
+            .filter(|_| args.backend != "sqlite"),
+        folder: args
+            .database_url
+            .clone()
+            .filter(|_| args.backend == "sqlite")
+            .map(PathBuf::from)
+            .unwrap_or_else(tempfile_dir),
+        created: Vec::new(),
+    };
+    if args.backend != "sqlite" && target.admin_url.is_none() {
+        eprintln!("error: --database-url is required for {}", args.backend);
+        std::process::exit(2);
+    }
+    let url = target.fresh("main").await;
+    let store = Arc::new(open(&url).await);
+    let db = store.connection().clone();
+    let wfs = seed::workflows(&db).await;
+    let bench_wf = store
+        .save_workflow(NewWorkflow {
+            name: "bench-ops".into(),
+            definition: json!({}),
+            description: None,
+        })
+        .await
+        .unwrap()
+        .workflow
+        .id;
+    let bench = Bench {
+        store: store.clone(),
+        db: db.clone(),
+        quick: args.quick,
+        wf: bench_wf,
+    };
+    let mut report = json!({"backend": args.backend, "scales": []});
+    let mut seeded = 0u64;
+    for &n in &args.scale {
+        if n > seeded {
+            let start = Instant::now();
+            seed::executions(&db, &wfs, seeded, n - seeded).await;
+            let took = start.elapsed();
+            if !args.json {
+                eprintln!(
+                    "seeded {} executions in {:.1}s",
+                    n - seeded,
+                    took.as_secs_f64()
+                );
+            }
+            seeded = n;
+            if db.get_database_backend() == DbBackend::Postgres {
+                db.execute_unprepared("ANALYZE").await.unwrap();
+            }
+        }
+        let rows = scalar(&db, "SELECT COUNT(*) FROM executions").await as u64;
+        let mut sections = Vec::new();
+        let mut section = |name: &str, rows: Vec<Value>| {
+            if !args.json {
+                println!("[{} @ {n}] {name}", args.backend);
+                print(&rows);
+            }
+            sections.push(json!({"section": name, "rows": rows}));
+        };
+        section("1. ORM tax", bench.orm_tax().await);
+        section("2. create execution", bench.create().await);
+        let mut tr = bench.transitions(store.clone(), "").await;
+        if db.get_database_backend() == DbBackend::Sqlite {
+            let path = url.trim_start_matches("sqlite://").to_owned();
+            let mut opts = ConnectOptions::new(url.clone());
+            opts.max_connections(16)
+                .sqlx_logging(false)
+                .map_sqlx_sqlite_opts(move |o| {
+                    o.filename(&path)
+                        .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                        .foreign_keys(true)
+                        .busy_timeout(Duration::from_secs(5))
+                        .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
+                });
+            let full = Arc::new(
+                SeaStore::from_connection(Database::connect(opts).await.unwrap(), false)
+                    .await
+                    .unwrap(),
+            );
+            tr.extend(bench.transitions(full, ", synchronous FULL").await);
+        }
+        section("3. transitions", tr);
+        section("4. logs", bench.logs().await);
+        section("5. lists", bench.lists(&wfs, rows).await);
+        section("6. inspect", bench.inspect().await);
+        section("7. recovery", bench.recovery(rows).await);
+        section("9. claiming", bench.claims(&url).await);
+        section("8. retention", bench.retention(rows).await);
+        report["scales"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"executions": rows, "sections": sections}));
+    }
+    if !args.drain.is_empty() {
+        let bin = args.flowstate_bin.clone().unwrap_or_else(|| {
+            std::env::current_exe()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .join("flowstate")
+        });
+        let mut rows = Vec::new();
+        for &b in &args.drain {
+            rows.push(drain(&mut target, b, &bin).await);
+        }
+        if !args.json {
+            println!("[{}] 10. engine drain", args.backend);
+            print(&rows);
+        }
+        report["drain"] = json!(rows);
+    }
+    store.close().await.unwrap();
+    target.drop_all().await;
+    if args.json {
+        println!("{report}");
+    }
+}
