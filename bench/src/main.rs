@@ -245,66 +245,29 @@ impl Bench {
         let ins_store = Samples::time(n, |_| store.append_logs(vec![line(e1.id)])).await;
 
         let e2 = self.running_execution().await;
-        let (get_raw, tr_raw, ins_raw) = match self.db.get_database_backend() {
-            DbBackend::Sqlite => {
-                let pool = self.db.get_sqlite_connection_pool();
-                let g = Samples::time(n, |i| baseline::sqlite::get(pool, sample[i % sample.len()]))
-                    .await;
-                let mut v = e2.version;
+        // The same three operations by hand, for one backend module of `baseline`.
+        macro_rules! raw {
+            ($m:ident, $pool:expr) => {{
+                let pool = $pool;
+                let g =
+                    Samples::time(n, |i| baseline::$m::get(pool, sample[i % sample.len()])).await;
                 let mut ts = Vec::new();
                 let start = Instant::now();
-                for i in 0..n {
+                for (v, i) in (e2.version..).zip(0..n) {
+                    let to = if i % 2 == 0 { "WAITING" } else { "RUNNING" };
                     let s = Instant::now();
-                    assert_eq!(
-                        baseline::sqlite::transition(
-                            pool,
-                            e2.id,
-                            v,
-                            if i % 2 == 0 { "WAITING" } else { "RUNNING" }
-                        )
-                        .await,
-                        1
-                    );
-                    v += 1;
+                    assert_eq!(baseline::$m::transition(pool, e2.id, v, to).await, 1);
                     ts.push(s.elapsed());
                 }
                 let t = Samples::from(ts, start.elapsed());
                 let ins =
-                    Samples::time(n, |_| baseline::sqlite::insert_log(pool, e2.id, "one line"))
-                        .await;
+                    Samples::time(n, |_| baseline::$m::insert_log(pool, e2.id, "one line")).await;
                 (g, t, ins)
-            }
-            DbBackend::Postgres => {
-                let pool = self.db.get_postgres_connection_pool();
-                let g = Samples::time(n, |i| {
-                    baseline::postgres::get(pool, sample[i % sample.len()])
-                })
-                .await;
-                let mut v = e2.version;
-                let mut ts = Vec::new();
-                let start = Instant::now();
-                for i in 0..n {
-                    let s = Instant::now();
-                    assert_eq!(
-                        baseline::postgres::transition(
-                            pool,
-                            e2.id,
-                            v,
-                            if i % 2 == 0 { "WAITING" } else { "RUNNING" }
-                        )
-                        .await,
-                        1
-                    );
-                    v += 1;
-                    ts.push(s.elapsed());
-                }
-                let t = Samples::from(ts, start.elapsed());
-                let ins = Samples::time(n, |_| {
-                    baseline::postgres::insert_log(pool, e2.id, "one line")
-                })
-                .await;
-                (g, t, ins)
-            }
+            }};
+        }
+        let (get_raw, tr_raw, ins_raw) = match self.db.get_database_backend() {
+            DbBackend::Sqlite => raw!(sqlite, self.db.get_sqlite_connection_pool()),
+            DbBackend::Postgres => raw!(postgres, self.db.get_postgres_connection_pool()),
             _ => {
                 return vec![
                     row("get by id", &get_store, None),
@@ -465,8 +428,11 @@ impl Bench {
     async fn lists(&self, wfs: &[Uuid], total_rows: u64) -> Vec<Value> {
         let reps = self.n(300);
         let wf = Some(wfs[3]);
-        let since = Some(Utc::now() - ChronoDuration::days(60));
-        let until = Some(Utc::now() - ChronoDuration::days(30));
+        let (since_at, until_at) = (
+            Utc::now() - ChronoDuration::days(60),
+            Utc::now() - ChronoDuration::days(30),
+        );
+        let (since, until) = (Some(since_at), Some(until_at));
         let one = |s| vec![s];
         let shapes: Vec<(&str, ExecutionQuery)> = vec![
             ("list: newest first", ExecutionQuery::default()),
@@ -670,14 +636,15 @@ impl Bench {
             let start = Instant::now();
             let report = self.store.recover("bench-dead", Utc::now()).await.unwrap();
             let took = start.elapsed();
-            assert_eq!(report.failed.len() as u64, k);
-            out.push(json!({"scenario": format!("recover {k} RUNNING"), "ms": ms(took), "perSec": (k as f64 / took.as_secs_f64()).round()}));
+            // At least the victims; also any RUNNING row this run left without an owner.
+            assert!(report.failed.len() as u64 >= k);
+            out.push(json!({"scenario": format!("recover {k} RUNNING"), "failed": report.failed.len(), "ms": ms(took), "perSec": (report.failed.len() as f64 / took.as_secs_f64()).round()}));
         }
         out
     }
 
-    /// 8. Retention: purge the oldest 5% twice (batches of 1k, then 10k)
-    /// while a writer keeps transitioning; the writer's worst latency.
+    /// 8. Retention: purge the oldest 5% twice, in batches of 1k then of 10k,
+    /// while a writer keeps transitioning; reports the writer's worst latency.
     async fn retention(&self, total_rows: u64) -> Vec<Value> {
         let mut out = Vec::new();
         let mut share = 0.0;

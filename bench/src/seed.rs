@@ -224,7 +224,7 @@ pub async fn executions(db: &DatabaseConnection, wfs: &[Uuid], first: u64, count
             };
             let terminal = bucket < 90;
             let started =
-                (bucket < 95 || bucket >= 98).then_some(created + ChronoDuration::seconds(1));
+                (!(95..98).contains(&bucket)).then_some(created + ChronoDuration::seconds(1));
             let finished = terminal.then_some(created + ChronoDuration::seconds(30));
             let owner = (state == "RUNNING").then(|| format!("seed-node-{}", r % 4));
             let lease = (state == "RUNNING").then_some(now + ChronoDuration::days(3650));

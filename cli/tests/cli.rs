@@ -513,10 +513,13 @@ fn migrate_commands_share_the_ops_code() {
     assert_eq!(s["applied"], serde_json::json!([]));
     assert_eq!(
         s["pending"],
-        serde_json::json!(["m20261125_000001_initial_schema"])
+        serde_json::json!([
+            "m20261125_000001_initial_schema",
+            "m20261129_000001_executions_workflow_state_index"
+        ])
     );
     let up = env.ok(&["migrate", "up"]);
-    assert!(up.contains("applied 1 migration(s)"), "{up}");
+    assert!(up.contains("applied 2 migration(s)"), "{up}");
     let s = env.json(&["migrate", "status"]);
     assert_eq!(
         s["applied"][0]["version"],

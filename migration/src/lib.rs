@@ -16,6 +16,7 @@ use sea_orm_migration::seaql_migrations;
 pub use sea_orm_migration::{DbErr, MigratorTrait};
 
 mod m20261125_000001_initial_schema;
+mod m20261129_000001_executions_workflow_state_index;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -23,7 +24,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261125_000001_initial_schema::Migration)]
+        vec![
+            Box::new(m20261125_000001_initial_schema::Migration),
+            Box::new(m20261129_000001_executions_workflow_state_index::Migration),
+        ]
     }
 }
 

@@ -4,7 +4,7 @@
 use crate::backend;
 use crate::error::{Result, StoreError};
 use crate::sea::conn::begin_write;
-pub use flowstate_migration::{AppliedMigration, MigrationStatus};
+pub use flowstate_migration::{known_versions, AppliedMigration, MigrationStatus};
 use flowstate_migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
 
@@ -102,9 +102,13 @@ pub async fn reset(db: &DatabaseConnection) -> Result<MigrationStatus> {
     status(db).await
 }
 
-/// Drops every table, then applies every migration: all data is lost.
+/// Rolls every migration back, then applies every one again: all data is
+/// lost. Each `down` drops its own tables children first, which keeps SQLite's
+/// foreign keys satisfied where dropping tables in any order would not.
 pub async fn fresh(db: &DatabaseConnection) -> Result<MigrationStatus> {
-    Migrator::fresh(db).await?;
+    refuse_unknown(&status(db).await?)?;
+    Migrator::reset(db).await?;
+    apply_pending(db).await?;
     status(db).await
 }
 
@@ -129,7 +133,7 @@ pub enum MigrateCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Drop every table and apply every migration again. Deletes all data.
+    /// Roll back every migration and apply them all again. Deletes all data.
     Fresh,
     /// Roll back every applied migration. Deletes all data.
     Reset,
@@ -172,7 +176,7 @@ impl MigrateCommand {
             }
             MigrateCommand::Fresh => {
                 let after = fresh(&db).await?;
-                println!("dropped every table of {target} and applied every migration");
+                println!("rolled back and re-applied every migration on {target}");
                 after
             }
             MigrateCommand::Reset => {
