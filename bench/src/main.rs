@@ -211,7 +211,7 @@ impl Bench {
         }
     }
 
-    /// 1. ORM tax: get by id, versioned transition, single insert.
+    /// Scenario 1: ORM tax: get by id, versioned transition, single insert.
     async fn orm_tax(&self) -> Vec<Value> {
         let n = self.n(2000);
         let sample = self.sample_ids("SUCCEEDED", n.min(1000)).await;
@@ -283,7 +283,7 @@ impl Bench {
         ]
     }
 
-    /// 2. Create an execution with N task runs in one transaction.
+    /// Scenario 2: Create an execution with N task runs in one transaction.
     async fn create(&self) -> Vec<Value> {
         let mut out = Vec::new();
         for (tasks, reps) in [(1usize, 300usize), (10, 200), (100, 50), (1000, 10)] {
@@ -310,7 +310,7 @@ impl Bench {
         out
     }
 
-    /// 3. Versioned transitions per second with 1 and 8 writers.
+    /// Scenario 3: Versioned transitions per second with 1 and 8 writers.
     async fn transitions(&self, store: Arc<SeaStore>, label: &str) -> Vec<Value> {
         let mut out = Vec::new();
         for writers in [1usize, 8] {
@@ -370,7 +370,7 @@ impl Bench {
         out
     }
 
-    /// 4. Append 10k log lines in batches of 100 and 1000.
+    /// Scenario 4: Append 10k log lines in batches of 100 and 1000.
     async fn logs(&self) -> Vec<Value> {
         let e = self.running_execution().await;
         let mut out = Vec::new();
@@ -424,7 +424,7 @@ impl Bench {
         out
     }
 
-    /// 5. Lists: every shape's first page, deep pages, and the count.
+    /// Scenario 5: Lists: every shape's first page, deep pages, and the count.
     async fn lists(&self, wfs: &[Uuid], total_rows: u64) -> Vec<Value> {
         let reps = self.n(300);
         let wf = Some(wfs[3]);
@@ -613,7 +613,7 @@ impl Bench {
         out
     }
 
-    /// 6. Inspect: execution + task runs + attempts + outputs (4 queries).
+    /// Scenario 6: Inspect: execution + task runs + attempts + outputs (4 queries).
     async fn inspect(&self) -> Vec<Value> {
         let sample = self.sample_ids("SUCCEEDED", 500).await;
         let store = &self.store;
@@ -624,7 +624,7 @@ impl Bench {
         vec![row("inspect (4 queries)", &s, None)]
     }
 
-    /// 7. Recovery of K RUNNING executions of a dead node inside the table.
+    /// Scenario 7: Recovery of K RUNNING executions of a dead node inside the table.
     async fn recovery(&self, total_rows: u64) -> Vec<Value> {
         let mut out = Vec::new();
         for k in [1_000u64, 10_000, 100_000] {
@@ -643,7 +643,7 @@ impl Bench {
         out
     }
 
-    /// 8. Retention: purge the oldest 5% twice, in batches of 1k then of 10k,
+    /// Scenario 8: Retention: purge the oldest 5% twice, in batches of 1k then of 10k,
     /// while a writer keeps transitioning; reports the writer's worst latency.
     async fn retention(&self, total_rows: u64) -> Vec<Value> {
         let mut out = Vec::new();
@@ -706,7 +706,7 @@ impl Bench {
         out
     }
 
-    /// 9. Claiming with 1, 2, 4, 8 claimers, batches of 1 and 10.
+    /// Scenario 9: Claiming with 1, 2, 4, 8 claimers, batches of 1 and 10.
     async fn claims(&self, url: &str) -> Vec<Value> {
         let backlog = self.n(2000);
         let tx = self.store.begin().await.unwrap();
@@ -794,7 +794,7 @@ fn uuid_literal(db: &DatabaseConnection, id: Uuid) -> String {
     }
 }
 
-/// 10. The engine draining a backlog of one-task executions.
+/// Scenario 10: The engine draining a backlog of one-task executions.
 async fn drain(target: &mut Target, backlog: u64, flowstate: &PathBuf) -> Value {
     let url = target.fresh(&format!("drain{backlog}")).await;
     let store = open(&url).await;
