@@ -515,7 +515,7 @@ fn migrate_commands_share_the_ops_code() {
         s["pending"],
         serde_json::json!([
             "m20261125_000001_initial_schema",
-            "m20261129_000001_executions_workflow_state_index"
+            "m20261129_000001_list_and_claim_indexes"
         ])
     );
     let up = env.ok(&["migrate", "up"]);

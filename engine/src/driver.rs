@@ -69,7 +69,12 @@ pub(crate) async fn drive(ctx: Arc<Ctx>, exec: Execution) -> Result<End> {
     let key_of: HashMap<uuid::Uuid, String> =
         runs.values().map(|r| (r.id, r.task_key.clone())).collect();
     let mut outputs: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    for o in store.list_outputs(exec.id).await? {
+    let any_done = runs.values().any(|r| r.state == TaskState::Succeeded);
+    for o in if any_done {
+        store.list_outputs(exec.id).await?
+    } else {
+        Vec::new()
+    } {
         if let Some(key) = key_of.get(&o.task_run_id) {
             outputs
                 .entry(key.clone())
@@ -102,7 +107,7 @@ pub(crate) async fn drive(ctx: Arc<Ctx>, exec: Execution) -> Result<End> {
 
     let (stop_tx, stop_rx) = watch::channel(Stop::No);
     let mut kill = ctx.kill.clone();
-    let mut running: JoinSet<(String, Result<TaskRun>)> = JoinSet::new();
+    let mut running: JoinSet<(String, Result<Finished>)> = JoinSet::new();
     let mut in_flight: HashSet<String> = HashSet::new();
     let mut check = tokio::time::interval(ctx.poll.max(Duration::from_millis(200)));
     check.tick().await;
@@ -260,15 +265,8 @@ pub(crate) async fn drive(ctx: Arc<Ctx>, exec: Execution) -> Result<End> {
                     })?;
                     in_flight.remove(&key);
                     match result {
-                        Ok(run) => {
+                        Ok(Finished { run, outputs: mine }) => {
                             if run.state == TaskState::Succeeded {
-                                let mine: Vec<(String, String)> = store
-                                    .list_outputs(exec.id)
-                                    .await?
-                                    .into_iter()
-                                    .filter(|o| o.task_run_id == run.id)
-                                    .map(|o| (o.key, json_text(&o.value)))
-                                    .collect();
                                 outputs.insert(key.clone(), mine);
                             }
                             runs.insert(key, run);
@@ -307,7 +305,7 @@ pub(crate) async fn drive(ctx: Arc<Ctx>, exec: Execution) -> Result<End> {
     }
 }
 
-async fn drain(running: &mut JoinSet<(String, Result<TaskRun>)>) {
+async fn drain(running: &mut JoinSet<(String, Result<Finished>)>) {
     while running.join_next().await.is_some() {}
 }
 
@@ -365,6 +363,12 @@ fn env_name(s: &str) -> String {
         .collect()
 }
 
+/// A task run as its attempt left it, with the outputs it published.
+struct Finished {
+    run: TaskRun,
+    outputs: Vec<(String, String)>,
+}
+
 /// One attempt of one task, start to recorded end.
 struct Job {
     ctx: Arc<Ctx>,
@@ -376,7 +380,7 @@ struct Job {
 }
 
 impl Job {
-    async fn run(self) -> Result<TaskRun> {
+    async fn run(self) -> Result<Finished> {
         let store = self.ctx.store.clone();
         let _permit = self
             .ctx
@@ -386,7 +390,10 @@ impl Job {
             .await
             .expect("the worker pool is never closed");
         if *self.stop.borrow() != Stop::No {
-            return Ok(self.run);
+            return Ok(Finished {
+                run: self.run,
+                outputs: Vec::new(),
+            });
         }
         let running_version = store
             .transition_task(TaskTransition::new(
@@ -439,7 +446,10 @@ impl Job {
         let (state, reason, exit_code, error) = match &outcome {
             Outcome::Stopped(Stop::Shutdown) => {
                 // Left RUNNING on purpose: the next start's recovery records it.
-                return Ok(self.run);
+                return Ok(Finished {
+                    run: self.run,
+                    outputs: Vec::new(),
+                });
             }
             Outcome::Exited(0) => (AttemptState::Succeeded, None, Some(0), None),
             Outcome::Exited(code) => (
@@ -491,7 +501,11 @@ impl Job {
             let mut t = TaskTransition::new(self.run.id, TaskState::Cancelled, running_version);
             t.reason = Some("CANCELLED".into());
             let _ = store.transition_task(t).await;
-            return Ok(store.get_task_run(self.run.id).await?);
+            let run = store.get_task_run(self.run.id).await?;
+            return Ok(Finished {
+                run,
+                outputs: Vec::new(),
+            });
         }
 
         let values = if state == AttemptState::Succeeded {
@@ -528,13 +542,33 @@ impl Job {
             move_task.reason = reason.map(str::to_owned);
         }
         // The attempt's end, its outputs and the task's move land together.
+        let published: Vec<(String, String)> = values
+            .iter()
+            .map(|(k, v)| (k.clone(), json_text(v)))
+            .collect();
         let tx = store.begin().await?;
         tx.put_outputs(self.execution_id, self.run.id, values)
             .await?;
         tx.finish_attempt(attempt.id, result).await?;
-        tx.transition_task(move_task).await?;
+        let version = tx.transition_task(move_task.clone()).await?;
         tx.commit().await?;
-        Ok(store.get_task_run(self.run.id).await?)
+        // The row as that transition left it; reading it back would cost a query.
+        let ended = now();
+        let run = TaskRun {
+            state: move_task.to,
+            reason: move_task.reason,
+            version,
+            attempt_count: attempt.number,
+            next_attempt_at: move_task.next_attempt_at,
+            updated_at: ended,
+            started_at: self.run.started_at.or(Some(attempt.started_at)),
+            finished_at: move_task.to.is_terminal().then_some(ended),
+            ..self.run
+        };
+        Ok(Finished {
+            run,
+            outputs: published,
+        })
     }
 }
 

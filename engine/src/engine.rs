@@ -182,6 +182,9 @@ impl Engine {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let ctx = self.ctx();
         let cfg = self.config.engine.clone();
+        // No more executions than worker slots: a claimed execution that
+        // waited for a slot would be failed by recovery if this engine died
+        // before starting it.
         let capacity = cfg.workers;
         let mut drivers: JoinSet<(Uuid, Result<End>)> = JoinSet::new();
         let mut poll = tokio::time::interval(cfg.poll_interval);
@@ -219,8 +222,8 @@ impl Engine {
                 _ = &mut shutdown => break,
                 _ = &mut renew => {}
                 Some(done) = drivers.join_next(), if !drivers.is_empty() => log_end(done),
-                _ = poll.tick(), if !claimed_full || free == 0 => {}
-                _ = std::future::ready(()), if claimed_full && free > 0 => {}
+                _ = poll.tick(), if !claimed_full => {}
+                _ = std::future::ready(()), if claimed_full => {}
                 _ = sweep.tick() => {
                     match self.store.recover_expired(now()).await {
                         Ok(r) if !r.failed.is_empty() => tracing::warn!(failed = r.failed.len(), "sweep failed executions whose lease expired"),

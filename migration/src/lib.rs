@@ -16,7 +16,7 @@ use sea_orm_migration::seaql_migrations;
 pub use sea_orm_migration::{DbErr, MigratorTrait};
 
 mod m20261125_000001_initial_schema;
-mod m20261129_000001_executions_workflow_state_index;
+mod m20261129_000001_list_and_claim_indexes;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -26,7 +26,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m20261125_000001_initial_schema::Migration),
-            Box::new(m20261129_000001_executions_workflow_state_index::Migration),
+            Box::new(m20261129_000001_list_and_claim_indexes::Migration),
         ]
     }
 }

@@ -77,27 +77,35 @@ async fn claim_in(
     use execution::Column as C;
     let ts = now();
     let until = lease_until(ts, lease)?;
-    // Two index-ordered probes instead of one OR: each is a seek on
-    // (state, created_at, id), and the oldest work goes first.
+    // Two index-ordered probes instead of one OR: PENDING oldest first on
+    // (state, created_at, id), then WAITING earliest due first on (state,
+    // wake_at), which never reads a WAITING row that is not due yet.
     let mut ids: Vec<Uuid> = Vec::new();
-    for cond in [
-        Condition::all().add(C::State.eq(ExecutionState::Pending)),
-        Condition::all()
-            .add(C::State.eq(ExecutionState::Waiting))
-            .add(C::WakeAt.lte(ts)),
-    ] {
+    let probes = [
+        (
+            Condition::all().add(C::State.eq(ExecutionState::Pending)),
+            vec![C::CreatedAt, C::Id],
+        ),
+        (
+            Condition::all()
+                .add(C::State.eq(ExecutionState::Waiting))
+                .add(C::WakeAt.lte(ts)),
+            vec![C::WakeAt],
+        ),
+    ];
+    for (cond, order) in probes {
         let want = limit - ids.len() as u64;
         if want == 0 {
             break;
         }
-        let mut stmt = execution::Entity::find()
+        let mut select = execution::Entity::find()
             .select_only()
             .column(C::Id)
-            .filter(cond)
-            .order_by_asc(C::CreatedAt)
-            .order_by_asc(C::Id)
-            .limit(want)
-            .build(tx.get_database_backend());
+            .filter(cond);
+        for col in order {
+            select = select.order_by_asc(col);
+        }
+        let mut stmt = select.limit(want).build(tx.get_database_backend());
         stmt.sql.push_str(backend.claim_lock_suffix());
         for row in tx.query_all_raw(stmt).await? {
             ids.push(row.try_get_by_index::<Uuid>(0)?);

@@ -2,7 +2,9 @@
 //!
 //! Each batch is its own transaction: pick up to `batch_size` candidates by the
 //! `finished_at` index, count their children for the report, delete the
-//! executions and let the foreign keys cascade. Writers wait at most one batch.
+//! executions and let the foreign keys cascade. Writers wait at most one batch,
+//! and [`purge`] sizes batches by how long they take, so none holds the write
+//! lock for long however many rows hang under an execution.
 
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
@@ -22,6 +24,13 @@ use uuid::Uuid;
 /// The largest batch: keeps each statement's id list under every backend's
 /// bound-parameter limit and each transaction short.
 pub const MAX_BATCH: u64 = 20_000;
+
+/// The first batch of a purge, whatever the requested size.
+const START_BATCH: u64 = 500;
+/// Batches faster than this grow (up to the requested size)...
+const FAST_BATCH: Duration = Duration::from_millis(150);
+/// ...and slower ones shrink, keeping every transaction well under a second.
+const SLOW_BATCH: Duration = Duration::from_millis(400);
 
 const TERMINAL: [ExecutionState; 3] = [
     ExecutionState::Succeeded,
@@ -56,14 +65,23 @@ pub(crate) async fn purge(
         report.counts = count_children(db, candidates).await?;
         return Ok(report);
     }
+    // Start small and grow while transactions stay short; shrink when one
+    // runs long. How long a batch holds the write lock depends on how many
+    // rows hang under each execution, which no batch size can know ahead.
+    let mut size = batch_size.min(START_BATCH);
     loop {
-        let batch = purge_batch(db, backend, cutoff, batch_size).await?;
-        let done = batch.counts.executions < batch_size;
+        let batch = purge_batch(db, backend, cutoff, size).await?;
+        let done = batch.counts.executions < size;
         report.longest_batch = report.longest_batch.max(batch.longest_batch);
         report.batches += batch.batches;
         report.counts += batch.counts;
         if done {
             break;
+        }
+        if batch.longest_batch > SLOW_BATCH {
+            size = (size / 2).max(1);
+        } else if batch.longest_batch < FAST_BATCH {
+            size = (size * 2).min(batch_size);
         }
     }
     if report.longest_batch > Duration::from_secs(1) {

@@ -122,7 +122,9 @@ pub trait StateStore: StateOps {
     async fn recover_expired(&self, now: DateTime<Utc>) -> Result<RecoveryReport>;
 
     /// Deletes terminal executions finished before `cutoff`, children by
-    /// cascade, in transactions of at most `batch_size` executions.
+    /// cascade, in transactions of at most `batch_size` executions: batches
+    /// start at 500 and grow while they commit in under 150 ms, and shrink
+    /// when one takes over 400 ms.
     async fn purge(
         &self,
         cutoff: DateTime<Utc>,

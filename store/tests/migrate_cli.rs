@@ -54,7 +54,7 @@ async fn up_status_down_by_url_and_by_config(db: TestDb) {
         before["pending"],
         serde_json::json!([
             "m20261125_000001_initial_schema",
-            "m20261129_000001_executions_workflow_state_index"
+            "m20261129_000001_list_and_claim_indexes"
         ])
     );
 
@@ -97,7 +97,7 @@ async fn up_status_down_by_url_and_by_config(db: TestDb) {
     assert_eq!(one["applied"].as_array().unwrap().len(), 1);
     assert_eq!(
         one["pending"],
-        serde_json::json!(["m20261129_000001_executions_workflow_state_index"])
+        serde_json::json!(["m20261129_000001_list_and_claim_indexes"])
     );
 
     let out = migrate(&["--database-url", url, "fresh"], &[]);

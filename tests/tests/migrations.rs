@@ -20,13 +20,14 @@ const TABLES: &[&str] = &[
 
 const ALL_VERSIONS: &[&str] = &[
     "m20261125_000001_initial_schema",
-    "m20261129_000001_executions_workflow_state_index",
+    "m20261129_000001_list_and_claim_indexes",
 ];
 
 const INDEXES: &[&str] = &[
     "ix_executions_created",
     "ix_executions_finished",
     "ix_executions_state",
+    "ix_executions_state_wake",
     "ix_executions_workflow",
     "ix_executions_workflow_state",
     "ix_logs_execution",
