@@ -51,6 +51,14 @@ struct Args {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Use the database at --database-url as it is (seeded by an earlier
+    /// run) instead of creating a fresh one; seeds only up to each scale.
+    #[arg(long)]
+    existing: bool,
+    /// Only print the query plans of the list and inspect queries for the
+    /// existing database at --database-url (no seeding, no timing).
+    #[arg(long)]
+    explain_only: bool,
 }
 
 /// Where the benchmark's databases live.
@@ -786,6 +794,127 @@ impl Bench {
     }
 }
 
+/// The plans of every list shape and of the inspect lookups, as the database
+/// reports them (EXPLAIN QUERY PLAN on SQLite, EXPLAIN on the servers).
+async fn plans(db: &DatabaseConnection) -> Vec<Value> {
+    let backend = db.get_database_backend();
+    let wf = ids(db, "SELECT id FROM workflows WHERE name = 'bench-wf-03'")
+        .await
+        .first()
+        .copied();
+    let exec = ids(
+        db,
+        "SELECT id FROM executions WHERE state = 'SUCCEEDED' ORDER BY created_at DESC LIMIT 1",
+    )
+    .await[0];
+    let since = Some(Utc::now() - ChronoDuration::days(60));
+    let until = Some(Utc::now() - ChronoDuration::days(30));
+    let one = |s| vec![s];
+    let mut statements: Vec<(String, Statement)> = Vec::new();
+    for (label, q) in [
+        ("list: newest first", ExecutionQuery::default()),
+        (
+            "list: by workflow",
+            ExecutionQuery {
+                workflow_id: wf,
+                ..Default::default()
+            },
+        ),
+        (
+            "list: by state RUNNING",
+            ExecutionQuery {
+                states: one(ExecutionState::Running),
+                ..Default::default()
+            },
+        ),
+        (
+            "list: by a state no row has",
+            ExecutionQuery {
+                states: one(ExecutionState::Cancelled),
+                ..Default::default()
+            },
+        ),
+        (
+            "list: by time range",
+            ExecutionQuery {
+                since,
+                until,
+                ..Default::default()
+            },
+        ),
+        (
+            "list: workflow + state + range",
+            ExecutionQuery {
+                workflow_id: wf,
+                states: one(ExecutionState::Succeeded),
+                since,
+                until,
+                ..Default::default()
+            },
+        ),
+    ] {
+        statements.push((
+            format!("{label} (page)"),
+            query::execution_list_statement(backend, &q).unwrap(),
+        ));
+        statements.push((
+            format!("{label} (capped count)"),
+            query::execution_count_statement(backend, &q),
+        ));
+    }
+    for (name, st) in query::lookup_statements(backend, exec) {
+        statements.push((format!("inspect: {name}"), st));
+    }
+    let mut out = Vec::new();
+    for (label, st) in statements {
+        let prefix = if backend == DbBackend::Sqlite {
+            "EXPLAIN QUERY PLAN "
+        } else {
+            "EXPLAIN "
+        };
+        let explain = Statement {
+            sql: format!("{prefix}{}", st.sql),
+            ..st
+        };
+        let rows = db.query_all_raw(explain).await.unwrap();
+        let lines: Vec<String> = rows
+            .iter()
+            .map(|r| match backend {
+                DbBackend::Sqlite => r.try_get::<String>("", "detail").unwrap_or_default(),
+                DbBackend::Postgres => r.try_get_by_index::<String>(0).unwrap_or_default(),
+                _ => format!(
+                    "{} {} key={} rows={} {}",
+                    r.try_get::<String>("", "table").unwrap_or_default(),
+                    r.try_get::<String>("", "type").unwrap_or_default(),
+                    r.try_get::<Option<String>>("", "key")
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default(),
+                    r.try_get::<Option<i64>>("", "rows")
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default(),
+                    r.try_get::<Option<String>>("", "Extra")
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default()
+                ),
+            })
+            .collect();
+        out.push(json!({"query": label, "plan": lines}));
+    }
+    out
+}
+
+fn print_plans(plans: &[Value]) {
+    for p in plans {
+        println!("  {}", p["query"].as_str().unwrap_or(""));
+        for line in p["plan"].as_array().into_iter().flatten() {
+            println!("      {}", line.as_str().unwrap_or(""));
+        }
+    }
+}
+
 fn uuid_literal(db: &DatabaseConnection, id: Uuid) -> String {
     match db.get_database_backend() {
         DbBackend::Postgres => format!("'{id}'"),
@@ -886,6 +1015,9 @@ fn tempfile_dir() -> PathBuf {
 }
 
 fn print(rows: &[Value]) {
+    if rows.iter().any(|r| r.get("plan").is_some()) {
+        return print_plans(rows);
+    }
     for r in rows {
         let name = r["scenario"].as_str().unwrap_or("");
         let mut parts = Vec::new();
@@ -924,6 +1056,20 @@ async fn main() {
         );
         std::process::exit(2);
     }
+    if args.explain_only {
+        let url = args.database_url.clone().unwrap_or_else(|| {
+            eprintln!("error: --explain-only needs --database-url pointing at a seeded database");
+            std::process::exit(2);
+        });
+        let store = open(&url).await;
+        let p = plans(store.connection()).await;
+        if args.json {
+            println!("{}", json!(p));
+        } else {
+            print_plans(&p);
+        }
+        return;
+    }
     let mut target = Target {
         backend: args.backend.clone(),
         admin_url: args
@@ -942,7 +1088,14 @@ async fn main() {
         eprintln!("error: --database-url is required for {}", args.backend);
         std::process::exit(2);
     }
-    let url = target.fresh("main").await;
+    let url = if args.existing {
+        args.database_url.clone().unwrap_or_else(|| {
+            eprintln!("error: --existing needs --database-url");
+            std::process::exit(2);
+        })
+    } else {
+        target.fresh("main").await
+    };
     let store = Arc::new(open(&url).await);
     let db = store.connection().clone();
     let wfs = seed::workflows(&db).await;
@@ -963,7 +1116,7 @@ async fn main() {
         wf: bench_wf,
     };
     let mut report = json!({"backend": args.backend, "scales": []});
-    let mut seeded = 0u64;
+    let mut seeded = scalar(&db, "SELECT COUNT(*) FROM executions").await as u64;
     for &n in &args.scale {
         if n > seeded {
             let start = Instant::now();
@@ -1018,6 +1171,9 @@ async fn main() {
         section("6. inspect", bench.inspect().await);
         section("7. recovery", bench.recovery(rows).await);
         section("9. claiming", bench.claims(&url).await);
+        if Some(&n) == args.scale.last() {
+            section("query plans", plans(&db).await);
+        }
         section("8. retention", bench.retention(rows).await);
         report["scales"]
             .as_array_mut()

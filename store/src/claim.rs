@@ -129,14 +129,15 @@ async fn claim_in(
         .filter(C::State.is_in([ExecutionState::Pending, ExecutionState::Waiting]))
         .exec(tx)
         .await?;
-    Ok(execution::Entity::find()
+    // By primary key only: with the owner and state in the filter too, a
+    // planner may walk every RUNNING row through the state index instead.
+    let mut rows = execution::Entity::find()
         .filter(C::Id.is_in(ids))
-        .filter(C::Owner.eq(node_id))
-        .filter(C::State.eq(ExecutionState::Running))
-        .order_by_asc(C::CreatedAt)
-        .order_by_asc(C::Id)
         .all(tx)
-        .await?)
+        .await?;
+    rows.retain(|e| e.owner.as_deref() == Some(node_id) && e.state == ExecutionState::Running);
+    rows.sort_by_key(|e| (e.created_at, e.id));
+    Ok(rows)
 }
 
 pub(crate) async fn claim_one(

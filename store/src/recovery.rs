@@ -1,8 +1,9 @@
 //! Crash recovery: a few set-based statements in one transaction.
 //!
-//! The executions to fail are read once (for the report and the log), then
-//! every table is updated with one statement keyed on the recovery's own
-//! timestamp, so the work does not grow into one round trip per row.
+//! The executions to fail and to release are read once, with a row lock on
+//! the servers; then each table is updated with one statement per chunk of
+//! 500 of those ids, so the work is a few statements, never one per row, and
+//! every statement is an index lookup.
 
 use crate::backend::Backend;
 use crate::error::Result;
@@ -17,6 +18,9 @@ use sea_orm::{
     QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
+
+/// Ids per UPDATE: far under every backend's bound-parameter limit.
+const ID_CHUNK: usize = 500;
 
 /// The machine-readable reason recovery writes.
 pub const CRASH_RECOVERY: &str = "CRASH_RECOVERY";
@@ -89,7 +93,10 @@ pub(crate) async fn recover(
         None => "the engine running this execution stopped renewing its lease".to_owned(),
     });
     let mut report = RecoveryReport::default();
-    if !failed.is_empty() {
+    // Keyed on the ids read above, a chunk at a time: every statement is an
+    // index lookup, whatever else the tables hold.
+    for chunk in failed.chunks(ID_CHUNK) {
+        let ids = chunk.iter().copied();
         execution::Entity::update_many()
             .col_expr(C::State, Expr::val(ExecutionState::Failed))
             .col_expr(C::Reason, Expr::val(reason.clone()))
@@ -98,36 +105,26 @@ pub(crate) async fn recover(
             .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>))
             .col_expr(C::UpdatedAt, Expr::val(now))
             .col_expr(C::FinishedAt, Expr::val(now))
-            .filter(orphaned(node_id, now))
+            .filter(C::Id.is_in(ids.clone()))
+            .filter(C::State.eq(ExecutionState::Running))
             .exec(&tx)
             .await?;
-
-        // The executions this recovery just failed, found by its own stamp
-        // through the finished_at index.
-        let recovered = Query::select()
-            .column(C::Id)
-            .from(execution::Entity)
-            .and_where(C::FinishedAt.eq(now))
-            .and_where(C::Reason.eq(CRASH_RECOVERY))
-            .to_owned();
         let their_task_runs = Query::select()
             .column(task_run::Column::Id)
             .from(task_run::Entity)
-            .and_where(task_run::Column::ExecutionId.in_subquery(recovered.clone()))
+            .and_where(task_run::Column::ExecutionId.is_in(ids.clone()))
             .to_owned();
-
-        report.attempts_failed = attempt::Entity::update_many()
+        report.attempts_failed += attempt::Entity::update_many()
             .col_expr(attempt::Column::State, Expr::val(AttemptState::Failed))
             .col_expr(attempt::Column::Reason, Expr::val(reason.clone()))
             .col_expr(attempt::Column::Error, Expr::val(message.clone()))
             .col_expr(attempt::Column::FinishedAt, Expr::val(now))
-            .filter(attempt::Column::State.eq(AttemptState::Running))
             .filter(attempt::Column::TaskRunId.in_subquery(their_task_runs))
+            .filter(attempt::Column::State.eq(AttemptState::Running))
             .exec(&tx)
             .await?
             .rows_affected;
-
-        report.task_runs_failed = task_run::Entity::update_many()
+        report.task_runs_failed += task_run::Entity::update_many()
             .col_expr(task_run::Column::State, Expr::val(TaskState::Failed))
             .col_expr(task_run::Column::Reason, Expr::val(reason.clone()))
             .col_expr(
@@ -136,17 +133,17 @@ pub(crate) async fn recover(
             )
             .col_expr(task_run::Column::UpdatedAt, Expr::val(now))
             .col_expr(task_run::Column::FinishedAt, Expr::val(now))
+            .filter(task_run::Column::ExecutionId.is_in(ids))
             .filter(task_run::Column::State.eq(TaskState::Running))
-            .filter(task_run::Column::ExecutionId.in_subquery(recovered))
             .exec(&tx)
             .await?
             .rows_affected;
     }
-    if !requeued.is_empty() {
+    for chunk in requeued.chunks(ID_CHUNK) {
         execution::Entity::update_many()
             .col_expr(C::Owner, Expr::val(None::<String>))
             .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>))
-            .filter(requeueable(node_id, now))
+            .filter(C::Id.is_in(chunk.iter().copied()))
             .exec(&tx)
             .await?;
     }

@@ -60,7 +60,6 @@ pub(crate) async fn purge(
             .column(execution::Column::Id)
             .from(execution::Entity)
             .and_where(execution::Column::FinishedAt.lt(cutoff))
-            .and_where(execution::Column::State.is_in(TERMINAL))
             .to_owned();
         report.counts = count_children(db, candidates).await?;
         return Ok(report);
@@ -78,6 +77,8 @@ pub(crate) async fn purge(
         if done {
             break;
         }
+        // Let writers waiting for the lock in before the next batch takes it.
+        tokio::time::sleep(backend.pause_between_batches(batch.longest_batch)).await;
         if batch.longest_batch > SLOW_BATCH {
             size = (size / 2).max(1);
         } else if batch.longest_batch < FAST_BATCH {
@@ -108,11 +109,14 @@ pub(crate) async fn purge_batch(
     let cutoff = truncate_micros(cutoff);
     let started = Instant::now();
     let tx = begin_write(db, backend).await?;
+    // Only `finished_at` selects: the store sets it exactly when an execution
+    // becomes terminal, and a state filter here made planners walk the state
+    // index (90% of the table) and sort it instead of reading the oldest
+    // entries of the finished_at index. The DELETE re-checks the state.
     let ids: Vec<Uuid> = execution::Entity::find()
         .select_only()
         .column(execution::Column::Id)
         .filter(execution::Column::FinishedAt.lt(cutoff))
-        .filter(execution::Column::State.is_in(TERMINAL))
         .order_by_asc(execution::Column::FinishedAt)
         .limit(batch_size)
         .into_tuple()
@@ -130,6 +134,7 @@ pub(crate) async fn purge_batch(
     let mut counts = count_children(&tx, chosen).await?;
     counts.executions = execution::Entity::delete_many()
         .filter(execution::Column::Id.is_in(ids.iter().copied()))
+        .filter(execution::Column::State.is_in(TERMINAL))
         .exec(&tx)
         .await?
         .rows_affected;

@@ -38,6 +38,13 @@ pub(crate) trait Backend: Send + Sync + 'static {
         None
     }
 
+    /// How long a long job (retention) pauses between two write transactions
+    /// that took `last`. SQLite has one write lock: back-to-back batches would
+    /// starve every other writer, whose busy handler polls for it.
+    fn pause_between_batches(&self, _last: std::time::Duration) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
     /// Appended to a `SELECT` whose rows the same transaction then updates.
     fn row_lock_suffix(&self) -> &'static str {
         " FOR UPDATE"
