@@ -38,6 +38,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
         None
     }
 
+    /// Rows per multi-row INSERT.
+    fn insert_chunk(&self) -> usize {
+        500
+    }
+
     /// How long a long job (retention) pauses between two write transactions
     /// that took `last`. SQLite has one write lock: back-to-back batches would
     /// starve every other writer, whose busy handler polls for it.

@@ -6,6 +6,12 @@ use super::Backend;
 pub(crate) struct Postgres;
 
 impl Backend for Postgres {
+    fn insert_chunk(&self) -> usize {
+        // Measured here: a 500-row INSERT of log lines takes 70 ms through
+        // sqlx-postgres (raw sqlx alike), a 100-row one 1.5 ms.
+        100
+    }
+
     fn migration_lock(&self) -> Option<&'static str> {
         // Released by the transaction's end; the key is "flowstat" in ASCII.
         Some("SELECT pg_advisory_xact_lock(7380453401412039284)")

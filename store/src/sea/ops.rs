@@ -19,8 +19,10 @@ use sea_orm::{
 use serde_json::Value;
 use uuid::Uuid;
 
-/// Rows per multi-row INSERT: well under every backend's bound-parameter limit.
-pub(crate) const INSERT_CHUNK: usize = 500;
+/// Rows per multi-row INSERT on `c`'s backend.
+fn insert_chunk<C: ConnectionTrait>(c: &C) -> usize {
+    crate::backend::for_backend(c.get_database_backend()).insert_chunk()
+}
 
 /// Anything that runs operations on a [`Conn`].
 pub(crate) trait HasConn: Send + Sync {
@@ -374,7 +376,7 @@ impl<T: HasConn> crate::StateOps for T {
                 let values = values.clone();
                 Box::pin(async move {
                     let ts = now();
-                    for chunk in values.chunks(INSERT_CHUNK) {
+                    for chunk in values.chunks(insert_chunk(tx)) {
                         let rows = chunk.iter().map(|(k, v)| output::ActiveModel {
                             id: Set(Uuid::now_v7()),
                             execution_id: Set(execution_id),
@@ -413,7 +415,7 @@ impl<T: HasConn> crate::StateOps for T {
         if lines.is_empty() {
             return Ok(0);
         }
-        if lines.len() <= INSERT_CHUNK {
+        if lines.len() <= self.conn().backend().insert_chunk() {
             return self
                 .conn()
                 .single(move |c| {
@@ -427,7 +429,7 @@ impl<T: HasConn> crate::StateOps for T {
                 let lines = lines.clone();
                 Box::pin(async move {
                     let mut written = 0;
-                    for chunk in lines.chunks(INSERT_CHUNK) {
+                    for chunk in lines.chunks(insert_chunk(tx)) {
                         written += insert_logs(tx, chunk).await?;
                     }
                     Ok(written)
@@ -597,7 +599,7 @@ async fn create_execution(
         .enumerate()
         .map(|(i, key)| new_task_run(exec.id, key, i as i32, ts))
         .collect();
-    for chunk in runs.chunks(INSERT_CHUNK) {
+    for chunk in runs.chunks(insert_chunk(tx)) {
         task_run::Entity::insert_many(chunk.iter().cloned().map(task_run::ActiveModel::from))
             .exec_without_returning(tx)
             .await?;
