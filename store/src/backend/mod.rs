@@ -38,6 +38,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
         None
     }
 
+    /// The connection URL as this backend should get it (startup options).
+    fn tune_url(&self, url: &str) -> String {
+        url.to_owned()
+    }
+
     /// Rows per multi-row INSERT.
     fn insert_chunk(&self) -> usize {
         500
