@@ -441,57 +441,7 @@ impl Bench {
             Utc::now() - ChronoDuration::days(30),
         );
         let (since, until) = (Some(since_at), Some(until_at));
-        let one = |s| vec![s];
-        let shapes: Vec<(&str, ExecutionQuery)> = vec![
-            ("list: newest first", ExecutionQuery::default()),
-            (
-                "list: by workflow",
-                ExecutionQuery {
-                    workflow_id: wf,
-                    ..Default::default()
-                },
-            ),
-            (
-                "list: by state RUNNING",
-                ExecutionQuery {
-                    states: one(ExecutionState::Running),
-                    ..Default::default()
-                },
-            ),
-            (
-                "list: by a state no row has",
-                ExecutionQuery {
-                    states: one(ExecutionState::Cancelled),
-                    ..Default::default()
-                },
-            ),
-            (
-                "list: by time range",
-                ExecutionQuery {
-                    since,
-                    until,
-                    ..Default::default()
-                },
-            ),
-            (
-                "list: workflow + state",
-                ExecutionQuery {
-                    workflow_id: wf,
-                    states: one(ExecutionState::Succeeded),
-                    ..Default::default()
-                },
-            ),
-            (
-                "list: workflow + state + range",
-                ExecutionQuery {
-                    workflow_id: wf,
-                    states: one(ExecutionState::Succeeded),
-                    since,
-                    until,
-                    ..Default::default()
-                },
-            ),
-        ];
+        let shapes = list_shapes(wf, since, until);
         let mut out = Vec::new();
         for (label, q) in shapes {
             let store = &self.store;
@@ -499,10 +449,10 @@ impl Bench {
             out.push(row(label, &s, None));
         }
         // The filtered page against the raw SQL, by offset 0 and by cursor.
-        let (since, until) = (since.unwrap(), until.unwrap());
+        let (since, until) = (since_at, until_at);
         let q = ExecutionQuery {
             workflow_id: wf,
-            states: one(ExecutionState::Succeeded),
+            states: vec![ExecutionState::Succeeded],
             since: Some(since),
             until: Some(until),
             ..Default::default()
@@ -794,6 +744,67 @@ impl Bench {
     }
 }
 
+/// Every list shape measured: each filter alone, combinations, a state no
+/// row has, and a created-at range.
+fn list_shapes(
+    wf: Option<Uuid>,
+    since: Option<chrono::DateTime<Utc>>,
+    until: Option<chrono::DateTime<Utc>>,
+) -> Vec<(&'static str, ExecutionQuery)> {
+    let one = |s| vec![s];
+    let q = ExecutionQuery::default;
+    vec![
+        ("list: newest first", q()),
+        (
+            "list: by workflow",
+            ExecutionQuery {
+                workflow_id: wf,
+                ..q()
+            },
+        ),
+        (
+            "list: by state RUNNING",
+            ExecutionQuery {
+                states: one(ExecutionState::Running),
+                ..q()
+            },
+        ),
+        (
+            "list: by a state no row has",
+            ExecutionQuery {
+                states: one(ExecutionState::Cancelled),
+                ..q()
+            },
+        ),
+        (
+            "list: by time range",
+            ExecutionQuery {
+                since,
+                until,
+                ..q()
+            },
+        ),
+        (
+            "list: workflow + state",
+            ExecutionQuery {
+                workflow_id: wf,
+                states: one(ExecutionState::Succeeded),
+                ..q()
+            },
+        ),
+        (
+            "list: workflow + state + range",
+            ExecutionQuery {
+                workflow_id: wf,
+                states: one(ExecutionState::Succeeded),
+                since,
+                until,
+                ..q()
+            },
+        ),
+    ]
+}
+
 /// The plans of every list shape and of the inspect lookups, as the database
 /// reports them (EXPLAIN QUERY PLAN on SQLite, EXPLAIN on the servers).
 async fn plans(db: &DatabaseConnection) -> Vec<Value> {
@@ -809,50 +820,8 @@ async fn plans(db: &DatabaseConnection) -> Vec<Value> {
     .await[0];
     let since = Some(Utc::now() - ChronoDuration::days(60));
     let until = Some(Utc::now() - ChronoDuration::days(30));
-    let one = |s| vec![s];
     let mut statements: Vec<(String, Statement)> = Vec::new();
-    for (label, q) in [
-        ("list: newest first", ExecutionQuery::default()),
-        (
-            "list: by workflow",
-            ExecutionQuery {
-                workflow_id: wf,
-                ..Default::default()
-            },
-        ),
-        (
-            "list: by state RUNNING",
-            ExecutionQuery {
-                states: one(ExecutionState::Running),
-                ..Default::default()
-            },
-        ),
-        (
-            "list: by a state no row has",
-            ExecutionQuery {
-                states: one(ExecutionState::Cancelled),
-                ..Default::default()
-            },
-        ),
-        (
-            "list: by time range",
-            ExecutionQuery {
-                since,
-                until,
-                ..Default::default()
-            },
-        ),
-        (
-            "list: workflow + state + range",
-            ExecutionQuery {
-                workflow_id: wf,
-                states: one(ExecutionState::Succeeded),
-                since,
-                until,
-                ..Default::default()
-            },
-        ),
-    ] {
+    for (label, q) in list_shapes(wf, since, until) {
         statements.push((
             format!("{label} (page)"),
             query::execution_list_statement(backend, &q).unwrap(),

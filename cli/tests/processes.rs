@@ -5,26 +5,16 @@
 use flowstate_store::query::ExecutionQuery;
 use flowstate_store::types::{AttemptState, ExecutionState, TaskState};
 use flowstate_store::{StateOps, StateStore};
-use flowstate_tests::{backend_tests, Backend, TestDb};
+use flowstate_tests::{backend_tests, TestDb};
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn config_file(db: &TestDb, dir: &Path, node: &str, workers: usize) -> String {
-    let storage = match db.backend {
-        Backend::Sqlite => format!(
-            "storage:\n  sqlite:\n    path: {}\n",
-            db.config.sqlite.path.display()
-        ),
-        Backend::Postgres => format!(
-            "storage:\n  type: postgres\n  postgres:\n    url: {}\n",
-            db.url
-        ),
-        Backend::Mysql => format!("storage:\n  type: mysql\n  mysql:\n    url: {}\n", db.url),
-    };
     let text = format!(
-        "{storage}engine:\n  nodeId: {node}\n  workers: {workers}\n  pollInterval: 50ms\n  leaseSeconds: 10\n  shutdownGrace: 5s\n"
+        "{}engine:\n  nodeId: {node}\n  workers: {workers}\n  pollInterval: 50ms\n  leaseSeconds: 10\n  shutdownGrace: 5s\n",
+        db.storage_yaml()
     );
     let path = dir.join(format!("{node}.yaml"));
     std::fs::write(&path, text).unwrap();

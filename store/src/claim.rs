@@ -31,6 +31,27 @@ fn lease_until(ts: DateTime<Utc>, lease: Duration) -> Result<DateTime<Utc>> {
         .ok_or_else(|| StoreError::InvalidInput(format!("lease {lease:?} is too long")))
 }
 
+/// The UPDATE that moves claimed executions to RUNNING under `node_id`
+/// until `until`; callers add which rows.
+fn move_to_running(
+    node_id: &str,
+    until: DateTime<Utc>,
+    ts: DateTime<Utc>,
+) -> sea_orm::UpdateMany<execution::Entity> {
+    use execution::Column as C;
+    execution::Entity::update_many()
+        .col_expr(C::State, Expr::val(ExecutionState::Running))
+        .col_expr(C::Owner, Expr::val(node_id))
+        .col_expr(C::LeaseExpiresAt, Expr::val(until))
+        .col_expr(C::Version, Expr::col(C::Version).add(1))
+        .col_expr(C::UpdatedAt, Expr::val(ts))
+        .col_expr(C::WakeAt, Expr::val(None::<DateTime<Utc>>))
+        .col_expr(
+            C::StartedAt,
+            Func::coalesce([Expr::col(C::StartedAt), Expr::val(ts)]).into(),
+        )
+}
+
 pub(crate) async fn claim_due(
     db: &DatabaseConnection,
     backend: &dyn Backend,
@@ -114,17 +135,7 @@ async fn claim_in(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    execution::Entity::update_many()
-        .col_expr(C::State, Expr::val(ExecutionState::Running))
-        .col_expr(C::Owner, Expr::val(node_id))
-        .col_expr(C::LeaseExpiresAt, Expr::val(until))
-        .col_expr(C::Version, Expr::col(C::Version).add(1))
-        .col_expr(C::UpdatedAt, Expr::val(ts))
-        .col_expr(C::WakeAt, Expr::val(None::<DateTime<Utc>>))
-        .col_expr(
-            C::StartedAt,
-            Func::coalesce([Expr::col(C::StartedAt), Expr::val(ts)]).into(),
-        )
+    move_to_running(node_id, until, ts)
         .filter(C::Id.is_in(ids.iter().copied()))
         .filter(C::State.is_in([ExecutionState::Pending, ExecutionState::Waiting]))
         .exec(tx)
@@ -162,17 +173,7 @@ pub(crate) async fn claim_one(
                     .add(C::State.eq(ExecutionState::Waiting))
                     .add(C::WakeAt.lte(ts)),
             );
-        let changed = execution::Entity::update_many()
-            .col_expr(C::State, Expr::val(ExecutionState::Running))
-            .col_expr(C::Owner, Expr::val(node_id))
-            .col_expr(C::LeaseExpiresAt, Expr::val(until))
-            .col_expr(C::Version, Expr::col(C::Version).add(1))
-            .col_expr(C::UpdatedAt, Expr::val(ts))
-            .col_expr(C::WakeAt, Expr::val(None::<DateTime<Utc>>))
-            .col_expr(
-                C::StartedAt,
-                Func::coalesce([Expr::col(C::StartedAt), Expr::val(ts)]).into(),
-            )
+        let changed = move_to_running(node_id, until, ts)
             .filter(C::Id.eq(id))
             .filter(due)
             .exec(&tx)

@@ -1,7 +1,7 @@
 //! `flowstate-migrate`, the built binary, against every backend. These tests
 //! live in this package because only its own tests can see its binary.
 
-use flowstate_tests::{backend_tests, table_names, Backend, TestDb};
+use flowstate_tests::{backend_tests, table_names, TestDb};
 
 use std::process::{Command, Output};
 
@@ -24,19 +24,8 @@ fn text(out: &Output) -> (String, String) {
 }
 
 fn config_file(db: &TestDb, dir: &std::path::Path) -> std::path::PathBuf {
-    let body = match db.backend {
-        Backend::Sqlite => format!(
-            "storage:\n  type: sqlite\n  sqlite:\n    path: {}\n",
-            db.config.sqlite.path.display()
-        ),
-        Backend::Postgres => format!(
-            "storage:\n  type: postgres\n  postgres:\n    url: {}\n",
-            db.url
-        ),
-        Backend::Mysql => format!("storage:\n  type: mysql\n  mysql:\n    url: {}\n", db.url),
-    };
     let path = dir.join("flowstate.yaml");
-    std::fs::write(&path, body).unwrap();
+    std::fs::write(&path, db.storage_yaml()).unwrap();
     path
 }
 

@@ -133,6 +133,23 @@ impl TestDb {
             .unwrap_or_else(|e| panic!("connect to {}: {e}", self.backend))
     }
 
+    /// A `storage:` section pointing at this database, for config files.
+    pub fn storage_yaml(&self) -> String {
+        match self.backend {
+            Backend::Sqlite => format!(
+                "storage:\n  sqlite:\n    path: {}\n",
+                self.config.sqlite.path.display()
+            ),
+            Backend::Postgres => {
+                format!(
+                    "storage:\n  type: postgres\n  postgres:\n    url: {}\n",
+                    self.url
+                )
+            }
+            Backend::Mysql => format!("storage:\n  type: mysql\n  mysql:\n    url: {}\n", self.url),
+        }
+    }
+
     /// The SQLite file's folder (SQLite only).
     pub fn folder(&self) -> Option<&std::path::Path> {
         self.dir.as_ref().map(|d| d.path())
