@@ -135,9 +135,11 @@ async fn claim_in(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    // By primary key only: the rows are locked (SQLite's write lock, or FOR
+    // UPDATE on servers), so their state cannot have changed, and a state
+    // filter here made SQLite walk every PENDING and WAITING row instead.
     move_to_running(node_id, until, ts)
         .filter(C::Id.is_in(ids.iter().copied()))
-        .filter(C::State.is_in([ExecutionState::Pending, ExecutionState::Waiting]))
         .exec(tx)
         .await?;
     // By primary key only: with the owner and state in the filter too, a
