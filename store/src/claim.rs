@@ -9,7 +9,7 @@
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 use crate::now;
-use crate::sea::conn::{begin_write, retry_transient};
+use crate::sea::conn::write_on_pool;
 use crate::types::{Execution, ExecutionState};
 use chrono::{DateTime, Utc};
 use flowstate_entity::execution;
@@ -54,7 +54,7 @@ fn move_to_running(
 
 pub(crate) async fn claim_due(
     db: &DatabaseConnection,
-    backend: &dyn Backend,
+    backend: &'static dyn Backend,
     node_id: &str,
     limit: u64,
     lease: Duration,
@@ -68,19 +68,10 @@ pub(crate) async fn claim_due(
         return Err(StoreError::InvalidInput("node id is empty".into()));
     }
     let started = Instant::now();
-    let claimed = retry_transient(backend, || async {
-        let tx = begin_write(db, backend).await?;
-        let result = claim_in(&tx, backend, node_id, limit, lease).await;
-        match result {
-            Ok(rows) => {
-                tx.commit().await?;
-                Ok(rows)
-            }
-            Err(e) => {
-                let _ = tx.rollback().await;
-                Err(e)
-            }
-        }
+    let node = node_id.to_owned();
+    let claimed = write_on_pool(db, backend, move |tx| {
+        let node = node.clone();
+        Box::pin(async move { claim_in(tx, backend, &node, limit, lease).await })
     })
     .await?;
     metrics::histogram!("flowstate_claim_seconds").record(started.elapsed().as_secs_f64());
@@ -155,41 +146,50 @@ async fn claim_in(
 
 pub(crate) async fn claim_one(
     db: &DatabaseConnection,
-    backend: &dyn Backend,
+    backend: &'static dyn Backend,
+    node_id: &str,
+    id: Uuid,
+    lease: Duration,
+) -> Result<Option<Execution>> {
+    if node_id.is_empty() {
+        return Err(StoreError::InvalidInput("node id is empty".into()));
+    }
+    let node = node_id.to_owned();
+    write_on_pool(db, backend, move |tx| {
+        let node = node.clone();
+        Box::pin(async move { claim_one_in(tx, &node, id, lease).await })
+    })
+    .await
+}
+
+async fn claim_one_in(
+    tx: &DatabaseTransaction,
     node_id: &str,
     id: Uuid,
     lease: Duration,
 ) -> Result<Option<Execution>> {
     use execution::Column as C;
-    if node_id.is_empty() {
-        return Err(StoreError::InvalidInput("node id is empty".into()));
-    }
-    retry_transient(backend, || async {
-        let tx = begin_write(db, backend).await?;
-        let ts = now();
-        let until = lease_until(ts, lease)?;
-        let due = Condition::any()
-            .add(C::State.eq(ExecutionState::Pending))
-            .add(
-                Condition::all()
-                    .add(C::State.eq(ExecutionState::Waiting))
-                    .add(C::WakeAt.lte(ts)),
-            );
-        let changed = move_to_running(node_id, until, ts)
-            .filter(C::Id.eq(id))
-            .filter(due)
-            .exec(&tx)
-            .await?
-            .rows_affected;
-        let row = if changed == 1 {
-            execution::Entity::find_by_id(id).one(&tx).await?
-        } else {
-            None
-        };
-        tx.commit().await?;
-        Ok(row)
-    })
-    .await
+    let ts = now();
+    let until = lease_until(ts, lease)?;
+    let due = Condition::any()
+        .add(C::State.eq(ExecutionState::Pending))
+        .add(
+            Condition::all()
+                .add(C::State.eq(ExecutionState::Waiting))
+                .add(C::WakeAt.lte(ts)),
+        );
+    let changed = move_to_running(node_id, until, ts)
+        .filter(C::Id.eq(id))
+        .filter(due)
+        .exec(tx)
+        .await?
+        .rows_affected;
+    let row = if changed == 1 {
+        execution::Entity::find_by_id(id).one(tx).await?
+    } else {
+        None
+    };
+    Ok(row)
 }
 
 pub(crate) async fn renew_lease(

@@ -62,6 +62,11 @@ pub(crate) async fn purge(
             .and_where(execution::Column::FinishedAt.lt(cutoff))
             .to_owned();
         report.counts = count_children(db, candidates).await?;
+        report.counts.executions = execution::Entity::find()
+            .filter(execution::Column::FinishedAt.lt(cutoff))
+            .filter(execution::Column::State.is_in(TERMINAL))
+            .count(db)
+            .await?;
         return Ok(report);
     }
     // Start small and grow while transactions stay short; shrink when one
@@ -154,7 +159,8 @@ pub(crate) async fn purge_batch(
     })
 }
 
-/// Counts the rows under the executions `ids` selects, table by table.
+/// Counts the rows under the executions `ids` selects, table by table (not
+/// the executions themselves: the DELETE reports those).
 async fn count_children<C: ConnectionTrait>(db: &C, ids: SelectStatement) -> Result<PurgeCounts> {
     let task_runs = Query::select()
         .column(task_run::Column::Id)
@@ -162,10 +168,8 @@ async fn count_children<C: ConnectionTrait>(db: &C, ids: SelectStatement) -> Res
         .and_where(task_run::Column::ExecutionId.in_subquery(ids.clone()))
         .to_owned();
     Ok(PurgeCounts {
-        executions: execution::Entity::find()
-            .filter(execution::Column::Id.in_subquery(ids.clone()))
-            .count(db)
-            .await?,
+        // The caller knows how many executions: the DELETE reports it.
+        executions: 0,
         task_runs: task_run::Entity::find()
             .filter(task_run::Column::ExecutionId.in_subquery(ids.clone()))
             .count(db)

@@ -79,7 +79,13 @@ pub(crate) async fn begin_write(
     .await
 }
 
-async fn write_on_pool<T, F>(db: &DatabaseConnection, backend: &dyn Backend, f: F) -> Result<T>
+/// Runs `f` in a fresh write transaction on the pool, committed when it
+/// succeeds and retried on transient failures.
+pub(crate) async fn write_on_pool<T, F>(
+    db: &DatabaseConnection,
+    backend: &dyn Backend,
+    f: F,
+) -> Result<T>
 where
     T: Send,
     F: for<'c> Fn(&'c DatabaseTransaction) -> TxFuture<'c, T> + Send + Sync,
