@@ -6,10 +6,14 @@ use crate::error::{Result, StoreError};
 use crate::sea::conn::begin_write;
 pub use flowstate_migration::{known_versions, AppliedMigration, MigrationStatus};
 use flowstate_migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 
-/// Applied, pending and unknown migrations of a database. Writes nothing.
-pub async fn status(db: &DatabaseConnection) -> Result<MigrationStatus> {
+/// Applied, pending and unknown migrations of a database, read through a
+/// connection or a transaction. Writes nothing.
+pub async fn status<'c, C>(db: C) -> Result<MigrationStatus>
+where
+    C: Into<sea_orm::DatabaseExecutor<'c>> + Copy,
+{
     Ok(flowstate_migration::status(db).await?)
 }
 
@@ -43,7 +47,7 @@ async fn apply_pending(db: &DatabaseConnection) -> Result<()> {
         tx.execute_unprepared(sql).await?;
     }
     let result = async {
-        let status = status_of(&tx).await?;
+        let status = status(&tx).await?;
         refuse_unknown(&status)?;
         if !status.pending.is_empty() {
             tracing::info!(pending = ?status.pending, "applying pending migrations");
@@ -62,10 +66,6 @@ async fn apply_pending(db: &DatabaseConnection) -> Result<()> {
             Err(e)
         }
     }
-}
-
-async fn status_of(tx: &DatabaseTransaction) -> Result<MigrationStatus> {
-    Ok(flowstate_migration::status(tx).await?)
 }
 
 fn refuse_unknown(status: &MigrationStatus) -> Result<()> {

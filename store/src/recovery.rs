@@ -78,7 +78,7 @@ pub(crate) async fn recover(
             .select_only()
             .column(C::Id)
             .filter(cond)
-            .build(tx_backend(db));
+            .build(db.get_database_backend());
         stmt.sql.push_str(lock);
         stmt
     };
@@ -161,10 +161,6 @@ pub(crate) async fn recover(
     report.failed = failed;
     report.requeued = requeued;
     Ok(report)
-}
-
-fn tx_backend(db: &DatabaseConnection) -> sea_orm::DbBackend {
-    db.get_database_backend()
 }
 
 async fn ids(tx: &sea_orm::DatabaseTransaction, stmt: sea_orm::Statement) -> Result<Vec<Uuid>> {
