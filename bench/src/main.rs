@@ -171,6 +171,19 @@ struct Bench {
     wf: Uuid,
 }
 
+/// The `i`-th move of an execution that alternates RUNNING -> WAITING ->
+/// RUNNING, from version `v`: the transition the write scenarios repeat.
+fn flip(i: usize, v: i64) -> ExecutionTransition {
+    let to = if i.is_multiple_of(2) {
+        ExecutionState::Waiting
+    } else {
+        ExecutionState::Running
+    };
+    let mut t = ExecutionTransition::new(to, v);
+    t.wake_at = Some(Utc::now());
+    t
+}
+
 fn row(label: &str, store: &Samples, raw: Option<&Samples>) -> Value {
     let mut v = json!({"scenario": label, "store": store.json()});
     if let Some(raw) = raw {
@@ -230,13 +243,7 @@ impl Bench {
         let mut ts = Vec::with_capacity(n);
         let start = Instant::now();
         for i in 0..n {
-            let to = if i % 2 == 0 {
-                ExecutionState::Waiting
-            } else {
-                ExecutionState::Running
-            };
-            let mut t = ExecutionTransition::new(to, v);
-            t.wake_at = Some(Utc::now());
+            let t = flip(i, v);
             let s = Instant::now();
             v = store.transition_execution(e1.id, t).await.unwrap();
             ts.push(s.elapsed());
@@ -333,15 +340,7 @@ impl Bench {
                     let mut times = Vec::with_capacity(per);
                     let mut locked = 0u64;
                     for i in 0..per {
-                        let mut t = ExecutionTransition::new(
-                            if i % 2 == 0 {
-                                ExecutionState::Waiting
-                            } else {
-                                ExecutionState::Running
-                            },
-                            v,
-                        );
-                        t.wake_at = Some(Utc::now());
+                        let t = flip(i, v);
                         let s = Instant::now();
                         match store.transition_execution(e.id, t).await {
                             Ok(nv) => v = nv,
@@ -626,15 +625,7 @@ impl Bench {
                     let mut worst = Duration::ZERO;
                     let mut i = 0;
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        let mut t = ExecutionTransition::new(
-                            if i % 2 == 0 {
-                                ExecutionState::Waiting
-                            } else {
-                                ExecutionState::Running
-                            },
-                            v,
-                        );
-                        t.wake_at = Some(Utc::now());
+                        let t = flip(i, v);
                         let s = Instant::now();
                         v = writer_store.transition_execution(e.id, t).await.unwrap();
                         worst = worst.max(s.elapsed());
