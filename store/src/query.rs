@@ -64,6 +64,24 @@ pub struct ExecutionQuery {
     pub exact_total: bool,
 }
 
+impl ExecutionQuery {
+    /// Checks every value without touching a database: the page size, the
+    /// offset, the cursor and their combination. Listing makes the same
+    /// checks; callers that must not open a database on bad input (the CLI)
+    /// call this first.
+    pub fn validate(&self) -> Result<()> {
+        execution_page(self).map(|_| ())
+    }
+}
+
+impl WorkflowQuery {
+    /// Checks the page size and offset without touching a database.
+    pub fn validate(&self) -> Result<()> {
+        limit_of(self.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
+        offset_of(self.offset).map(|_| ())
+    }
+}
+
 /// Sort keys of the workflow list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WorkflowSort {
@@ -135,6 +153,17 @@ pub(crate) fn limit_of(limit: Option<u64>, default: u64, max: u64) -> Result<u64
     }
 }
 
+/// Checks an offset against [`MAX_OFFSET`] (0 when none is given).
+pub(crate) fn offset_of(offset: Option<u64>) -> Result<u64> {
+    match offset {
+        None => Ok(0),
+        Some(n) if n <= MAX_OFFSET => Ok(n),
+        Some(n) => Err(StoreError::InvalidInput(format!(
+            "offset {n} is over {MAX_OFFSET}; page deeper with the cursor (pass the previous page's nextCursor as `after`)"
+        ))),
+    }
+}
+
 /// A keyset position: the last row's `(created_at, id)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Cursor {
@@ -154,7 +183,8 @@ impl Cursor {
     pub(crate) fn decode(text: &str) -> Result<Self> {
         let bad = || {
             StoreError::InvalidInput(format!(
-                "malformed cursor '{text}'; pass the nextCursor value of a previous page unchanged"
+                "malformed cursor '{}'; pass the nextCursor value of a previous page unchanged",
+                crate::text::shown(text)
             ))
         };
         let (micros, id) = text.split_once('_').ok_or_else(bad)?;
@@ -218,13 +248,8 @@ pub(crate) fn execution_page(q: &ExecutionQuery) -> Result<(Select<execution::En
                 .add(Condition::any().add(ca.lt(c.created_at)).add(id.lt(c.id)))
         };
         select = select.filter(cond);
-    } else if let Some(offset) = q.offset {
-        if offset > MAX_OFFSET {
-            return Err(StoreError::InvalidInput(format!(
-                "offset {offset} is over {MAX_OFFSET}; page deeper with the cursor (pass the previous page's nextCursor as `after`)"
-            )));
-        }
-        select = select.offset(offset);
+    } else if q.offset.is_some() {
+        select = select.offset(offset_of(q.offset)?);
     }
     let select = select
         .order_by(execution::Column::CreatedAt, order.clone())

@@ -323,8 +323,9 @@ pub async fn query_count(db: &DatabaseConnection, sql: &str) -> i64 {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-/// A sorted description of the schema (tables, columns with types,
-/// indexes with their columns, foreign keys), comparable across runs.
+/// A sorted description of the schema (tables, columns with types and, on
+/// MySQL, collations, indexes with their columns, foreign keys), comparable
+/// across runs.
 /// The migration table and SQLite's own tables are left out.
 pub async fn schema_snapshot(db: &DatabaseConnection) -> Vec<String> {
     let sql = match db.get_database_backend() {
@@ -341,7 +342,8 @@ pub async fn schema_snapshot(db: &DatabaseConnection) -> Vec<String> {
                WHERE connamespace = 'public'::regnamespace AND conrelid::regclass::text <> 'seaql_migrations'"
         }
         _ => {
-            "SELECT CONCAT('column ', table_name, '.', column_name, ' ', column_type, ' ', is_nullable) \
+            "SELECT CONCAT('column ', table_name, '.', column_name, ' ', column_type, ' ', is_nullable, \
+               ' ', COALESCE(collation_name, '')) \
                FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name <> 'seaql_migrations' \
              UNION ALL SELECT CONCAT('index ', table_name, '.', index_name, ' ', non_unique, ' ', \
                GROUP_CONCAT(column_name ORDER BY seq_in_index)) FROM information_schema.statistics \

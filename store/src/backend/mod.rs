@@ -55,6 +55,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
         std::time::Duration::ZERO
     }
 
+    /// A query listing `(table, column)` of every table in the current
+    /// database, for the schema check made when a store opens.
+    fn columns_query(&self) -> &'static str;
+
     /// Appended to a `SELECT` whose rows the same transaction then updates.
     fn row_lock_suffix(&self) -> &'static str {
         " FOR UPDATE"

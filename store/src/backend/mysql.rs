@@ -21,4 +21,10 @@ impl Backend for MySql {
         // the deadlock is retried here.
         matches!(code, "40001")
     }
+
+    fn columns_query(&self) -> &'static str {
+        // CAST: MySQL 8 returns catalogue names as binary strings.
+        "SELECT CAST(table_name AS CHAR), CAST(column_name AS CHAR) \
+         FROM information_schema.columns WHERE table_schema = DATABASE()"
+    }
 }

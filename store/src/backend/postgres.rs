@@ -33,4 +33,13 @@ impl Backend for Postgres {
         // serialization_failure, deadlock_detected, lock_not_available
         matches!(code, "40001" | "40P01" | "55P03")
     }
+
+    fn columns_query(&self) -> &'static str {
+        // The catalogue itself: information_schema.columns checks privileges
+        // row by row and took 5.5 ms on an empty database, pg_attribute 0.5 ms.
+        "SELECT c.relname::text, a.attname::text FROM pg_attribute a \
+         JOIN pg_class c ON c.oid = a.attrelid \
+         WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p') \
+         AND a.attnum > 0 AND NOT a.attisdropped"
+    }
 }

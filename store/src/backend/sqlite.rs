@@ -35,4 +35,9 @@ impl Backend for Sqlite {
     fn row_lock_suffix(&self) -> &'static str {
         ""
     }
+
+    fn columns_query(&self) -> &'static str {
+        "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+         WHERE m.type = 'table'"
+    }
 }

@@ -4,6 +4,7 @@ pub(crate) mod conn;
 mod ops;
 
 use crate::config::{StorageConfig, StorageType};
+use crate::connect::Access;
 use crate::error::{Result, StoreError};
 use crate::migrate::{self, MigrationStatus};
 use crate::state_store::{StateStore, StoreTransaction};
@@ -27,13 +28,47 @@ impl SeaStore {
     /// Connects as configured, checks the schema (migrating when
     /// `auto_migrate` is set) and returns the store.
     pub async fn open(config: &StorageConfig) -> Result<Self> {
-        let db = crate::connect::connect(config).await?;
-        Self::from_connection(db, config.auto_migrate).await
+        Self::open_with(config, Access::Create).await
     }
 
-    /// Wraps an open pool after checking its schema.
+    /// Opens a database that must already exist: a missing SQLite file, or a
+    /// database without the flowstate schema, is [`StoreError::NoDatabase`]
+    /// and nothing is created.
+    pub async fn open_existing(config: &StorageConfig) -> Result<Self> {
+        Self::open_with(config, Access::Existing).await
+    }
+
+    async fn open_with(config: &StorageConfig, access: Access) -> Result<Self> {
+        let db = crate::connect::connect_within(
+            config,
+            access,
+            crate::connect::DEFAULT_CONNECT_DEADLINE,
+        )
+        .await?;
+        match Self::check(db.clone(), config.auto_migrate, access).await {
+            Ok(store) => Ok(store),
+            Err(StoreError::NoDatabase { hint, .. }) => {
+                let _ = db.close().await;
+                Err(StoreError::NoDatabase {
+                    target: config.display_target(),
+                    hint,
+                })
+            }
+            Err(e) => {
+                let _ = db.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Wraps an open pool after checking its schema (migrating it when
+    /// `auto_migrate` is set).
     pub async fn from_connection(db: DatabaseConnection, auto_migrate: bool) -> Result<Self> {
-        migrate::ensure_current(&db, auto_migrate).await?;
+        Self::check(db, auto_migrate, Access::Create).await
+    }
+
+    async fn check(db: DatabaseConnection, auto_migrate: bool, access: Access) -> Result<Self> {
+        migrate::ensure_current(&db, auto_migrate, access).await?;
         let kind = match db.get_database_backend() {
             sea_orm::DbBackend::Sqlite => StorageType::Sqlite,
             sea_orm::DbBackend::Postgres => StorageType::Postgres,

@@ -5,6 +5,7 @@ use super::conn::Conn;
 use crate::error::{Result, StoreError};
 use crate::query::{self, ExecutionQuery, LogQuery, Page, WorkflowQuery};
 use crate::state_machine::{execution_sources, task_sources};
+use crate::text::shown;
 use crate::types::*;
 use crate::{now, truncate_micros};
 use async_trait::async_trait;
@@ -32,19 +33,14 @@ pub(crate) trait HasConn: Send + Sync {
 fn not_found(entity: &'static str, id: impl ToString) -> StoreError {
     StoreError::NotFound {
         entity,
-        id: id.to_string(),
+        id: shown(&id.to_string()),
     }
 }
 
 #[async_trait]
 impl<T: HasConn> crate::StateOps for T {
     async fn save_workflow(&self, w: NewWorkflow) -> Result<SavedWorkflow> {
-        if w.name.trim().is_empty() || w.name.len() > 255 {
-            return Err(StoreError::InvalidInput(format!(
-                "workflow name '{}' must be 1 to 255 characters",
-                w.name
-            )));
-        }
+        check_name("workflow name", &w.name)?;
         self.conn()
             .write(move |tx| {
                 let w = w.clone();
@@ -70,7 +66,7 @@ impl<T: HasConn> crate::StateOps for T {
 
     async fn list_workflows(&self, q: WorkflowQuery) -> Result<Page<Workflow>> {
         let limit = query::limit_of(q.limit, query::DEFAULT_LIMIT, query::MAX_LIMIT)?;
-        let offset = q.offset.unwrap_or(0);
+        let offset = query::offset_of(q.offset)?;
         let db = self.conn().exec();
         let filtered = query::workflow_filters(&q);
         let total = filtered.clone().count(&db).await?;
@@ -523,17 +519,37 @@ async fn save_workflow(tx: &DatabaseTransaction, w: NewWorkflow) -> Result<Saved
     })
 }
 
+/// Names (workflow names, task keys) are compared byte for byte on every
+/// backend, so a name that differs from another only by surrounding white
+/// space or invisible characters would look like a duplicate to people: such
+/// names are refused instead.
+pub(crate) fn check_name(what: &str, name: &str) -> Result<()> {
+    let problem = if name.is_empty() || name.len() > 255 {
+        Some("must be 1 to 255 bytes")
+    } else if name.trim() != name {
+        Some("must not start or end with white space")
+    } else if name.chars().any(char::is_control) {
+        Some("must not contain control characters")
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(StoreError::InvalidInput(format!(
+            "{what} '{}' {p}",
+            shown(name)
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn check_task_keys(keys: &[String]) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
     for key in keys {
-        if key.is_empty() || key.len() > 255 {
-            return Err(StoreError::InvalidInput(format!(
-                "task key '{key}' must be 1 to 255 characters"
-            )));
-        }
+        check_name("task key", key)?;
         if !seen.insert(key) {
             return Err(StoreError::InvalidInput(format!(
-                "task key '{key}' appears twice; task keys are unique within an execution"
+                "task key '{}' appears twice; task keys are unique within an execution",
+                shown(key)
             )));
         }
     }
