@@ -1,20 +1,36 @@
 //! The `storage:` section of the configuration file.
 //!
-//! Parsing goes in two steps: the YAML is first walked as a tree so unknown keys
-//! are reported by their full path with the closest valid key, then it is
-//! deserialised into plain structs and validated as a whole.
+//! Everything is checked before anything connects:
+//! - the file: at most [`MAX_FILE_BYTES`], and nested at most
+//!   [`MAX_NESTING`] levels, checked by [`crate::yaml`] before the YAML
+//!   parser (which slows down badly on deep flow nesting) ever sees it;
+//! - the YAML tree is read key by key with small typed accessors, so every
+//!   error names the key path, what it found and what it expected; unknown
+//!   keys are named with their full path and the closest valid key;
+//! - server URLs are parsed and must name a host, a port in range (when given)
+//!   and a database; their passwords are registered with [`crate::redact`]
+//!   and never appear in a message.
 
 use crate::error::{Result, StoreError};
-use serde::Deserialize;
+use crate::redact::register_secrets_from_url;
+use crate::text::shown;
+use serde_yaml_ng::{Mapping, Value};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+
+pub use crate::redact::redact_url;
 
 /// The environment variable whose URL overrides the configured database.
 pub const DATABASE_URL_ENV: &str = "FLOWSTATE_DATABASE_URL";
 
 /// Where the embedded database lives when nothing else is configured.
 pub const DEFAULT_SQLITE_PATH: &str = "./data/flowstate.db";
+
+pub use crate::yaml::{MAX_FILE_BYTES, MAX_NESTING};
+
+/// The longest `storage.sqlite.busyTimeoutMs`: ten minutes.
+pub const MAX_BUSY_TIMEOUT_MS: u64 = 600_000;
 
 /// Top-level sections of the configuration file. `engine` belongs to the
 /// engine crate; it is accepted here so the same file serves both.
@@ -64,8 +80,17 @@ impl StorageType {
             "mysql" | "mariadb" => Ok(StorageType::Mysql),
             _ => Err(StoreError::Config(format!(
                 "unsupported database URL '{}'; it must start with sqlite:, postgres://, postgresql://, mysql:// or mariadb://",
-                redact_url(url)
+                shown(&redact_url(url))
             ))),
+        }
+    }
+
+    /// The shape of a URL for this backend, for messages.
+    fn example_url(&self) -> &'static str {
+        match self {
+            StorageType::Sqlite => "sqlite://PATH",
+            StorageType::Postgres => "postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+            StorageType::Mysql => "mysql://USER:PASSWORD@HOST:PORT/DATABASE",
         }
     }
 }
@@ -85,7 +110,8 @@ impl FromStr for StorageType {
             "postgres" => Ok(StorageType::Postgres),
             "mysql" => Ok(StorageType::Mysql),
             other => Err(StoreError::Config(format!(
-                "unknown storage.type '{other}'; expected one of {}{}",
+                "unknown storage.type '{}'; expected one of {}{}",
+                echo(other),
                 Self::NAMES.join(", "),
                 did_you_mean(other, Self::NAMES)
             ))),
@@ -98,12 +124,17 @@ impl FromStr for StorageType {
 pub struct SqliteConfig {
     /// The database file; its folder is created when missing.
     pub path: PathBuf,
-    /// How long a connection waits for a lock before giving up.
+    /// How long a connection waits for a lock before giving up, in
+    /// milliseconds: 0 to [`MAX_BUSY_TIMEOUT_MS`] (600000, ten minutes). The
+    /// configuration refuses more, well before SQLite's 32-bit limit (past
+    /// which the driver panics after creating the file).
     pub busy_timeout_ms: u64,
 }
 
 /// The validated `storage:` section.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` output shows [`url`](Self::url) with the password redacted.
+#[derive(Clone, PartialEq, Eq)]
 pub struct StorageConfig {
     /// Which backend to use.
     pub kind: StorageType,
@@ -111,12 +142,26 @@ pub struct StorageConfig {
     pub sqlite: SqliteConfig,
     /// The server URL (used when `kind` is PostgreSQL or MySQL).
     pub url: Option<String>,
-    /// Size of the connection pool.
+    /// Size of the connection pool: 1 to 1000.
     pub max_connections: u32,
     /// Apply pending migrations when the store opens.
     pub auto_migrate: bool,
-    /// Terminal executions older than this many days are purged by retention.
+    /// Terminal executions older than this many days (1 to 36500) are purged
+    /// by retention.
     pub retention_days: u32,
+}
+
+impl fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("kind", &self.kind)
+            .field("sqlite", &self.sqlite)
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("max_connections", &self.max_connections)
+            .field("auto_migrate", &self.auto_migrate)
+            .field("retention_days", &self.retention_days)
+            .finish()
+    }
 }
 
 impl Default for StorageConfig {
@@ -135,154 +180,241 @@ impl Default for StorageConfig {
     }
 }
 
-#[derive(Deserialize, Default)]
-struct RawFile {
-    storage: Option<RawStorage>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct RawStorage {
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    sqlite: Option<RawSqlite>,
-    postgres: Option<RawServer>,
-    mysql: Option<RawServer>,
-    max_connections: Option<i64>,
-    auto_migrate: Option<bool>,
-    retention_days: Option<i64>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct RawSqlite {
-    path: Option<PathBuf>,
-    busy_timeout_ms: Option<i64>,
-}
-
-#[derive(Deserialize, Default)]
-struct RawServer {
-    url: Option<String>,
+/// The text of a configuration file, refused when over [`MAX_FILE_BYTES`]
+/// (checked on its metadata before reading, and again while reading for
+/// files whose size the metadata does not tell) or not UTF-8.
+pub fn read_config_file(path: &Path) -> Result<String> {
+    crate::yaml::read_bounded(path).map_err(|e| {
+        StoreError::Config(format!(
+            "config file '{}': {e}",
+            shown(&path.display().to_string())
+        ))
+    })
 }
 
 impl StorageConfig {
-    /// Reads the `storage:` section of a YAML file.
+    /// Reads the `storage:` section of a YAML file (see [`read_config_file`]
+    /// for the size limit). An empty file means every default.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            StoreError::Config(format!("cannot read config file '{}': {e}", path.display()))
-        })?;
-        Self::from_yaml(&text).map_err(|e| match e {
-            StoreError::Config(m) => StoreError::Config(format!("{}: {m}", path.display())),
+        Self::from_file_with(path, true)
+    }
+
+    fn from_file_with(path: &Path, url_required: bool) -> Result<Self> {
+        let text = read_config_file(path)?;
+        Self::from_yaml_with(&text, url_required).map_err(|e| match e {
+            StoreError::Config(m) => {
+                StoreError::Config(format!("{}: {m}", shown(&path.display().to_string())))
+            }
             other => other,
         })
     }
 
-    /// Parses and validates the `storage:` section of a YAML document.
+    /// Parses and validates the `storage:` section of a YAML document. Empty
+    /// or whitespace-only text means every default.
     pub fn from_yaml(text: &str) -> Result<Self> {
-        let tree: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)
+        Self::from_yaml_with(text, true)
+    }
+
+    fn from_yaml_with(text: &str, url_required: bool) -> Result<Self> {
+        crate::yaml::check(text, "the configuration").map_err(StoreError::Config)?;
+        if text.trim().is_empty() {
+            return Ok(Self::default());
+        }
+        let tree: Value = serde_yaml_ng::from_str(text)
             .map_err(|e| StoreError::Config(format!("not valid YAML: {e}")))?;
-        check_keys(&tree)?;
-        let raw: RawFile = if tree.is_null() {
-            RawFile::default()
-        } else {
-            serde_yaml_ng::from_value(tree).map_err(|e| StoreError::Config(e.to_string()))?
-        };
-        Self::from_raw(raw.storage.unwrap_or_default())
+        Self::from_tree(&tree, url_required)
     }
 
     /// The configuration in effect: the file's section if a file is given, else
-    /// the embedded default, then `FLOWSTATE_DATABASE_URL` on top.
+    /// the embedded default, then `FLOWSTATE_DATABASE_URL` on top (ignored when
+    /// empty or only whitespace). With that variable set, the file need not
+    /// name a server URL.
     pub fn load(path: Option<&Path>) -> Result<Self> {
+        let env_url = std::env::var(DATABASE_URL_ENV)
+            .ok()
+            .filter(|u| !u.trim().is_empty());
         let mut config = match path {
-            Some(p) => Self::from_file(p)?,
+            Some(p) => Self::from_file_with(p, env_url.is_none())?,
             None => Self::default(),
         };
-        if let Ok(url) = std::env::var(DATABASE_URL_ENV) {
-            if !url.trim().is_empty() {
-                config = config.with_url(&url)?;
-            }
+        if let Some(url) = env_url {
+            config = config.with_url(&url).map_err(|e| match e {
+                StoreError::Config(m) => StoreError::Config(format!("{DATABASE_URL_ENV}: {m}")),
+                other => other,
+            })?;
         }
         Ok(config)
     }
 
-    /// This configuration pointed at `url`; the backend is taken from its scheme.
+    /// This configuration pointed at `url`; the backend is taken from its
+    /// scheme. The URL is checked before anything connects: a SQLite URL must
+    /// name a file (not `:memory:`, no NUL); a server URL must use `//`, have
+    /// no `#` fragment, parse, and name a host, a port from 1 to 65535 (when
+    /// given) and a database. Its secrets are registered with
+    /// [`crate::redact::register_secrets_from_url`] whether it is accepted or
+    /// not, and no error shows its password.
     pub fn with_url(mut self, url: &str) -> Result<Self> {
+        register_secrets_from_url(url);
+        let url = url.trim();
         self.kind = StorageType::from_url(url)?;
         match self.kind {
             StorageType::Sqlite => {
                 let path = url
-                    .trim_start_matches("sqlite:")
+                    .split_once(':')
+                    .map_or("", |(_, rest)| rest)
                     .trim_start_matches("//")
                     .split('?')
                     .next()
                     .unwrap_or_default();
                 if path.is_empty() || path == ":memory:" {
                     return Err(StoreError::Config(format!(
-                        "the SQLite URL '{url}' names no file; use sqlite://PATH (an in-memory database would lose every execution)"
+                        "the SQLite URL '{}' names no file; use sqlite://PATH (an in-memory database would lose every execution)",
+                        shown(&redact_url(url))
+                    )));
+                }
+                if path.contains('\0') {
+                    return Err(StoreError::Config(format!(
+                        "the SQLite URL '{}' has a NUL character in its path; use sqlite://PATH",
+                        shown(&redact_url(url))
                     )));
                 }
                 self.sqlite.path = PathBuf::from(path);
                 self.url = None;
             }
-            _ => self.url = Some(url.to_owned()),
+            kind => {
+                check_server_url(kind, url, "the database URL")?;
+                self.url = Some(url.to_owned());
+            }
         }
         Ok(self)
     }
 
-    fn from_raw(raw: RawStorage) -> Result<Self> {
+    fn from_tree(tree: &Value, url_required: bool) -> Result<Self> {
         let defaults = Self::default();
-        let kind = match raw.kind.as_deref() {
+        let top = match tree {
+            Value::Null => return Ok(defaults),
+            Value::Mapping(m) => m,
+            other => {
+                return Err(StoreError::Config(format!(
+                    "the configuration must be a YAML mapping with a 'storage:' section; it is {}",
+                    describe(other)
+                )))
+            }
+        };
+        // Before anything can fail, so every message can hide them.
+        for server in ["postgres", "mysql"] {
+            let url = top
+                .get("storage")
+                .and_then(|s| s.get(server))
+                .and_then(|s| s.get("url"))
+                .and_then(Value::as_str);
+            if let Some(url) = url {
+                register_secrets_from_url(url);
+            }
+        }
+        check_keys(top, "", TOP_LEVEL_KEYS)?;
+        let Some(storage) = section(Some(top), "storage", "storage", STORAGE_KEYS)? else {
+            return Ok(defaults);
+        };
+        let storage = Some(storage);
+        let sqlite = section(storage, "sqlite", "storage.sqlite", SQLITE_KEYS)?;
+        let postgres = section(storage, "postgres", "storage.postgres", SERVER_KEYS)?;
+        let mysql = section(storage, "mysql", "storage.mysql", SERVER_KEYS)?;
+
+        let kind = match string(
+            storage,
+            "type",
+            "storage.type",
+            "one of sqlite, postgres, mysql",
+        )? {
             None => StorageType::Sqlite,
             Some(t) => t.parse()?,
         };
-        let sqlite = raw.sqlite.unwrap_or_default();
-        let busy_timeout_ms = match sqlite.busy_timeout_ms {
-            None => defaults.sqlite.busy_timeout_ms,
-            Some(ms) if ms >= 0 => ms as u64,
-            Some(ms) => {
+        let path = match string(
+            sqlite,
+            "path",
+            "storage.sqlite.path",
+            "a file path (a string)",
+        )? {
+            None => defaults.sqlite.path,
+            Some("") => {
+                return Err(StoreError::Config(
+                    "storage.sqlite.path is empty; give the database file's path".into(),
+                ))
+            }
+            Some(p) if p.contains('\0') => {
                 return Err(StoreError::Config(format!(
-                    "storage.sqlite.busyTimeoutMs is {ms}; it must be 0 or more milliseconds"
+                "storage.sqlite.path '{}' contains a NUL character; give the database file's path",
+                echo(p)
+            )))
+            }
+            Some(p) => PathBuf::from(p),
+        };
+        let busy_timeout_ms = whole(
+            sqlite,
+            "busyTimeoutMs",
+            "storage.sqlite.busyTimeoutMs",
+            (0, MAX_BUSY_TIMEOUT_MS as i64),
+            " of milliseconds",
+            "between 0 and 600000 milliseconds (10 minutes)",
+        )?
+        .map_or(defaults.sqlite.busy_timeout_ms, |n| n as u64);
+        let max_connections = whole(
+            storage,
+            "maxConnections",
+            "storage.maxConnections",
+            (1, 1000),
+            "",
+            "between 1 and 1000",
+        )?
+        .map_or(defaults.max_connections, |n| n as u32);
+        let auto_migrate = match storage.and_then(|m| get(m, "autoMigrate")) {
+            None => defaults.auto_migrate,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(StoreError::Config(format!(
+                    "storage.autoMigrate is {}; expected true or false",
+                    describe(other)
                 )))
             }
         };
-        let sqlite = SqliteConfig {
-            path: sqlite.path.unwrap_or(defaults.sqlite.path),
-            busy_timeout_ms,
-        };
-        if sqlite.path.as_os_str().is_empty() {
-            return Err(StoreError::Config(
-                "storage.sqlite.path is empty; give the database file's path".into(),
-            ));
-        }
+        let retention_days = whole(
+            storage,
+            "retentionDays",
+            "storage.retentionDays",
+            (1, 36_500),
+            " of days",
+            "at least 1 (and at most 36500)",
+        )?
+        .map_or(defaults.retention_days, |n| n as u32);
+
+        let server = |kind: StorageType| format!("a database URL such as {}", kind.example_url());
+        let postgres_url = string(
+            postgres,
+            "url",
+            "storage.postgres.url",
+            &server(StorageType::Postgres),
+        )?;
+        let mysql_url = string(
+            mysql,
+            "url",
+            "storage.mysql.url",
+            &server(StorageType::Mysql),
+        )?;
         let url = match kind {
             StorageType::Sqlite => None,
-            StorageType::Postgres => Some(server_url(kind, raw.postgres)?),
-            StorageType::Mysql => Some(server_url(kind, raw.mysql)?),
-        };
-        let max_connections = match raw.max_connections {
-            None => defaults.max_connections,
-            Some(n) if (1..=1000).contains(&n) => n as u32,
-            Some(n) => {
-                return Err(StoreError::Config(format!(
-                    "storage.maxConnections is {n}; it must be between 1 and 1000"
-                )))
-            }
-        };
-        let retention_days = match raw.retention_days {
-            None => defaults.retention_days,
-            Some(n) if (1..=36_500).contains(&n) => n as u32,
-            Some(n) => {
-                return Err(StoreError::Config(format!(
-                    "storage.retentionDays is {n}; it must be at least 1 (and at most 36500)"
-                )))
-            }
+            StorageType::Postgres => server_url(kind, postgres_url, url_required)?,
+            StorageType::Mysql => server_url(kind, mysql_url, url_required)?,
         };
         Ok(StorageConfig {
             kind,
-            sqlite,
+            sqlite: SqliteConfig {
+                path,
+                busy_timeout_ms,
+            },
             url,
             max_connections,
-            auto_migrate: raw.auto_migrate.unwrap_or(defaults.auto_migrate),
+            auto_migrate,
             retention_days,
         })
     }
@@ -297,63 +429,215 @@ impl StorageConfig {
     }
 }
 
-fn server_url(kind: StorageType, section: Option<RawServer>) -> Result<String> {
-    match section.and_then(|s| s.url).filter(|u| !u.trim().is_empty()) {
+/// The `storage.<kind>.url` of the active backend, checked.
+fn server_url(kind: StorageType, url: Option<&str>, required: bool) -> Result<Option<String>> {
+    let key = format!("storage.{kind}.url");
+    match url.map(str::trim).filter(|u| !u.is_empty()) {
         Some(url) => {
-            let scheme_kind = StorageType::from_url(&url)?;
+            let scheme_kind = StorageType::from_url(url).map_err(|e| match e {
+                StoreError::Config(m) => StoreError::Config(format!("{key}: {m}")),
+                other => other,
+            })?;
             if scheme_kind != kind {
                 return Err(StoreError::Config(format!(
-                    "storage.{kind}.url '{}' is a {scheme_kind} URL; use a {kind} URL or set storage.type to {scheme_kind}",
-                    redact_url(&url)
+                    "{key} '{}' is a {scheme_kind} URL; use a {kind} URL or set storage.type to {scheme_kind}",
+                    shown(&redact_url(url))
                 )));
             }
-            Ok(url)
+            check_server_url(kind, url, &key)?;
+            Ok(Some(url.to_owned()))
         }
-        None => Err(StoreError::Config(format!(
-            "storage.type is {kind} but storage.{kind}.url is missing; set it (or {DATABASE_URL_ENV})"
+        None if required => Err(StoreError::Config(format!(
+            "storage.type is {kind} but {key} is missing; set it (or {DATABASE_URL_ENV})"
+        ))),
+        None => Ok(None),
+    }
+}
+
+/// Refuses a PostgreSQL or MySQL URL that cannot work, naming `what` (the key
+/// or "the database URL") and showing the URL redacted.
+fn check_server_url(kind: StorageType, url: &str, what: &str) -> Result<()> {
+    let example = kind.example_url();
+    let fail = |why: String| {
+        Err(StoreError::Config(format!(
+            "{what} '{}' {why}",
+            shown(&redact_url(url))
+        )))
+    };
+    let (scheme, rest) = url.split_once(':').unwrap_or((url, ""));
+    if !rest.starts_with("//") {
+        return fail(format!(
+            "has no '//' after '{}:'; use {example}",
+            shown(scheme)
+        ));
+    }
+    if url.contains('#') {
+        return fail(
+            "contains '#', which would end the URL there; percent-encode '#' in the password as %23"
+                .into(),
+        );
+    }
+    let parsed = match url::Url::parse(url) {
+        Ok(parsed) => parsed,
+        Err(url::ParseError::InvalidPort) => {
+            return fail(
+                "has an invalid port; it must be a number from 1 to 65535 (percent-encode any '/', '?' or '@' in the password as %2F, %3F, %40)"
+                    .into(),
+            )
+        }
+        Err(url::ParseError::InvalidIpv6Address) => {
+            return fail(
+                "has an unclosed '[' or an invalid IPv6 address as its host; write an IPv6 host in brackets, e.g. [::1]"
+                    .into(),
+            )
+        }
+        Err(url::ParseError::EmptyHost) => return fail(format!("names no host; use {example}")),
+        Err(e) => {
+            return fail(format!(
+                "is not a valid URL ({e}); use {example} with special characters in the password percent-encoded"
+            ))
+        }
+    };
+    let has_param = |names: &[&str]| {
+        parsed
+            .query_pairs()
+            .any(|(k, v)| names.contains(&k.as_ref()) && !v.is_empty())
+    };
+    let socket_params: &[&str] = match kind {
+        StorageType::Postgres => &["host", "hostaddr"],
+        _ => &["socket"],
+    };
+    if parsed.host_str().is_none_or(str::is_empty) && !has_param(socket_params) {
+        return fail(format!("names no host; use {example}"));
+    }
+    if parsed.port() == Some(0) {
+        return fail("has port 0; use a port from 1 to 65535".into());
+    }
+    let no_database = parsed.path().trim_matches('/').is_empty();
+    if no_database && !(kind == StorageType::Postgres && has_param(&["dbname"])) {
+        return fail(format!(
+            "names no database; add it after the host: {example}"
+        ));
+    }
+    Ok(())
+}
+
+/// A value someone typed, as a message shows it: secrets hidden, cut and
+/// escaped by [`shown`].
+fn echo(value: &str) -> String {
+    shown(&crate::redact::redact_text(
+        value,
+        &crate::redact::secrets_of(value),
+    ))
+}
+
+/// What a YAML value is, for "KEY is ...; expected ..." messages.
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "empty".into(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {}", shown(&n.to_string())),
+        Value::String(s) => format!("the string \"{}\"", echo(s)),
+        Value::Sequence(_) => "a list".into(),
+        Value::Mapping(_) => "a mapping".into(),
+        Value::Tagged(t) => format!("a value tagged {}", echo(&t.tag.to_string())),
+    }
+}
+
+/// `map[key]`, with an explicit `null` (`key:` and nothing) read as absent.
+fn get<'a>(map: &'a Mapping, key: &str) -> Option<&'a Value> {
+    map.get(key).filter(|v| !v.is_null())
+}
+
+/// The mapping at `parent[key]` (whose full path is `path`), its keys
+/// checked against `keys`; `None` when absent.
+fn section<'a>(
+    parent: Option<&'a Mapping>,
+    key: &str,
+    path: &str,
+    keys: &[&str],
+) -> Result<Option<&'a Mapping>> {
+    match parent.and_then(|p| get(p, key)) {
+        None => Ok(None),
+        Some(Value::Mapping(m)) => {
+            check_keys(m, path, keys)?;
+            Ok(Some(m))
+        }
+        Some(other) => Err(StoreError::Config(format!(
+            "{path} is {}; expected a mapping with the keys {}",
+            describe(other),
+            keys.join(", ")
+        ))),
+    }
+}
+
+/// The string at `map[key]`, or a message naming `path` and `expected`.
+fn string<'a>(
+    map: Option<&'a Mapping>,
+    key: &str,
+    path: &str,
+    expected: &str,
+) -> Result<Option<&'a str>> {
+    match map.and_then(|m| get(m, key)) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(StoreError::Config(format!(
+            "{path} is {}; expected {expected}",
+            describe(other)
+        ))),
+    }
+}
+
+/// The whole number at `map[key]` within `lo..=hi`. Messages: "PATH is
+/// VALUE; expected a whole number{of} between LO and HI" for another type,
+/// "PATH is N; it must be {range}" out of range.
+fn whole(
+    map: Option<&Mapping>,
+    key: &str,
+    path: &str,
+    (lo, hi): (i64, i64),
+    of: &str,
+    range: &str,
+) -> Result<Option<i64>> {
+    let out_of_range = |n: String| {
+        Err(StoreError::Config(format!(
+            "{path} is {}; it must be {range}",
+            shown(&n)
+        )))
+    };
+    match map.and_then(|m| get(m, key)) {
+        None => Ok(None),
+        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => match n.as_i64() {
+            Some(i) if (lo..=hi).contains(&i) => Ok(Some(i)),
+            _ => out_of_range(n.to_string()),
+        },
+        Some(other) => Err(StoreError::Config(format!(
+            "{path} is {}; expected a whole number{of} between {lo} and {hi}",
+            describe(other)
         ))),
     }
 }
 
 /// Rejects keys the schema does not know, naming their path and a likely fix.
-fn check_keys(tree: &serde_yaml_ng::Value) -> Result<()> {
-    use serde_yaml_ng::Value;
-    fn walk(value: &Value, path: &str, allowed: &[&str]) -> Result<()> {
-        let Value::Mapping(map) = value else {
-            return Ok(());
+fn check_keys(map: &Mapping, path: &str, allowed: &[&str]) -> Result<()> {
+    for key in map.keys() {
+        let name = match key {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            other => format!("<{}>", describe(other)),
         };
-        for key in map.keys() {
-            let key = key.as_str().unwrap_or("<non-string key>");
-            if !allowed.contains(&key) {
-                let full = if path.is_empty() {
-                    key.to_owned()
-                } else {
-                    format!("{path}.{key}")
-                };
-                return Err(StoreError::Config(format!(
-                    "unknown key '{full}'{}; valid keys here are {}",
-                    did_you_mean(key, allowed),
-                    allowed.join(", ")
-                )));
-            }
-        }
-        Ok(())
-    }
-    if !matches!(tree, Value::Mapping(_) | Value::Null) {
-        return Err(StoreError::Config(
-            "the configuration must be a YAML mapping with a 'storage:' section".into(),
-        ));
-    }
-    walk(tree, "", TOP_LEVEL_KEYS)?;
-    if let Some(storage) = tree.get("storage") {
-        walk(storage, "storage", STORAGE_KEYS)?;
-        if let Some(s) = storage.get("sqlite") {
-            walk(s, "storage.sqlite", SQLITE_KEYS)?;
-        }
-        for server in ["postgres", "mysql"] {
-            if let Some(s) = storage.get(server) {
-                walk(s, &format!("storage.{server}"), SERVER_KEYS)?;
-            }
+        if !allowed.contains(&name.as_str()) {
+            let full = if path.is_empty() {
+                echo(&name)
+            } else {
+                format!("{path}.{}", echo(&name))
+            };
+            return Err(StoreError::Config(format!(
+                "unknown key '{full}'{}; valid keys here are {}",
+                did_you_mean(&name, allowed),
+                allowed.join(", ")
+            )));
         }
     }
     Ok(())
@@ -385,20 +669,403 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// The URL with any password replaced by `***`, safe for logs and messages.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, tail) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(yaml: &str) -> String {
+        match StorageConfig::from_yaml(yaml) {
+            Ok(c) => panic!("expected an error for {yaml:?}, got {c:?}"),
+            Err(StoreError::Config(m)) => m,
+            Err(other) => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    fn url_err(url: &str) -> String {
+        match StorageConfig::default().with_url(url) {
+            Ok(c) => panic!("expected an error for {url:?}, got {c:?}"),
+            Err(StoreError::Config(m)) => m,
+            Err(other) => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_and_comment_only_files_are_the_defaults() {
+        for text in ["", "  \n\t\n", "# nothing\n", "storage:\n", "storage: ~\n"] {
+            assert_eq!(
+                StorageConfig::from_yaml(text).unwrap(),
+                StorageConfig::default()
+            );
+        }
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let c = StorageConfig::from_yaml(
+            "storage:\n  type: postgres\n  postgres:\n    url: postgres://u:secret@db:5432/fs\n  sqlite:\n    path: /x/y.db\n    busyTimeoutMs: 250\n  maxConnections: 3\n  autoMigrate: false\n  retentionDays: 7\n",
+        )
+        .unwrap();
+        assert_eq!(c.kind, StorageType::Postgres);
+        assert_eq!(c.url.as_deref(), Some("postgres://u:secret@db:5432/fs"));
+        assert_eq!(c.sqlite.path, PathBuf::from("/x/y.db"));
+        assert_eq!(c.sqlite.busy_timeout_ms, 250);
+        assert_eq!(c.max_connections, 3);
+        assert!(!c.auto_migrate);
+        assert_eq!(c.retention_days, 7);
+        assert_eq!(c.display_target(), "postgres://u:***@db:5432/fs");
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("secret"), "{debug}");
+        assert!(debug.contains("postgres://u:***@db:5432/fs"), "{debug}");
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../config.example.yaml"
+        ))
+        .unwrap();
+        assert_eq!(
+            StorageConfig::from_yaml(&text).unwrap().kind,
+            StorageType::Sqlite
+        );
+    }
+
+    #[test]
+    fn wrong_types_name_the_key_the_value_and_the_expected_type() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "storage:\n  maxConnections: ten\n",
+                "storage.maxConnections is the string \"ten\"; expected a whole number between 1 and 1000",
+            ),
+            (
+                "storage:\n  autoMigrate: sometimes\n",
+                "storage.autoMigrate is the string \"sometimes\"; expected true or false",
+            ),
+            (
+                "storage:\n  retentionDays: 2.5\n",
+                "storage.retentionDays is the number 2.5; expected a whole number of days between 1 and 36500",
+            ),
+            (
+                "storage:\n  sqlite:\n    busyTimeoutMs: [1]\n",
+                "storage.sqlite.busyTimeoutMs is a list; expected a whole number of milliseconds between 0 and 600000",
+            ),
+            (
+                "storage:\n  type: 5\n",
+                "storage.type is the number 5; expected one of sqlite, postgres, mysql",
+            ),
+            (
+                "storage:\n  sqlite:\n    path: {a: 1}\n",
+                "storage.sqlite.path is a mapping; expected a file path (a string)",
+            ),
+            (
+                "storage:\n  postgres:\n    url: true\n",
+                "storage.postgres.url is the boolean true; expected a database URL such as postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+            ),
+            (
+                "storage: 5\n",
+                "storage is the number 5; expected a mapping with the keys type, sqlite, postgres, mysql, maxConnections, autoMigrate, retentionDays",
+            ),
+            (
+                "storage:\n  sqlite: [1]\n",
+                "storage.sqlite is a list; expected a mapping with the keys path, busyTimeoutMs",
+            ),
+            (
+                "storage:\n  mysql: x\n",
+                "storage.mysql is the string \"x\"; expected a mapping with the keys url",
+            ),
+            (
+                "- a\n- b\n",
+                "the configuration must be a YAML mapping with a 'storage:' section; it is a list",
+            ),
+        ];
+        for (yaml, want) in cases {
+            assert_eq!(&err(yaml), want, "{yaml:?}");
+        }
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_refused() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "storage:\n  retentionDays: 0\n",
+                "storage.retentionDays is 0; it must be at least 1 (and at most 36500)",
+            ),
+            (
+                "storage:\n  maxConnections: 0\n",
+                "storage.maxConnections is 0; it must be between 1 and 1000",
+            ),
+            (
+                "storage:\n  maxConnections: 1001\n",
+                "storage.maxConnections is 1001; it must be between 1 and 1000",
+            ),
+            (
+                "storage:\n  sqlite:\n    busyTimeoutMs: -1\n",
+                "storage.sqlite.busyTimeoutMs is -1; it must be between 0 and 600000 milliseconds (10 minutes)",
+            ),
+            (
+                "storage:\n  sqlite:\n    busyTimeoutMs: 2147483648\n",
+                "storage.sqlite.busyTimeoutMs is 2147483648; it must be between 0 and 600000 milliseconds (10 minutes)",
+            ),
+            (
+                "storage:\n  sqlite:\n    busyTimeoutMs: 18446744073709551615\n",
+                "storage.sqlite.busyTimeoutMs is 18446744073709551615; it must be between 0 and 600000 milliseconds (10 minutes)",
+            ),
+        ];
+        for (yaml, want) in cases {
+            assert_eq!(&err(yaml), want, "{yaml:?}");
+        }
+        let c =
+            StorageConfig::from_yaml("storage:\n  sqlite:\n    busyTimeoutMs: 600000\n").unwrap();
+        assert_eq!(c.sqlite.busy_timeout_ms, 600_000);
+    }
+
+    #[test]
+    fn sqlite_paths_are_checked() {
+        assert_eq!(
+            err("storage:\n  sqlite:\n    path: ''\n"),
+            "storage.sqlite.path is empty; give the database file's path"
+        );
+        assert_eq!(
+            err("storage:\n  sqlite:\n    path: \"a\\0b\"\n"),
+            "storage.sqlite.path 'a\\u{0}b' contains a NUL character; give the database file's path"
+        );
+        let long = "x".repeat(5000);
+        let m = err(&format!("storage:\n  type: {long}\n"));
+        assert!(m.len() < 400 && m.contains("(5000 characters)"), "{m}");
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_the_closest_valid_key() {
+        let m = err("storage:\n  type: sqlite\n  retentionDay: 3\n");
+        assert!(m.contains("'storage.retentionDay'"), "{m}");
+        assert!(m.contains("did you mean 'retentionDays'"), "{m}");
+        let m = err("storage:\n  sqlite:\n    busyTimeout: 3\n");
+        assert!(m.contains("'storage.sqlite.busyTimeout'"), "{m}");
+        assert!(m.contains("did you mean 'busyTimeoutMs'"), "{m}");
+        let m = err("storag:\n  type: sqlite\n");
+        assert!(
+            m.contains("'storag'") && m.contains("did you mean 'storage'"),
+            "{m}"
+        );
+        let m = err("storage:\n  postgres:\n    uri: postgres://x/y\n");
+        assert!(
+            m.contains("'storage.postgres.uri'") && m.contains("'url'"),
+            "{m}"
+        );
+        let m = err("storage:\n  type: postgress\n");
+        assert!(
+            m.contains("unknown storage.type 'postgress'; expected one of sqlite, postgres, mysql"),
+            "{m}"
+        );
+        assert!(m.contains("did you mean 'postgres'"), "{m}");
+        let m = err("storage:\n  type: mysql\n");
+        assert!(m.contains("storage.mysql.url is missing"), "{m}");
+        let m = err("storage:\n  type: postgres\n  postgres:\n    url: mysql://x/y\n");
+        assert!(m.contains("is a mysql URL"), "{m}");
+        let m = err("storage: [\n");
+        assert!(m.contains("YAML"), "{m}");
+    }
+
+    #[test]
+    fn a_password_in_the_wrong_place_is_not_echoed() {
+        for yaml in [
+            "storage: postgres://u:hunter22@h/db\n",
+            "storage:\n  postgres: postgres://u:hunter22@h/db\n",
+            "storage:\n  type: postgres://u:hunter22@h/db\n",
+            "storage:\n  postgres:\n    postgres://u:hunter22@h/db: 1\n",
+            "storage:\n  type: postgres\n  postgres:\n    url: oracle://u:hunter22@h/db\n",
+            "storage:\n  type: mysql\n  mysql:\n    url: postgres://u:hunter22@h/db\n",
+            "storage:\n  type: postgres\n  postgres:\n    url: postgres://u:hunter22@h:99999/db\n",
+        ] {
+            let m = err(yaml);
+            assert!(!m.contains("hunter22"), "{m}");
+        }
+    }
+
+    #[test]
+    fn server_urls_are_checked_before_connecting() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "postgres:u:hunter22@host/db",
+                "the database URL 'postgres:u:***@host/db' has no '//' after 'postgres:'; use postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+            ),
+            (
+                "mysql:root:hunter22@127.0.0.1/x",
+                "the database URL 'mysql:root:***@127.0.0.1/x' has no '//' after 'mysql:'; use mysql://USER:PASSWORD@HOST:PORT/DATABASE",
+            ),
+            (
+                "postgres://u:p/a?b#c@d@host:5432/db",
+                "the database URL 'postgres://u:***@host:5432/db' contains '#', which would end the URL there; percent-encode '#' in the password as %23",
+            ),
+            (
+                "postgres://u:hunter22@h:99999/db",
+                "the database URL 'postgres://u:***@h:99999/db' has an invalid port; it must be a number from 1 to 65535 (percent-encode any '/', '?' or '@' in the password as %2F, %3F, %40)",
+            ),
+            (
+                "postgres://u:hunter22@[::1/db",
+                "the database URL 'postgres://u:***@[::1/db' has an unclosed '[' or an invalid IPv6 address as its host; write an IPv6 host in brackets, e.g. [::1]",
+            ),
+            (
+                "postgres://u:hunter22@h:5432",
+                "the database URL 'postgres://u:***@h:5432' names no database; add it after the host: postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+            ),
+            (
+                "mysql://u:hunter22@h:3306/",
+                "the database URL 'mysql://u:***@h:3306/' names no database; add it after the host: mysql://USER:PASSWORD@HOST:PORT/DATABASE",
+            ),
+            (
+                "postgres:///db",
+                "the database URL 'postgres:///db' names no host; use postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+            ),
+            (
+                "mysql://u:hunter22@h:0/db",
+                "the database URL 'mysql://u:***@h:0/db' has port 0; use a port from 1 to 65535",
+            ),
+            (
+                "sqlite://",
+                "the SQLite URL 'sqlite://' names no file; use sqlite://PATH (an in-memory database would lose every execution)",
+            ),
+            (
+                "sqlite://a\0b",
+                "the SQLite URL 'sqlite://a\\u{0}b' has a NUL character in its path; use sqlite://PATH",
+            ),
+        ];
+        for (url, want) in cases {
+            assert_eq!(&url_err(url), want, "{url:?}");
+        }
+        assert!(url_err("sqlite::memory:").contains("names no file"));
+        let m = url_err("oracle://a:pw@h/db");
+        assert!(
+            m.contains("oracle://a:***@h/db") && !m.contains("pw"),
+            "{m}"
+        );
+        let m = err("storage:\n  type: postgres\n  postgres:\n    url: 'postgres://u:a#b@h/db'\n");
+        assert!(
+            m.starts_with("storage.postgres.url 'postgres://u:***@h/db' contains '#'"),
+            "{m}"
+        );
+
+        let ok = |url: &str| StorageConfig::default().with_url(url).unwrap();
+        assert_eq!(ok("postgresql://a@h/db").kind, StorageType::Postgres);
+        assert_eq!(ok("mariadb://a@h/db").kind, StorageType::Mysql);
+        assert_eq!(
+            ok("postgres://u:p@ss@h:5432/db").url.as_deref(),
+            Some("postgres://u:p@ss@h:5432/db")
+        );
+        ok("postgres://u:p%23ss@[::1]:5432/db?sslmode=disable");
+        ok("postgres:///db?host=/run/postgresql");
+        ok("postgres://u@h/?dbname=fs");
+        ok("mysql://root@127.0.0.1:3306/test");
+        ok("  postgres://u@h/db\n");
+        let c = ok("sqlite:///tmp/x/fs.db?mode=rwc");
+        assert_eq!(c.kind, StorageType::Sqlite);
+        assert_eq!(c.sqlite.path, PathBuf::from("/tmp/x/fs.db"));
+    }
+
+    #[test]
+    fn urls_that_fail_still_register_their_secrets() {
+        let _ = url_err("postgres://u:Reg1stered-pw@h:99999/db");
+        let m = crate::redact::redact("driver: bad password Reg1stered-pw");
+        assert!(!m.contains("Reg1stered-pw"), "{m}");
+        let _ = err("storage:\n  postgres:\n    url: 'postgres://u:Reg2stered-pw@h/db'\n  maxConnections: x\n");
+        let m = crate::redact::redact("Reg2stered-pw");
+        assert_eq!(m, "***");
+    }
+
+    #[test]
+    fn a_database_url_from_the_environment_may_stand_in_for_the_file_url() {
+        let c = StorageConfig::from_yaml_with("storage:\n  type: postgres\n", false).unwrap();
+        assert_eq!(c.url, None);
+        let c = c.with_url("postgres://u@h/db").unwrap();
+        assert_eq!(c.url.as_deref(), Some("postgres://u@h/db"));
+    }
+
+    #[test]
+    fn big_files_are_refused_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.yaml");
+        let f = std::fs::File::create(&path).unwrap();
+        f.set_len(MAX_FILE_BYTES + 1).unwrap();
+        let Err(StoreError::Config(m)) = StorageConfig::from_file(&path) else {
+            panic!()
+        };
+        assert!(
+            m.ends_with("the file is 10485761 bytes; the most is 10 MB (10485760 bytes)"),
+            "{m}"
+        );
+        let empty = dir.path().join("empty.yaml");
+        std::fs::write(&empty, "\n  \n").unwrap();
+        assert_eq!(
+            StorageConfig::from_file(&empty).unwrap(),
+            StorageConfig::default()
+        );
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, "storage:\n  maxConnections: 0\n").unwrap();
+        let Err(StoreError::Config(m)) = StorageConfig::from_file(&bad) else {
+            panic!()
+        };
+        assert!(
+            m.ends_with("bad.yaml: storage.maxConnections is 0; it must be between 1 and 1000"),
+            "{m}"
+        );
+    }
+
+    fn deep(open: &str, close: &str, n: usize) -> String {
+        format!("storage:\n  type: {}{}\n", open.repeat(n), close.repeat(n))
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_at_once() {
+        for text in [
+            format!("storage: {}", "[".repeat(50_000)),
+            format!("storage: {}", "{a: ".repeat(50_000)),
+            format!("storage: {}", "[{".repeat(25_000)),
+            deep("[", "]", 50_000),
+            deep("[", "]", 65),
+            // Brackets in strings and plain scalars, then a deep collection.
+            format!("a: it's\nb: {}\n", "[".repeat(100)),
+            format!(
+                "a: |\n  [ 'foo\nb: {} 'x {}' {}\n",
+                "[".repeat(70),
+                "]".repeat(70),
+                "]".repeat(70)
+            ),
+            format!(
+                "a: x\n  [ 'foo\nb: {} 'x {}' {}\n",
+                "[".repeat(70),
+                "]".repeat(70),
+                "]".repeat(70)
+            ),
+            format!("a: [\"{}\", {}]\n", "]".repeat(70), "[".repeat(70)),
+            format!("a: {}\n", "[[]".repeat(100)),
+        ] {
+            // Refused, by the pre-scan or (for what it lets through) by
+            // the parser or the typed reading, never parsed deep.
+            let _ = err(&text);
+        }
+        assert!(crate::yaml::nesting_depth_exceeds(
+            &"[".repeat(MAX_FILE_BYTES as usize),
+            MAX_NESTING
+        ));
+        assert!(err(&deep("[", "]", 50_000)).contains("more than 64 levels deep"));
+    }
+
+    #[test]
+    fn brackets_that_do_not_nest_pass() {
+        let many = "[a]".repeat(100);
+        // Two block levels (storage, type) and 62 flow levels: 64 in all.
+        for text in [
+            deep("[", "]", 62),
+            format!("# {}\nstorage:\n  type: sqlite\n", "[".repeat(100)),
+            format!("storage:\n  sqlite:\n    path: \"{}\"\n", "[".repeat(100)),
+            format!("storage:\n  sqlite:\n    path: '{}'\n", "{".repeat(100)),
+            format!("engine: {{a: [{many}], b: \"[[[[\", c: '{{{{'}}\n"),
+            format!("engine: [{}]\n", vec!["[1, {a: 2}]"; 100].join(", ")),
+            format!("engine:\n{}", "  - [1, [2, [3]]]\n".repeat(100)),
+        ] {
+            assert!(
+                !crate::yaml::nesting_depth_exceeds(&text, MAX_NESTING),
+                "{text}"
+            );
+        }
+        let m = err(&deep("[", "]", 62));
+        assert!(m.starts_with("storage.type is a list"), "{m}");
     }
 }

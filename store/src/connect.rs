@@ -15,25 +15,64 @@ use std::time::{Duration, Instant};
 /// How long to keep retrying a server that does not answer.
 pub const DEFAULT_CONNECT_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Connects with [`DEFAULT_CONNECT_DEADLINE`].
-pub async fn connect(config: &StorageConfig) -> Result<DatabaseConnection> {
-    connect_within(config, DEFAULT_CONNECT_DEADLINE).await
+/// Whether opening may bring a database into being.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Create the SQLite file (and its folder) when missing, and apply the
+    /// schema when `autoMigrate` allows: `run`, `serve`, `submit`,
+    /// `workflow register`, `migrate up|fresh`.
+    Create,
+    /// The database must already exist (with a flowstate schema, once the
+    /// store opens): every other command. Nothing is created, so a command
+    /// run in the wrong folder says so instead of leaving an empty database.
+    Existing,
 }
 
-/// Connects, retrying a server for at most `deadline` before giving up.
+/// Connects with [`DEFAULT_CONNECT_DEADLINE`], creating a SQLite file when missing.
+pub async fn connect(config: &StorageConfig) -> Result<DatabaseConnection> {
+    connect_within(config, Access::Create, DEFAULT_CONNECT_DEADLINE).await
+}
+
+/// Connects, retrying a server for at most `deadline` before giving up. With
+/// [`Access::Existing`] a missing SQLite file is [`StoreError::NoDatabase`].
 pub async fn connect_within(
     config: &StorageConfig,
+    access: Access,
     deadline: Duration,
 ) -> Result<DatabaseConnection> {
     match config.kind {
-        StorageType::Sqlite => connect_sqlite(config).await,
+        StorageType::Sqlite => connect_sqlite(config, access).await,
         StorageType::Postgres | StorageType::Mysql => connect_server(config, deadline).await,
     }
 }
 
-async fn connect_sqlite(config: &StorageConfig) -> Result<DatabaseConnection> {
+/// The error for a SQLite file that is not there, naming the way to create it.
+pub(crate) fn no_database(config: &StorageConfig, why: &str) -> StoreError {
+    StoreError::NoDatabase {
+        target: config.display_target(),
+        hint: why.to_owned(),
+    }
+}
+
+async fn connect_sqlite(config: &StorageConfig, access: Access) -> Result<DatabaseConnection> {
     let path = config.sqlite.path.clone();
-    prepare_sqlite_folder(&path)?;
+    let exists = path.is_file();
+    if !exists && access == Access::Existing {
+        return Err(no_database(
+            config,
+            "create one with `flowstate migrate up` (or `flowstate run FILE`), or point --config at the right one",
+        ));
+    }
+    if !exists && !config.auto_migrate {
+        // An empty file would only fail the schema check next time.
+        return Err(no_database(
+            config,
+            "storage.autoMigrate is false, so nothing is created; create it with `flowstate migrate up`",
+        ));
+    }
+    if !exists {
+        prepare_sqlite_folder(&path)?;
+    }
     let busy = Duration::from_millis(config.sqlite.busy_timeout_ms);
     let mut opts = ConnectOptions::new(format!("sqlite://{}", path.display()));
     opts.max_connections(config.max_connections)
@@ -42,7 +81,7 @@ async fn connect_sqlite(config: &StorageConfig) -> Result<DatabaseConnection> {
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(move |o| {
             o.filename(&path)
-                .create_if_missing(true)
+                .create_if_missing(access == Access::Create)
                 .journal_mode(SqliteJournalMode::Wal)
                 .foreign_keys(true)
                 .busy_timeout(busy)
@@ -52,7 +91,9 @@ async fn connect_sqlite(config: &StorageConfig) -> Result<DatabaseConnection> {
         .await
         .map_err(|e| StoreError::Connect {
             target: config.display_target(),
-            message: format!("{e}; check that storage.sqlite.path is a writable file"),
+            message: crate::redact::redact(&format!(
+                "{e}; check that storage.sqlite.path is a writable file"
+            )),
         })
 }
 
@@ -97,9 +138,12 @@ async fn connect_server(config: &StorageConfig, deadline: Duration) -> Result<Da
     let started = Instant::now();
     Database::connect(opts).await.map_err(|e| StoreError::Connect {
         target: config.display_target(),
-        message: format!(
-            "{e} (gave up after {:.1}s); check that the server is running and that the URL, user and database are right",
-            started.elapsed().as_secs_f64()
+        message: crate::redact::redact_text(
+            &format!(
+                "{e} (gave up after {:.1}s); check that the server is running and that the URL, user and database are right",
+                started.elapsed().as_secs_f64()
+            ),
+            &crate::redact::secrets_of(&url),
         ),
     })
 }

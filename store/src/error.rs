@@ -20,6 +20,21 @@ pub enum StoreError {
         message: String,
     },
 
+    /// There is no flowstate database where the configuration points (a
+    /// missing SQLite file, or a database without the flowstate schema).
+    #[error("no flowstate database at {target}; {hint}")]
+    NoDatabase {
+        /// Where the configuration points, password redacted.
+        target: String,
+        /// What to do about it.
+        hint: String,
+    },
+
+    /// The schema lacks a table or column that its applied migrations
+    /// created: someone changed it by hand, or restored part of a backup.
+    #[error("database schema is damaged: {0}; restore the database from a backup, or start over with `flowstate migrate fresh` (deletes all data)")]
+    SchemaDamaged(String),
+
     /// No row has that id (or name).
     #[error("{entity} '{id}' not found")]
     NotFound {
@@ -72,6 +87,10 @@ pub enum StoreError {
     /// A foreign key refused the write (a reference to a row that does not exist).
     #[error("missing reference: {0}")]
     MissingReference(String),
+
+    /// A destructive command was not confirmed at its prompt.
+    #[error("not confirmed; nothing was changed")]
+    NotConfirmed,
 
     /// Any other database error.
     #[error("database error: {0}")]

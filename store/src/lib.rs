@@ -6,10 +6,13 @@
 //! MySQL/MariaDB alike.
 //!
 //! Layout, in the order data flows:
-//! - [`config`]: the `storage:` section of the configuration file, validated.
+//! - [`config`]: the `storage:` section of the configuration file, validated;
+//!   [`redact`] keeps passwords out of every message, [`text`] keeps
+//!   values people typed short and printable.
 //! - [`connect`]: a connection pool for that configuration (SQLite pragmas,
 //!   server retries).
-//! - [`migrate`]: schema versions; opening a store migrates or refuses.
+//! - [`migrate`]: schema versions; opening a store migrates or refuses, then
+//!   `schema` checks that every table and column is there.
 //! - [`state_store`]: the [`StateOps`], [`StateStore`] and [`StoreTransaction`] traits.
 //! - [`types`] and [`query`]: what goes in and comes out; filters and paging.
 //! - [`state_machine`]: which state moves are legal, enforced by every write.
@@ -25,16 +28,21 @@
 mod backend;
 mod claim;
 pub mod config;
+pub mod confirm;
 pub mod connect;
 pub mod error;
 pub mod migrate;
 pub mod query;
 mod recovery;
+pub mod redact;
 mod retention;
+mod schema;
 mod sea;
 pub mod state_machine;
 pub mod state_store;
+pub mod text;
 pub mod types;
+pub mod yaml;
 
 pub use claim::MAX_CLAIM;
 pub use config::{StorageConfig, StorageType};
@@ -57,7 +65,14 @@ pub fn truncate_micros(t: DateTime<Utc>) -> DateTime<Utc> {
     t.trunc_subsecs(6)
 }
 
-/// Opens the store a configuration describes, as a shareable trait object.
+/// Opens the store a configuration describes, as a shareable trait object,
+/// creating the SQLite file and the schema when missing (as configured).
 pub async fn open(config: &StorageConfig) -> Result<Arc<dyn StateStore>> {
     Ok(Arc::new(SeaStore::open(config).await?))
+}
+
+/// Opens a store that must already exist; creates nothing (see
+/// [`SeaStore::open_existing`]). For commands that only read or remove.
+pub async fn open_existing(config: &StorageConfig) -> Result<Arc<dyn StateStore>> {
+    Ok(Arc::new(SeaStore::open_existing(config).await?))
 }

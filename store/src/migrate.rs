@@ -2,6 +2,7 @@
 //! behind `flowstate-migrate` (and later `flowstate migrate`).
 
 use crate::backend;
+use crate::connect::Access;
 use crate::error::{Result, StoreError};
 use crate::sea::conn::begin_write;
 pub use flowstate_migration::{known_versions, AppliedMigration, MigrationStatus};
@@ -20,13 +21,35 @@ where
 /// Makes sure the schema matches this build before anything else touches it.
 ///
 /// A database carrying migrations this build does not know is refused without
-/// writing anything. Pending migrations are applied when `auto_migrate` is set;
-/// otherwise opening fails naming them and the command that applies them.
-pub async fn ensure_current(db: &DatabaseConnection, auto_migrate: bool) -> Result<()> {
+/// writing anything. With [`Access::Existing`] a database without any
+/// flowstate migration is [`StoreError::NoDatabase`]. Pending migrations are
+/// applied when `auto_migrate` is set; otherwise opening fails naming them and
+/// the command that applies them. Last, the tables and columns are checked.
+pub async fn ensure_current(
+    db: &DatabaseConnection,
+    auto_migrate: bool,
+    access: Access,
+) -> Result<()> {
+    ensure_migrated(db, auto_migrate, access).await?;
+    crate::schema::verify(db).await
+}
+
+async fn ensure_migrated(
+    db: &DatabaseConnection,
+    auto_migrate: bool,
+    access: Access,
+) -> Result<()> {
     let status = status(db).await?;
     refuse_unknown(&status)?;
     if status.pending.is_empty() {
         return Ok(());
+    }
+    if status.applied.is_empty() && access == Access::Existing {
+        return Err(StoreError::NoDatabase {
+            target: "this database".into(),
+            hint: "it has no flowstate schema; create it with `flowstate migrate up`, or check --config"
+                .into(),
+        });
     }
     if !auto_migrate {
         return Err(StoreError::SchemaMismatch(format!(
@@ -117,15 +140,19 @@ pub async fn fresh(db: &DatabaseConnection) -> Result<MigrationStatus> {
 pub enum MigrateCommand {
     /// Apply pending migrations (all, or the next N).
     Up {
-        /// How many to apply.
-        #[arg(short = 'n', long = "num")]
+        /// How many to apply (1 to 1000).
+        #[arg(short = 'n', long = "num", value_parser = clap::value_parser!(u32).range(1..=1000))]
         n: Option<u32>,
     },
-    /// Roll back applied migrations (the last one, or the last N).
+    /// Roll back applied migrations (the last one, or the last N). Deletes
+    /// what they created; asks first.
     Down {
-        /// How many to roll back.
-        #[arg(short = 'n', long = "num", default_value_t = 1)]
+        /// How many to roll back (1 to 1000).
+        #[arg(short = 'n', long = "num", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
         n: u32,
+        /// Do not ask; needed when there is no terminal to ask on.
+        #[arg(long)]
+        yes: bool,
     },
     /// Show applied and pending migrations.
     Status {
@@ -133,59 +160,113 @@ pub enum MigrateCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Roll back every migration and apply them all again. Deletes all data.
-    Fresh,
-    /// Roll back every applied migration. Deletes all data.
-    Reset,
+    /// Roll back every migration and apply them all again. Deletes all data; asks first.
+    Fresh {
+        /// Do not ask; needed when there is no terminal to ask on.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Roll back every applied migration. Deletes all data; asks first.
+    Reset {
+        /// Do not ask; needed when there is no terminal to ask on.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 impl MigrateCommand {
+    /// Whether the command may create the database (only `up` and `fresh` do).
+    fn access(&self) -> Access {
+        match self {
+            MigrateCommand::Up { .. } | MigrateCommand::Fresh { .. } => Access::Create,
+            _ => Access::Existing,
+        }
+    }
+
+    /// The `--yes` of a destructive command; `None` for the others.
+    fn destructive(&self) -> Option<(&'static str, bool)> {
+        match self {
+            MigrateCommand::Down { yes, .. } => Some(("migrate down", *yes)),
+            MigrateCommand::Fresh { yes } => Some(("migrate fresh", *yes)),
+            MigrateCommand::Reset { yes } => Some(("migrate reset", *yes)),
+            _ => None,
+        }
+    }
+
     /// Connects as configured (without the schema check an open store makes)
-    /// and runs the command, printing what it did.
+    /// and runs the command, printing what it did. Destructive commands show
+    /// what they will roll back and ask first (see [`crate::confirm`]).
     pub async fn run(self, config: &crate::StorageConfig) -> Result<()> {
-        let db = crate::connect::connect(config).await?;
+        if let Some((what, yes)) = self.destructive() {
+            crate::confirm::preflight(what, yes)?;
+        }
+        let db = crate::connect::connect_within(
+            config,
+            self.access(),
+            crate::connect::DEFAULT_CONNECT_DEADLINE,
+        )
+        .await?;
+        let result = self.run_on(&db, config).await;
+        let _ = db.close().await;
+        result
+    }
+
+    async fn run_on(self, db: &DatabaseConnection, config: &crate::StorageConfig) -> Result<()> {
         let target = config.display_target();
-        let status = match self {
+        let before = status(db).await?;
+        if let Some((what, yes)) = self.destructive() {
+            let steps = match self {
+                MigrateCommand::Down { n, .. } => n as usize,
+                _ => before.applied.len(),
+            };
+            let doomed: Vec<&str> = before
+                .applied
+                .iter()
+                .rev()
+                .take(steps)
+                .map(|a| a.version.as_str())
+                .collect();
+            let plan = format!(
+                "{what} on {target} rolls back {} migration(s), dropping their tables and the data in them:\n  {}",
+                doomed.len(),
+                doomed.join("\n  ")
+            );
+            crate::confirm::ask(&plan, yes)?;
+        }
+        let after = match self {
             MigrateCommand::Status { json } => {
-                let status = status(&db).await?;
                 if json {
-                    println!("{}", status_json(&status));
+                    println!("{}", status_json(&before));
                 } else {
                     println!("database: {target}");
-                    print_table(&status);
+                    print_table(&before);
                 }
                 return Ok(());
             }
             MigrateCommand::Up { n } => {
-                let before = status(&db).await?.applied.len();
-                let after = up(&db, n).await?;
-                println!(
-                    "applied {} migration(s) to {target}",
-                    after.applied.len().saturating_sub(before)
-                );
+                let after = up(db, n).await?;
+                let applied = after.applied.len().saturating_sub(before.applied.len());
+                println!("applied {applied} migration(s) to {target}");
                 after
             }
-            MigrateCommand::Down { n } => {
-                let before = status(&db).await?.applied.len();
-                let after = down(&db, n).await?;
-                println!(
-                    "rolled back {} migration(s) on {target}",
-                    before.saturating_sub(after.applied.len())
-                );
+            MigrateCommand::Down { n, .. } => {
+                let after = down(db, n).await?;
+                let undone = before.applied.len().saturating_sub(after.applied.len());
+                println!("rolled back {undone} migration(s) on {target}");
                 after
             }
-            MigrateCommand::Fresh => {
-                let after = fresh(&db).await?;
+            MigrateCommand::Fresh { .. } => {
+                let after = fresh(db).await?;
                 println!("rolled back and re-applied every migration on {target}");
                 after
             }
-            MigrateCommand::Reset => {
-                let after = reset(&db).await?;
+            MigrateCommand::Reset { .. } => {
+                let after = reset(db).await?;
                 println!("rolled back every migration on {target}");
                 after
             }
         };
-        print_table(&status);
+        print_table(&after);
         Ok(())
     }
 }

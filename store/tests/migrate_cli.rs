@@ -37,20 +37,29 @@ async fn up_status_down_by_url_and_by_config(db: TestDb) {
         serde_json::from_str::<serde_json::Value>(stdout.trim()).unwrap()
     };
     let url = db.url.as_str();
+    if db.backend == flowstate_tests::Backend::Sqlite {
+        // status only reads: a missing file is reported, not created.
+        let out = migrate(&["--database-url", url, "status"], &[]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(text(&out).1.contains("no flowstate database at"));
+        assert!(!db.config.sqlite.path.exists());
+        std::fs::File::create(&db.config.sqlite.path).unwrap();
+    }
     let before = status(&["--database-url", url, "status", "--json"]);
     assert_eq!(before["applied"], serde_json::json!([]));
     assert_eq!(
         before["pending"],
         serde_json::json!([
             "m20261125_000001_initial_schema",
-            "m20261129_000001_list_and_claim_indexes"
+            "m20261129_000001_list_and_claim_indexes",
+            "m20261129_120000_exact_names"
         ])
     );
 
     let out = migrate(&["--database-url", url, "up"], &[]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("applied 2 migration(s)"), "{stdout}");
+    assert!(stdout.contains("applied 3 migration(s)"), "{stdout}");
 
     // The same database through a config file.
     let dir = tempfile::tempdir().unwrap();
@@ -78,20 +87,24 @@ async fn up_status_down_by_url_and_by_config(db: TestDb) {
     );
 
     // DATABASE_URL works as --database-url does.
+    // Without a terminal, a destructive command needs --yes and changes nothing.
     let out = migrate(&["down"], &[("DATABASE_URL", url)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("--yes"), "{}", text(&out).1);
+    let out = migrate(&["down", "--yes"], &[("DATABASE_URL", url)]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("rolled back 1 migration(s)"), "{stdout}");
     let one = status(&["--database-url", url, "status", "--json"]);
-    assert_eq!(one["applied"].as_array().unwrap().len(), 1);
+    assert_eq!(one["applied"].as_array().unwrap().len(), 2);
     assert_eq!(
         one["pending"],
-        serde_json::json!(["m20261129_000001_list_and_claim_indexes"])
+        serde_json::json!(["m20261129_120000_exact_names"])
     );
 
-    let out = migrate(&["--database-url", url, "fresh"], &[]);
+    let out = migrate(&["--database-url", url, "fresh", "--yes"], &[]);
     assert!(out.status.success(), "{}", text(&out).1);
-    let out = migrate(&["--database-url", url, "reset"], &[]);
+    let out = migrate(&["--database-url", url, "reset", "--yes"], &[]);
     assert!(out.status.success(), "{}", text(&out).1);
     let out = migrate(&["--database-url", url, "up", "-n", "1"], &[]);
     assert!(out.status.success(), "{}", text(&out).1);
@@ -119,9 +132,26 @@ fn bad_usage_and_bad_configuration_exit_2() {
             .contains("unknown storage.type 'postgress'; expected one of sqlite, postgres, mysql"),
         "{stderr}"
     );
+    // A file that is not there is "not found", exit 1, as in `flowstate`.
     let out = migrate(&["--config", "/nonexistent/flowstate.yaml", "status"], &[]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).1.contains("/nonexistent/flowstate.yaml"));
+}
+
+#[test]
+fn help_never_shows_the_database_url() {
+    for args in [&["--help"][..], &["status", "--help"], &["up", "--help"]] {
+        let out = migrate(
+            args,
+            &[("DATABASE_URL", "postgres://u:hunter2-env@127.0.0.1/db")],
+        );
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            !stdout.contains("hunter2") && !stderr.contains("hunter2"),
+            "{stdout}"
+        );
+    }
 }
 
 #[test]
@@ -169,6 +199,8 @@ fn the_default_is_the_embedded_sqlite_file() {
         )
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out).1);
-    assert!(other.exists());
+    // status reads only: it names the missing file and creates nothing.
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out).1);
+    assert!(text(&out).1.contains("elsewhere.db"), "{}", text(&out).1);
+    assert!(!other.exists());
 }
