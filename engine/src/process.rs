@@ -16,6 +16,10 @@ pub const MAX_LINE: usize = 64 * 1024;
 /// How long a process group gets between SIGTERM and SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(2);
 
+/// flowstate's own settings, which tasks never inherit: a task that prints
+/// its environment would otherwise write the database password into the logs.
+pub const PRIVATE_ENV: &[&str] = &["FLOWSTATE_DATABASE_URL", "DATABASE_URL", "FLOWSTATE_CONFIG"];
+
 /// One captured line.
 #[derive(Debug, Clone)]
 pub struct Captured {
@@ -74,6 +78,9 @@ pub async fn run(
     mut stop: watch::Receiver<Stop>,
 ) -> Outcome {
     let mut cmd = Command::new("sh");
+    for name in PRIVATE_ENV {
+        cmd.env_remove(name);
+    }
     cmd.arg("-c")
         .arg(&spec.command)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))

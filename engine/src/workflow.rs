@@ -8,14 +8,25 @@
 
 use crate::duration::{format_duration, parse_duration};
 use crate::error::{EngineError, Result};
+use flowstate_store::text::shown;
+use flowstate_store::yaml;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The retry delay when a task sets `retries` without `retryDelay`.
 pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
 const MAX_RETRIES: u32 = 100;
+/// The longest `run`: well under the 128 KiB the kernel takes for one argument.
+pub const MAX_RUN_BYTES: usize = 100_000;
+/// The longest `description`, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
+/// The most bytes of one environment entry, `NAME=value` and its NUL.
+const MAX_ENV_ENTRY_BYTES: usize = 128 * 1024;
+/// The most names an error lists.
+const MAX_LISTED: usize = 20;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,24 +96,29 @@ impl Task {
 }
 
 impl Workflow {
-    /// Reads and validates a workflow file.
+    /// Reads and validates a workflow file. A file over [`yaml::MAX_FILE_BYTES`] is
+    /// refused from its size, before it is read.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| EngineError::Workflow {
+        let text = yaml::read_bounded(path).map_err(|message| EngineError::Workflow {
             file: path.to_owned(),
             task: None,
-            message: format!("cannot read the file: {e}"),
+            message,
         })?;
         Self::from_yaml(&text, path)
     }
 
-    /// Parses and validates YAML; `file` names it in errors.
+    /// Parses and validates YAML; `file` names it in errors. Text over
+    /// [`yaml::MAX_FILE_BYTES`] or nested deeper than [`yaml::MAX_NESTING`] levels is
+    /// refused before it is parsed.
     pub fn from_yaml(text: &str, file: &Path) -> Result<Self> {
-        let raw: RawWorkflow =
-            serde_yaml_ng::from_str(text).map_err(|e| EngineError::Workflow {
-                file: file.to_owned(),
-                task: None,
-                message: format!("not a valid workflow: {e}"),
-            })?;
+        let refuse = |message: String| EngineError::Workflow {
+            file: file.to_owned(),
+            task: None,
+            message,
+        };
+        yaml::check(text, "the workflow").map_err(refuse)?;
+        let raw: RawWorkflow = serde_yaml_ng::from_str(text)
+            .map_err(|e| refuse(format!("not a valid workflow: {}", yaml::error(&e))))?;
         validate(raw, file)
     }
 
@@ -112,7 +128,8 @@ impl Workflow {
             file: PathBuf::from("<stored definition>"),
             task: None,
             message: format!(
-                "the stored definition does not parse ({e}); register the workflow again"
+                "the stored definition does not parse ({}); register the workflow again",
+                shown(&e.to_string())
             ),
         })
     }
@@ -140,10 +157,38 @@ fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// A portable environment variable name: `[A-Za-z_][A-Za-z0-9_]*`, at most 255.
+fn valid_env_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b'A'..=b'Z' | b'a'..=b'z' | b'_'))
+        && s.len() <= 255
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// `names` sorted, at most [`MAX_LISTED`] of them, each through [`shown`].
+fn listed<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let mut names: Vec<&str> = names.collect();
+    let total = names.len();
+    if total > MAX_LISTED {
+        names.select_nth_unstable(MAX_LISTED);
+        names.truncate(MAX_LISTED);
+    }
+    names.sort_unstable();
+    let mut out = names
+        .iter()
+        .map(|n| shown(n))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if total > MAX_LISTED {
+        out.push_str(&format!(" and {} more", total - MAX_LISTED));
+    }
+    out
+}
+
 fn validate(raw: RawWorkflow, file: &Path) -> Result<Workflow> {
     let err = |task: Option<&str>, message: String| EngineError::Workflow {
         file: file.to_owned(),
-        task: task.map(str::to_owned),
+        task: task.map(shown),
         message,
     };
     if !valid_name(&raw.name) {
@@ -151,9 +196,30 @@ fn validate(raw: RawWorkflow, file: &Path) -> Result<Workflow> {
             None,
             format!(
                 "workflow name '{}' is invalid; use 1 to 255 letters, digits, '-', '_' or '.'",
-                raw.name
+                shown(&raw.name)
             ),
         ));
+    }
+    if let Some(description) = &raw.description {
+        let chars = description.chars().count();
+        if chars > MAX_DESCRIPTION_CHARS {
+            return Err(err(
+                None,
+                format!("description is {chars} characters; the most is {MAX_DESCRIPTION_CHARS}"),
+            ));
+        }
+        if let Some(c) = description
+            .chars()
+            .find(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+        {
+            return Err(err(
+                None,
+                format!(
+                    "description contains the control character '{}'; only line breaks and tabs are allowed",
+                    c.escape_default()
+                ),
+            ));
+        }
     }
     if raw.tasks.is_empty() {
         return Err(err(
@@ -161,8 +227,7 @@ fn validate(raw: RawWorkflow, file: &Path) -> Result<Workflow> {
             "the workflow has no tasks; add at least one under 'tasks:'".into(),
         ));
     }
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut tasks = Vec::with_capacity(raw.tasks.len());
+    let mut seen: HashSet<&str> = HashSet::with_capacity(raw.tasks.len());
     for t in &raw.tasks {
         if !valid_name(&t.id) {
             return Err(err(
@@ -170,90 +235,148 @@ fn validate(raw: RawWorkflow, file: &Path) -> Result<Workflow> {
                 "task id is invalid; use 1 to 255 letters, digits, '-', '_' or '.'".into(),
             ));
         }
-        if !seen.insert(t.id.clone()) {
+        if !seen.insert(t.id.as_str()) {
             return Err(err(
                 Some(&t.id),
                 "duplicate task id; task ids must be unique".into(),
             ));
         }
     }
-    for t in raw.tasks {
-        let id = t.id.clone();
+    let mut tasks = Vec::with_capacity(raw.tasks.len());
+    for t in &raw.tasks {
+        let id = t.id.as_str();
         if t.run.trim().is_empty() {
             return Err(err(
-                Some(&id),
+                Some(id),
                 "'run' is empty; give the shell command to run".into(),
+            ));
+        }
+        if t.run.len() > MAX_RUN_BYTES {
+            return Err(err(
+                Some(id),
+                format!(
+                    "'run' is {} bytes; the most is {MAX_RUN_BYTES} (a longer command cannot be passed to sh -c); put it in a script file",
+                    t.run.len()
+                ),
+            ));
+        }
+        if t.run.contains('\0') {
+            return Err(err(
+                Some(id),
+                "'run' contains a NUL byte, which a command cannot hold".into(),
             ));
         }
         let retries = t.retries.unwrap_or(0);
         if retries > MAX_RETRIES {
             return Err(err(
-                Some(&id),
+                Some(id),
                 format!("retries is {retries}; use at most {MAX_RETRIES}"),
             ));
         }
         let duration = |field: &str, text: &Option<String>| -> Result<Option<Duration>> {
             text.as_deref()
-                .map(|s| parse_duration(s).map_err(|m| err(Some(&id), format!("{field}: {m}"))))
+                .map(|s| parse_duration(s).map_err(|m| err(Some(id), format!("{field}: {m}"))))
                 .transpose()
         };
         let retry_delay = duration("retryDelay", &t.retry_delay)?.unwrap_or(DEFAULT_RETRY_DELAY);
         let timeout = duration("timeout", &t.timeout)?;
         if timeout == Some(Duration::ZERO) {
-            return Err(err(Some(&id), "timeout: 0s would kill every attempt at once; remove it or give a positive duration".into()));
+            return Err(err(Some(id), "timeout: 0s would kill every attempt at once; remove it or give a positive duration".into()));
         }
+        let mut needed: HashSet<&str> = HashSet::with_capacity(t.needs.len());
         for need in &t.needs {
-            if need == &id {
-                return Err(err(Some(&id), "a task cannot need itself".into()));
+            if need == id {
+                return Err(err(Some(id), "a task cannot need itself".into()));
             }
             if !seen.contains(need.as_str()) {
                 return Err(err(
-                    Some(&id),
-                    format!("needs unknown task '{need}'; known tasks are {}", {
-                        let mut known: Vec<_> = seen.iter().map(String::as_str).collect();
-                        known.sort();
-                        known.join(", ")
-                    }),
+                    Some(id),
+                    format!(
+                        "needs unknown task '{}'; known tasks are {}",
+                        shown(need),
+                        listed(seen.iter().copied())
+                    ),
+                ));
+            }
+            if !needed.insert(need.as_str()) {
+                return Err(err(
+                    Some(id),
+                    format!("needs '{}' twice; list each task once", shown(need)),
                 ));
             }
         }
         let mut env = BTreeMap::new();
-        for (k, v) in t.env {
+        for (k, v) in &t.env {
+            if !valid_env_name(k) {
+                return Err(err(
+                    Some(id),
+                    format!(
+                        "env name '{}' is invalid; use letters, digits and '_', not starting with a digit, at most 255 characters",
+                        shown(k)
+                    ),
+                ));
+            }
             let value = match v {
-                serde_yaml_ng::Value::String(s) => s,
+                serde_yaml_ng::Value::String(s) => s.clone(),
                 serde_yaml_ng::Value::Number(n) => n.to_string(),
                 serde_yaml_ng::Value::Bool(b) => b.to_string(),
                 _ => {
                     return Err(err(
-                        Some(&id),
+                        Some(id),
                         format!("env '{k}' must be a string, number or boolean"),
                     ))
                 }
             };
-            if k.is_empty() || k.contains('=') || k.contains('\0') {
-                return Err(err(Some(&id), format!("env name '{k}' is invalid")));
+            if value.contains('\0') {
+                return Err(err(Some(id), format!("env '{k}' contains a NUL byte")));
             }
-            env.insert(k, value);
+            // The kernel takes `NAME=value` and its NUL in at most 128 KiB.
+            let most = MAX_ENV_ENTRY_BYTES - k.len() - 2;
+            if value.len() > most {
+                return Err(err(
+                    Some(id),
+                    format!(
+                        "env '{k}' is {} bytes; the most is {most} (the system limits NAME=value to 128 KiB)",
+                        value.len()
+                    ),
+                ));
+            }
+            env.insert(k.clone(), value);
         }
         tasks.push(Task {
-            id,
-            run: t.run,
+            id: t.id.clone(),
+            run: t.run.clone(),
             retries,
             retry_delay_ms: retry_delay.as_millis() as u64,
             timeout_ms: timeout.map(|d| d.as_millis() as u64),
-            needs: t.needs,
+            needs: t.needs.clone(),
             env,
         });
     }
-    let tasks = topological(tasks).map_err(|cycle| {
+    let order = run_order(&tasks).map_err(|cycle| {
+        let first = &tasks[cycle[0]].id;
+        let mut names: Vec<String> = cycle
+            .iter()
+            .take(MAX_LISTED)
+            .map(|&i| shown(&tasks[i].id))
+            .collect();
+        if cycle.len() > MAX_LISTED {
+            names.push(format!("... ({} tasks)", cycle.len()));
+        }
+        names.push(shown(first));
         err(
-            Some(&cycle[0]),
+            Some(first),
             format!(
                 "the tasks {} need each other in a cycle; break it",
-                cycle.join(" -> ")
+                names.join(" -> ")
             ),
         )
     })?;
+    let mut slots: Vec<Option<Task>> = tasks.into_iter().map(Some).collect();
+    let tasks = order
+        .into_iter()
+        .map(|i| slots[i].take().expect("each task once"))
+        .collect();
     Ok(Workflow {
         name: raw.name,
         description: raw.description,
@@ -261,42 +384,78 @@ fn validate(raw: RawWorkflow, file: &Path) -> Result<Workflow> {
     })
 }
 
-/// Kahn's algorithm, keeping file order among tasks that are ready together.
-/// On a cycle, returns the ids left over (those in or behind the cycle).
-fn topological(tasks: Vec<Task>) -> std::result::Result<Vec<Task>, Vec<String>> {
-    let mut waiting: HashMap<&str, usize> = tasks
+/// The run order as indices into `tasks` (whose needs are known, distinct
+/// ids): Kahn's algorithm in passes over the file, as if sweeping it from the
+/// top again and again and taking every task whose needs are all done; so
+/// among tasks ready together, file order. `O(n log n)` in the tasks and
+/// needs. On a cycle, returns one: indices of tasks each needing the next and
+/// the last needing the first, starting at the one earliest in the file.
+fn run_order(tasks: &[Task]) -> std::result::Result<Vec<usize>, Vec<usize>> {
+    let n = tasks.len();
+    let index: HashMap<&str, usize> = tasks
         .iter()
-        .map(|t| (t.id.as_str(), t.needs.len()))
+        .enumerate()
+        .map(|(i, t)| (t.id.as_str(), i))
         .collect();
-    let mut order: Vec<usize> = Vec::with_capacity(tasks.len());
-    let mut done: HashSet<&str> = HashSet::new();
-    while order.len() < tasks.len() {
-        let before = order.len();
-        for (i, t) in tasks.iter().enumerate() {
-            if !done.contains(t.id.as_str()) && waiting[t.id.as_str()] == 0 {
-                done.insert(t.id.as_str());
-                order.push(i);
-                for other in &tasks {
-                    if other.needs.iter().any(|n| n == &t.id) {
-                        *waiting.get_mut(other.id.as_str()).expect("known id") -= 1;
-                    }
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut waiting: Vec<usize> = vec![0; n];
+    for (i, t) in tasks.iter().enumerate() {
+        for need in &t.needs {
+            dependents[index[need.as_str()]].push(i);
+            waiting[i] += 1;
+        }
+    }
+    // Ready tasks ahead of the sweep are taken in this pass; those that
+    // become ready behind it, in the next one.
+    let mut this_pass: BinaryHeap<Reverse<usize>> =
+        (0..n).filter(|&i| waiting[i] == 0).map(Reverse).collect();
+    let mut next_pass: BinaryHeap<Reverse<usize>> = BinaryHeap::new();
+    let mut order = Vec::with_capacity(n);
+    loop {
+        let Some(Reverse(i)) = this_pass.pop() else {
+            if next_pass.is_empty() {
+                break;
+            }
+            std::mem::swap(&mut this_pass, &mut next_pass);
+            continue;
+        };
+        order.push(i);
+        for &d in &dependents[i] {
+            waiting[d] -= 1;
+            if waiting[d] == 0 {
+                if d > i {
+                    this_pass.push(Reverse(d));
+                } else {
+                    next_pass.push(Reverse(d));
                 }
             }
         }
-        if order.len() == before {
-            let stuck = tasks
-                .iter()
-                .filter(|t| !done.contains(t.id.as_str()))
-                .map(|t| t.id.clone())
-                .collect();
-            return Err(stuck);
-        }
     }
-    let mut slots: Vec<Option<Task>> = tasks.into_iter().map(Some).collect();
-    Ok(order
-        .into_iter()
-        .map(|i| slots[i].take().expect("each once"))
-        .collect())
+    if order.len() == n {
+        return Ok(order);
+    }
+    // Every task left waits on at least one other task left, so following
+    // such needs from any of them must come back round: that is a cycle.
+    let left = |i: usize| waiting[i] > 0;
+    let mut on_path = vec![usize::MAX; n];
+    let mut path = Vec::new();
+    let mut at = (0..n).find(|&i| left(i)).expect("a task is left");
+    while on_path[at] == usize::MAX {
+        on_path[at] = path.len();
+        path.push(at);
+        at = tasks[at]
+            .needs
+            .iter()
+            .map(|need| index[need.as_str()])
+            .find(|&j| left(j))
+            .expect("a task left waits on another task left");
+    }
+    let mut cycle = path.split_off(on_path[at]);
+    let earliest = (0..cycle.len())
+        .min_by_key(|&k| cycle[k])
+        .expect("a cycle has tasks");
+    cycle.rotate_left(earliest);
+    Err(cycle)
 }
 
 impl std::fmt::Display for Task {
@@ -322,6 +481,11 @@ mod tests {
         Workflow::from_yaml(yaml, Path::new("wf.yaml"))
     }
 
+    /// A workflow of one task `a` with `extra` lines added to it.
+    fn task(extra: &str) -> String {
+        format!("name: x\ntasks:\n  - id: a\n    run: 'true'\n{extra}")
+    }
+
     #[test]
     fn a_valid_workflow_is_ordered_and_round_trips() {
         let wf = parse(
@@ -340,20 +504,214 @@ mod tests {
 
     #[test]
     fn invalid_workflows_name_the_file_the_task_and_the_problem() {
-        let cases = [
-            ("name: x\ntasks:\n  - id: a\n    run: 'true'\n  - id: a\n    run: 'true'\n", "task 'a': duplicate task id"),
-            ("name: x\ntasks:\n  - id: a\n    run: 'true'\n    needs: [b]\n", "task 'a': needs unknown task 'b'"),
-            ("name: x\ntasks:\n  - id: a\n    run: 'true'\n    needs: [b]\n  - id: b\n    run: 'true'\n    needs: [a]\n", "need each other in a cycle"),
-            ("name: x\ntasks:\n  - id: a\n    run: 'true'\n    timeout: soon\n", "task 'a': timeout: bad duration 'soon'"),
-            ("name: x\ntasks:\n  - id: a\n    run: 'true'\n    retry: 3\n", "unknown field `retry`"),
-            ("name: x\ntasks: []\n", "no tasks"),
-            ("name: 'a b'\ntasks:\n  - id: a\n    run: 'true'\n", "workflow name 'a b' is invalid"),
-            ("tasks: [", "not a valid workflow"),
+        let long = "n".repeat(100_000);
+        let cases: Vec<(String, &str)> = vec![
+            ("name: x\ntasks:\n  - id: a\n    run: 'true'\n  - id: a\n    run: 'true'\n".into(), "task 'a': duplicate task id"),
+            ("name: x\ntasks:\n  - id: a\n    run: 'true'\n    needs: [b]\n".into(), "task 'a': needs unknown task 'b'; known tasks are a"),
+            ("name: x\ntasks:\n  - id: a\n    run: 'true'\n    needs: [b]\n  - id: b\n    run: 'true'\n    needs: [a]\n".into(), "task 'a': the tasks a -> b -> a need each other in a cycle; break it"),
+            // A task behind a cycle is not named in it.
+            ("name: x\ntasks:\n  - id: c\n    run: 'true'\n    needs: [b]\n  - id: a\n    run: 'true'\n    needs: [b]\n  - id: b\n    run: 'true'\n    needs: [a]\n".into(), "task 'a': the tasks a -> b -> a need each other in a cycle"),
+            ("name: x\ntasks:\n  - id: a\n    run: 'true'\n    needs: [c]\n  - id: b\n    run: 'true'\n    needs: [a]\n  - id: c\n    run: 'true'\n    needs: [b]\n".into(), "task 'a': the tasks a -> c -> b -> a need each other"),
+            ("name: x\ntasks:\n  - id: a\n    run: 'true'\n  - id: b\n    run: 'true'\n    needs: [a, a]\n".into(), "task 'b': needs 'a' twice; list each task once"),
+            ("name: x\ntasks:\n  - id: a\n    run: 'true'\n    needs: [a]\n".into(), "task 'a': a task cannot need itself"),
+            (task("    timeout: soon\n"), "task 'a': timeout: bad duration 'soon'"),
+            (task("    timeout: 0.5ms\n"), "task 'a': timeout: duration '0.5ms' is under 1ms; the smallest duration is 1ms"),
+            (task("    retryDelay: 0.0001s\n"), "task 'a': retryDelay: duration '0.0001s' is under 1ms"),
+            (task("    timeout: 0s\n"), "task 'a': timeout: 0s would kill every attempt at once"),
+            (task("    timeout: 3651d\n"), "the longest is 3650d"),
+            (task("    retry: 3\n"), "unknown field `retry`"),
+            ("name: x\ntasks: []\n".into(), "no tasks"),
+            ("name: 'a b'\ntasks:\n  - id: a\n    run: 'true'\n".into(), "workflow name 'a b' is invalid"),
+            ("name: 'hello '\ntasks:\n  - id: a\n    run: 'true'\n".into(), "workflow name 'hello ' is invalid"),
+            ("name: \"x\\e[31m\"\ntasks:\n  - id: a\n    run: 'true'\n".into(), "workflow name 'x\\u{1b}[31m' is invalid"),
+            (format!("name: {long}\ntasks:\n  - id: a\n    run: 'true'\n"), "... (100000 characters)' is invalid"),
+            (format!("name: x\ntasks:\n  - id: {long}\n    run: 'true'\n"), "... (100000 characters)': task id is invalid"),
+            ("name: x\ntasks:\n  - id: \" a\"\n    run: 'true'\n".into(), "task ' a': task id is invalid"),
+            ("name: x\ntasks:\n  - id: \"a\\e]0;x\\a\"\n    run: 'true'\n".into(), "task 'a\\u{1b}]0;x\\u{7}': task id is invalid"),
+            ("tasks: [".into(), "not a valid workflow"),
+            (format!("name: x\ndescription: {}\ntasks:\n  - id: a\n    run: 'true'\n", "d".repeat(10_001)), "description is 10001 characters; the most is 10000"),
+            ("name: x\ndescription: \"a\\rb\"\ntasks:\n  - id: a\n    run: 'true'\n".into(), "description contains the control character '\\r'; only line breaks and tabs are allowed"),
+            (format!("name: x\ntasks:\n  - id: a\n    run: echo {}\n", "x".repeat(200_000)), "task 'a': 'run' is 200005 bytes; the most is 100000 (a longer command cannot be passed to sh -c); put it in a script file"),
+            ("name: x\ntasks:\n  - id: a\n    run: \"echo \\0\"\n".into(), "task 'a': 'run' contains a NUL byte"),
+            ("name: x\ntasks:\n  - id: a\n    run: ''\n".into(), "'run' is empty"),
+            (task("    env: { A: \"x\\0y\" }\n"), "task 'a': env 'A' contains a NUL byte"),
+            (task("    env: { 1A: x }\n"), "env name '1A' is invalid; use letters, digits and '_', not starting with a digit, at most 255 characters"),
+            (task("    env: { A-B: x }\n"), "env name 'A-B' is invalid"),
+            (task("    env: { 'A B': x }\n"), "env name 'A B' is invalid"),
+            (task("    env: { '': x }\n"), "env name '' is invalid"),
+            (task("    env: { \"A\\e\": x }\n"), "env name 'A\\u{1b}' is invalid"),
+            (task(&format!("    env: {{ {}: x }}\n", "A".repeat(256))), "(256 characters)' is invalid"),
+            (task("    env: { A: [1] }\n"), "env 'A' must be a string, number or boolean"),
+            (task(&format!("    env: {{ AB: {} }}\n", "v".repeat(128 * 1024))), "env 'AB' is 131072 bytes; the most is 131068 (the system limits NAME=value to 128 KiB)"),
+            (format!("name: x\ntasks: {}\n", "[".repeat(50_000)), "wf.yaml: the workflow nests YAML more than 64 levels deep"),
+            (format!("name: x\ntasks:\n  - id: a\n    run: x\n{}", "# pad\n".repeat(2_000_000)), "bytes; the most is 10 MB (10485760 bytes)"),
+            // A key the parser quotes back is cut and escaped.
+            (format!("name: x\n? \"{long}\\e\"\n: 1\ntasks: []\n"), "not a valid workflow: unknown field `nnnnnnnn"),
         ];
         for (yaml, want) in cases {
-            let e = parse(yaml).unwrap_err().to_string();
+            let e = parse(&yaml).unwrap_err().to_string();
             assert!(e.starts_with("wf.yaml"), "{e}");
-            assert!(e.contains(want), "{yaml:?}: {e}");
+            assert!(e.contains(want), "{}: {e}", shown(&yaml));
+            assert!(e.len() < 2000, "{}", e.len());
+            assert!(!e.chars().any(char::is_control), "{e}");
         }
+    }
+
+    #[test]
+    fn an_env_value_just_under_the_limit_is_taken() {
+        let value = "v".repeat(128 * 1024 - 4);
+        let wf = parse(&task(&format!("    env: {{ AB: {value} }}\n"))).unwrap();
+        assert_eq!(wf.tasks[0].env["AB"].len(), 131_068);
+        let wf = parse(&task("    env: { _a1: x, Z: 2, b: true }\n")).unwrap();
+        assert_eq!(wf.tasks[0].env.len(), 3);
+    }
+
+    #[test]
+    fn unknown_needs_list_at_most_twenty_known_tasks() {
+        let mut yaml = String::from("name: x\ntasks:\n");
+        for i in 0..100 {
+            yaml.push_str(&format!("  - id: t{i:03}\n    run: 'true'\n"));
+        }
+        yaml.push_str("  - id: z\n    run: 'true'\n    needs: [nope]\n");
+        let e = parse(&yaml).unwrap_err().to_string();
+        assert!(
+            e.ends_with("needs unknown task 'nope'; known tasks are t000, t001, t002, t003, t004, t005, t006, t007, t008, t009, t010, t011, t012, t013, t014, t015, t016, t017, t018, t019 and 81 more"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_long_cycle_is_named_in_short() {
+        let mut yaml = String::from("name: x\ntasks:\n");
+        for i in 0..1000 {
+            yaml.push_str(&format!(
+                "  - id: t{i}\n    run: 'true'\n    needs: [t{}]\n",
+                (i + 1) % 1000
+            ));
+        }
+        let e = parse(&yaml).unwrap_err().to_string();
+        assert!(
+            e.starts_with("wf.yaml, task 't0': the tasks t0 -> t1 -> "),
+            "{e}"
+        );
+        assert!(
+            e.ends_with(" -> t19 -> ... (1000 tasks) -> t0 need each other in a cycle; break it"),
+            "{e}"
+        );
+    }
+
+    /// The order of the pass-based algorithm this replaced: sweep the file
+    /// again and again, taking each task whose needs are all done.
+    fn sweep_order(tasks: &[Task]) -> Option<Vec<usize>> {
+        let mut done = vec![false; tasks.len()];
+        let mut order = Vec::new();
+        while order.len() < tasks.len() {
+            let before = order.len();
+            for (i, t) in tasks.iter().enumerate() {
+                let ready = t.needs.iter().all(|n| {
+                    tasks
+                        .iter()
+                        .position(|o| &o.id == n)
+                        .is_some_and(|j| done[j])
+                });
+                if !done[i] && ready {
+                    done[i] = true;
+                    order.push(i);
+                }
+            }
+            if order.len() == before {
+                return None;
+            }
+        }
+        Some(order)
+    }
+
+    fn bare(id: String, needs: Vec<String>) -> Task {
+        Task {
+            id,
+            run: "true".into(),
+            retries: 0,
+            retry_delay_ms: 1000,
+            timeout_ms: None,
+            needs,
+            env: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn the_order_is_the_file_sweep_order() {
+        // A small deterministic generator, so no dependency is needed.
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        for round in 0..500 {
+            let n = 1 + next(12) as usize;
+            // Random ranks make a random DAG; some rounds add a back edge.
+            let rank: Vec<u64> = (0..n).map(|_| next(1000)).collect();
+            let mut tasks = Vec::new();
+            for i in 0..n {
+                let mut needs = Vec::new();
+                for j in 0..n {
+                    let forward = rank[j] < rank[i] || (rank[j] == rank[i] && j < i);
+                    if j != i && forward && next(3) == 0 {
+                        needs.push(format!("t{j}"));
+                    }
+                }
+                tasks.push(bare(format!("t{i}"), needs));
+            }
+            if round % 5 == 0 && n > 1 {
+                let (a, b) = (next(n as u64) as usize, next(n as u64) as usize);
+                let need = format!("t{b}");
+                if a != b && !tasks[a].needs.contains(&need) {
+                    tasks[a].needs.push(need);
+                }
+            }
+            match (run_order(&tasks), sweep_order(&tasks)) {
+                (Ok(fast), Some(slow)) => assert_eq!(fast, slow, "round {round}"),
+                (Err(cycle), None) => {
+                    // A real cycle: each needs the next, the last the first.
+                    for (k, &i) in cycle.iter().enumerate() {
+                        let next_id = &tasks[cycle[(k + 1) % cycle.len()]].id;
+                        assert!(tasks[i].needs.contains(next_id), "round {round}");
+                    }
+                    assert_eq!(cycle[0], *cycle.iter().min().unwrap());
+                }
+                (fast, slow) => panic!("round {round}: {fast:?} vs {slow:?}"),
+            }
+        }
+        // Ready together: file order; a task freed behind the sweep waits
+        // for the next pass.
+        let tasks = vec![
+            bare("b".into(), vec!["c".into()]),
+            bare("c".into(), vec![]),
+            bare("d".into(), vec![]),
+        ];
+        assert_eq!(run_order(&tasks).unwrap(), [1, 2, 0]);
+    }
+
+    #[test]
+    fn a_ten_thousand_task_chain_in_reverse_file_order_validates() {
+        let n = 10_000;
+        let mut yaml = String::from("name: chain\ntasks:\n");
+        for i in (0..n).rev() {
+            yaml.push_str(&format!("  - id: t{i}\n    run: 'true'\n"));
+            if i > 0 {
+                yaml.push_str(&format!("    needs: [t{}]\n", i - 1));
+            }
+        }
+        let wf = parse(&yaml).unwrap();
+        let keys = wf.task_keys();
+        assert_eq!(keys.len(), n);
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(key, &format!("t{i}"));
+        }
+        // And as a cycle: the first task needs the last.
+        yaml.push_str("    needs: [t9999]\n");
+        let e = parse(&yaml).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("(10000 tasks)"), "{e}");
     }
 }
