@@ -1,7 +1,8 @@
 //! Parsing what people type: ids, times, durations, states, `k=v` inputs.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use flowstate_engine::duration::parse_duration;
+use flowstate_store::text::shown;
 use flowstate_store::types::ExecutionState;
 use std::time::Duration;
 use uuid::Uuid;
@@ -10,22 +11,41 @@ use uuid::Uuid;
 pub fn id(text: &str) -> Result<Uuid, String> {
     Uuid::try_parse(text.trim()).map_err(|_| {
         format!(
-            "'{text}' is not an execution id; ids look like 019a2f6c-5b1e-7d3a-9c4e-2f1b3a4c5d6e"
+            "'{}' is not an execution id; ids look like 019a2f6c-5b1e-7d3a-9c4e-2f1b3a4c5d6e",
+            shown(text)
         )
     })
 }
 
-/// An RFC 3339 instant, or a duration ago (`90m`, `7d`).
+/// An instant: RFC 3339 (`2026-11-29T08:00:00Z`), a date and time without
+/// an offset (`2026-11-29 08:00:00`, read as UTC), a date (`2026-11-29`,
+/// midnight UTC), or a duration ago (`90m`, `7d`).
 pub fn time(text: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text.trim()) {
+    let t = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(t) {
         return Ok(t.with_timezone(&Utc));
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(naive) = NaiveDateTime::parse_from_str(t, format) {
+            return Ok(naive.and_utc());
+        }
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        return Ok(date.and_time(NaiveTime::MIN).and_utc());
     }
     let ago = parse_duration(text).map_err(|_| {
         format!(
-            "bad time '{text}'; use RFC 3339 (2026-11-29T08:00:00Z) or a duration ago (90m, 7d)"
+            "bad time '{}'; use RFC 3339 (2026-11-29T08:00:00Z), a date (2026-11-29, UTC) or a duration ago (90m, 7d)",
+            shown(text)
         )
     })?;
-    let ago = chrono::Duration::from_std(ago).map_err(|_| format!("'{text}' is too long ago"))?;
+    let ago = chrono::Duration::from_std(ago)
+        .map_err(|_| format!("'{}' is too long ago", shown(text)))?;
     Ok(Utc::now() - ago)
 }
 
@@ -36,15 +56,40 @@ pub fn duration(text: &str) -> Result<Duration, String> {
 
 /// An execution state, in any case.
 pub fn state(text: &str) -> Result<ExecutionState, String> {
-    text.parse::<ExecutionState>().map_err(|e| e.to_string())
+    text.parse::<ExecutionState>().map_err(|_| {
+        format!(
+            "unknown execution state '{}'; use one of {STATES}",
+            shown(text)
+        )
+    })
 }
 
-/// `key=value`.
+const STATES: &str = "PENDING, RUNNING, WAITING, SUCCEEDED, FAILED, CANCELLED";
+
+/// `key=value`, where the key becomes an environment variable of every task
+/// and so must be a portable name (`[A-Za-z_][A-Za-z0-9_]*`).
 pub fn input(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
-        _ => Err(format!("bad input '{text}'; use key=value")),
+    let Some((k, v)) = text.split_once('=') else {
+        return Err(format!("bad input '{}'; use key=value", shown(text)));
+    };
+    let portable = k.len() <= 255
+        && k.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !portable {
+        return Err(format!(
+            "bad input name '{}'; use letters, digits and '_', not starting with a digit (it becomes an environment variable)",
+            shown(k)
+        ));
     }
+    if v.len() > 128 * 1024 {
+        return Err(format!(
+            "input '{k}' is {} bytes; the most is 131072",
+            v.len()
+        ));
+    }
+    Ok((k.to_owned(), v.to_owned()))
 }
 
 /// The `--sort` values.
@@ -62,7 +107,8 @@ pub fn sort(text: &str) -> Result<Sort, String> {
         "created" => Ok(Sort::Created),
         "-created" => Ok(Sort::NewestFirst),
         _ => Err(format!(
-            "bad sort '{text}'; use created (oldest first) or -created (newest first)"
+            "bad sort '{}'; use created (oldest first) or -created (newest first)",
+            shown(text)
         )),
     }
 }

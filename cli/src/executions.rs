@@ -5,6 +5,7 @@ use crate::output;
 use crate::{CmdResult, Failure, Globals};
 use flowstate_engine::Engine;
 use flowstate_store::query::{ExecutionQuery, SortOrder, WorkflowQuery};
+use flowstate_store::text::shown;
 use flowstate_store::types::ExecutionState;
 use flowstate_store::StateStore;
 use serde_json::json;
@@ -53,16 +54,16 @@ pub struct ListArgs {
     #[arg(long, value_name = "STATE", value_parser = args::state)]
     state: Vec<ExecutionState>,
     /// Created at or after: RFC 3339, or a duration ago (90m, 7d).
-    #[arg(long, value_name = "TIME", value_parser = args::time)]
+    #[arg(long, value_name = "TIME", value_parser = args::time, allow_hyphen_values = true)]
     since: Option<chrono::DateTime<chrono::Utc>>,
     /// Created before: RFC 3339, or a duration ago.
-    #[arg(long, value_name = "TIME", value_parser = args::time)]
+    #[arg(long, value_name = "TIME", value_parser = args::time, allow_hyphen_values = true)]
     until: Option<chrono::DateTime<chrono::Utc>>,
     /// Rows per page (1 to 1000).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1000))]
     limit: u64,
-    /// Rows to skip.
-    #[arg(long, conflicts_with = "after")]
+    /// Rows to skip (0 to 10000; page deeper with --after).
+    #[arg(long, conflicts_with = "after", value_parser = clap::value_parser!(u64).range(0..=10_000))]
     offset: Option<u64>,
     /// Continue after this cursor (the nextCursor of the previous page).
     #[arg(long, value_name = "CURSOR")]
@@ -77,7 +78,11 @@ pub struct ListArgs {
 }
 
 pub async fn command(g: &Globals, c: ExecutionCommand) -> CmdResult {
-    let store = g.store().await?;
+    // Every value is checked before the database is opened.
+    if let ExecutionCommand::List(a) = &c {
+        a.query(None).validate()?;
+    }
+    let store = g.existing_store().await?;
     match c {
         ExecutionCommand::List(a) => list(g, store.as_ref(), a).await,
         ExecutionCommand::Inspect { id } => inspect(g, store.as_ref(), id).await,
@@ -85,19 +90,7 @@ pub async fn command(g: &Globals, c: ExecutionCommand) -> CmdResult {
             store.get_execution(id).await?;
             let task_run_id = match task {
                 None => None,
-                Some(key) => {
-                    let runs = store.list_task_runs(id).await?;
-                    match runs.iter().find(|r| r.task_key == key) {
-                        Some(r) => Some(r.id),
-                        None => {
-                            let known: Vec<_> = runs.iter().map(|r| r.task_key.as_str()).collect();
-                            return Err(Failure::input(format!(
-                                "execution {id} has no task '{key}'; its tasks are {}",
-                                known.join(", ")
-                            )));
-                        }
-                    }
-                }
+                Some(key) => Some(task_run_of(store.as_ref(), id, &key).await?),
             };
             crate::run::follow(store.as_ref(), id, task_run_id, g.json, false, follow).await
         }
@@ -110,6 +103,23 @@ pub async fn command(g: &Globals, c: ExecutionCommand) -> CmdResult {
                 println!("execution {id} CANCELLED");
             }
             Ok(())
+        }
+    }
+}
+
+/// The id of the task run `key` of an execution; an unknown key is "not
+/// found" (exit 1), like an unknown execution.
+async fn task_run_of(store: &dyn StateStore, id: Uuid, key: &str) -> CmdResult<Uuid> {
+    let runs = store.list_task_runs(id).await?;
+    match runs.iter().find(|r| r.task_key == key) {
+        Some(r) => Ok(r.id),
+        None => {
+            let known: Vec<_> = runs.iter().map(|r| r.task_key.as_str()).collect();
+            Err(Failure::runtime(format!(
+                "task '{}' not found in execution {id}; its tasks are {}",
+                shown(key),
+                shown(&known.join(", "))
+            )))
         }
     }
 }
@@ -136,28 +146,33 @@ pub async fn workflow_names(
     Ok(page.items.into_iter().map(|w| (w.id, w.name)).collect())
 }
 
+impl ListArgs {
+    /// The store query these arguments ask for.
+    fn query(&self, workflow_id: Option<Uuid>) -> ExecutionQuery {
+        ExecutionQuery {
+            workflow_id,
+            states: self.state.clone(),
+            since: self.since,
+            until: self.until,
+            owner: None,
+            limit: Some(self.limit),
+            offset: self.offset,
+            after: self.after.clone(),
+            sort: match self.sort {
+                Sort::Created => SortOrder::Ascending,
+                Sort::NewestFirst => SortOrder::Descending,
+            },
+            exact_total: self.exact_total,
+        }
+    }
+}
+
 async fn list(g: &Globals, store: &dyn StateStore, a: ListArgs) -> CmdResult {
     let workflow_id = match &a.workflow {
         Some(name) => Some(store.get_workflow_by_name(name).await?.id),
         None => None,
     };
-    let page = store
-        .list_executions(ExecutionQuery {
-            workflow_id,
-            states: a.state,
-            since: a.since,
-            until: a.until,
-            owner: None,
-            limit: Some(a.limit),
-            offset: a.offset,
-            after: a.after,
-            sort: match a.sort {
-                Sort::Created => SortOrder::Ascending,
-                Sort::NewestFirst => SortOrder::Descending,
-            },
-            exact_total: a.exact_total,
-        })
-        .await?;
+    let page = store.list_executions(a.query(workflow_id)).await?;
     let names = workflow_names(store, page.items.iter().map(|e| e.workflow_id)).await?;
     let name = |id: &Uuid| names.get(id).cloned().unwrap_or_default();
     if g.json {
@@ -232,6 +247,16 @@ async fn inspect(g: &Globals, store: &dyn StateStore, id: Uuid) -> CmdResult {
     println!("finished   {}", output::local(e.finished_at));
     if let Some(owner) = &e.owner {
         println!("owner      {owner}");
+    }
+    match e.input.as_object().filter(|o| !o.is_empty()) {
+        None => println!("inputs     -"),
+        Some(inputs) => {
+            println!("inputs");
+            for (k, v) in inputs {
+                let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                println!("  {}={}", shown(k), shown(&v));
+            }
+        }
     }
     println!();
     let mut rows = Vec::new();

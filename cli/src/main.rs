@@ -1,15 +1,28 @@
 //! `flowstate`: run workflows and look into their state.
 //!
-//! Exit codes: 0 on success; 1 on a runtime failure (not found, database
-//! unreachable, an execution that FAILED or was CANCELLED); 2 on bad usage,
-//! configuration or input. Errors are one line naming the bad value.
+//! Exit codes, the same rule for every command:
+//! - 0: success.
+//! - 1: something named does not exist (an execution, a workflow, a task, a
+//!   file, the database itself), or the work failed at run time (database
+//!   unreachable, an execution that FAILED or was CANCELLED, a prompt that
+//!   was not confirmed).
+//! - 2: the command line, a configuration value or a file's content is
+//!   invalid. Nothing was opened or written.
+//!
+//! Errors are one line naming the bad value (cut to 200 characters, control
+//! characters escaped, passwords redacted). Writing to a closed pipe ends a
+//! command quietly, as it does for other Unix tools.
 //!
 //! Layout: `args` parses what people type, `output` prints (JSON shapes and
-//! tables), and one module per command group does the work through the
-//! engine and the store.
+//! tables), `logging` sets up the log writer (which redacts), and one module
+//! per command group does the work through the engine and the store. Every
+//! argument and the configuration are checked before the store is opened;
+//! only `run`, `serve`, `submit`, `workflow register` and `migrate up|fresh`
+//! may create a database.
 
 mod args;
 mod executions;
+mod logging;
 mod output;
 mod run;
 mod serve;
@@ -23,13 +36,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// The environment variable naming the configuration file.
+const CONFIG_ENV: &str = "FLOWSTATE_CONFIG";
+
 /// Run workflows (DAGs of shell tasks) and inspect their executions.
 #[derive(Parser)]
 #[command(name = "flowstate", version, propagate_version = true)]
 struct Cli {
-    /// Configuration file (default: $FLOWSTATE_CONFIG, else ./flowstate.yaml
-    /// if present, else SQLite at ./data/flowstate.db).
-    #[arg(long, global = true, env = "FLOWSTATE_CONFIG", value_name = "FILE")]
+    /// Configuration file (default: $FLOWSTATE_CONFIG when set and not empty,
+    /// else ./flowstate.yaml if present, else SQLite at ./data/flowstate.db).
+    #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
 
     /// Print JSON instead of tables.
@@ -45,7 +61,7 @@ enum Command {
     /// Register a workflow file and run one execution of it here, to the end.
     Run(run::RunArgs),
     /// Run the engine: recover, then claim and run due executions until stopped.
-    Serve,
+    Serve(serve::ServeArgs),
     /// Persist a PENDING execution for `flowstate serve` to run; prints its id.
     Submit(workflows::SubmitArgs),
     /// List, show, register and delete workflows.
@@ -59,6 +75,14 @@ enum Command {
     /// Apply, roll back and inspect schema migrations.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+}
+
+impl Command {
+    /// Commands that must finish what they started even if stdout goes away:
+    /// a closed pipe must not kill them half-way through an execution.
+    fn outlives_its_reader(&self) -> bool {
+        matches!(self, Command::Run(_) | Command::Serve(_))
+    }
 }
 
 /// A failure with its exit code.
@@ -76,7 +100,7 @@ impl Failure {
         }
     }
 
-    /// A runtime failure: exit 1.
+    /// Not found, or a runtime failure: exit 1.
     pub fn runtime(message: impl Into<String>) -> Self {
         Failure {
             code: 1,
@@ -104,10 +128,10 @@ impl From<StoreError> for Failure {
 
 impl From<EngineError> for Failure {
     fn from(e: EngineError) -> Self {
-        if e.is_input_error() {
-            Failure::input(e.to_string())
-        } else {
-            Failure::runtime(e.to_string())
+        match e {
+            EngineError::Store(s) => s.into(),
+            e if e.is_input_error() => Failure::input(e.to_string()),
+            e => Failure::runtime(e.to_string()),
         }
     }
 }
@@ -115,63 +139,92 @@ impl From<EngineError> for Failure {
 /// Shorthand for command results.
 pub type CmdResult<T = ()> = Result<T, Failure>;
 
-/// Global settings every command gets.
+/// Global settings every command gets, checked before anything is opened.
 pub struct Globals {
-    /// The configuration file in effect, if any.
-    pub config_path: Option<PathBuf>,
+    /// The validated configuration.
+    pub config: Config,
     /// `--json`.
     pub json: bool,
 }
 
 impl Globals {
-    /// The configuration in effect.
-    pub fn config(&self) -> CmdResult<Config> {
-        Ok(Config::load(self.config_path.as_deref())?)
+    /// Opens the store, creating the database when missing: for the commands
+    /// that bring work in (`run`, `serve`, `submit`, `workflow register`).
+    pub async fn store(&self) -> CmdResult<Arc<dyn StateStore>> {
+        Ok(flowstate_store::open(&self.config.storage).await?)
     }
 
-    /// Opens the store as configured.
-    pub async fn store(&self) -> CmdResult<Arc<dyn StateStore>> {
-        let config = self.config()?;
-        Ok(flowstate_store::open(&config.storage).await?)
+    /// Opens a store that must exist: for every command that reads, cancels
+    /// or deletes. A missing database is "no flowstate database at PATH".
+    pub async fn existing_store(&self) -> CmdResult<Arc<dyn StateStore>> {
+        Ok(flowstate_store::open_existing(&self.config.storage).await?)
     }
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let serving = matches!(cli.command, Command::Serve);
-    let filter = std::env::var("RUST_LOG")
-        .unwrap_or_else(|_| if serving { "info" } else { "warn" }.to_owned());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
-    let config_path = cli.config.clone().or_else(|| {
+/// The configuration file in effect: `--config`, else a non-empty
+/// `$FLOWSTATE_CONFIG`, else `./flowstate.yaml` when it exists.
+fn config_path(flag: Option<PathBuf>) -> Option<PathBuf> {
+    flag.or_else(|| {
+        std::env::var_os(CONFIG_ENV)
+            .filter(|v| !v.to_string_lossy().trim().is_empty())
+            .map(PathBuf::from)
+    })
+    .or_else(|| {
         let local = Path::new("flowstate.yaml");
         local.is_file().then(|| local.to_owned())
-    });
-    let globals = Globals {
-        config_path,
-        json: cli.json,
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
+    })
+}
+
+/// Reads and checks the configuration. A file that does not exist is "not
+/// found" (exit 1), like every other missing thing; a bad one exits 2.
+fn load_config(path: Option<&Path>) -> CmdResult<Config> {
+    if let Some(p) = path {
+        if !p.exists() {
+            return Err(Failure::runtime(format!(
+                "configuration file '{}' not found",
+                flowstate_store::text::shown(&p.display().to_string())
+            )));
+        }
+    }
+    Ok(Config::load(path)?)
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(1);
+            // --help and --version land here too, with exit code 0.
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
-    let result = runtime.block_on(dispatch(cli.command, &globals));
-    // Child processes and pools are gone with the runtime.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    if !cli.command.outlives_its_reader() {
+        logging::die_quietly_on_closed_pipe();
+    }
+    let result = load_config(config_path(cli.config).as_deref()).and_then(|config| {
+        let format = match &cli.command {
+            Command::Serve(a) => Some(a.log_format),
+            _ => None,
+        };
+        logging::init(format)?;
+        let globals = Globals {
+            config,
+            json: cli.json,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::runtime(format!("cannot start the runtime: {e}")))?;
+        let result = runtime.block_on(dispatch(cli.command, &globals));
+        // Child processes and pools are gone with the runtime.
+        runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+        result
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             if !f.message.is_empty() {
-                eprintln!("error: {}", f.message);
+                eprintln!("error: {}", logging::printable(&f.message));
             }
             ExitCode::from(f.code)
         }
@@ -181,20 +234,19 @@ fn main() -> ExitCode {
 async fn dispatch(command: Command, g: &Globals) -> CmdResult {
     match command {
         Command::Run(a) => run::run(g, a).await,
-        Command::Serve => serve::serve(g).await,
+        Command::Serve(_) => serve::serve(g).await,
         Command::Submit(a) => workflows::submit(g, a).await,
         Command::Workflow(c) => workflows::command(g, c).await,
         Command::Execution(c) => executions::command(g, c).await,
         Command::Cleanup(a) => serve::cleanup(g, a).await,
         Command::Migrate(c) => {
-            let config = g.config()?;
             let c = match c {
                 MigrateCommand::Status { json } => MigrateCommand::Status {
                     json: json || g.json,
                 },
                 other => other,
             };
-            Ok(c.run(&config.storage).await?)
+            Ok(c.run(&g.config.storage).await?)
         }
     }
 }

@@ -70,6 +70,7 @@ pub fn detail(d: &ExecutionDetail) -> Value {
             .expect("an object")
             .insert(o.key.clone(), o.value.clone());
     }
+    doc["inputs"] = d.execution.input.clone();
     doc["taskRuns"] = Value::Array(task_runs);
     doc["outputs"] = Value::Object(outputs);
     doc
@@ -87,13 +88,14 @@ pub fn log_line(l: &LogLine, task_key: Option<&str>) -> Value {
     })
 }
 
-/// A time for people: local, to the second.
+/// A time for people: local, to the second, with its UTC offset so that a
+/// table read later or elsewhere says which zone it shows.
 pub fn local(t: Option<DateTime<Utc>>) -> String {
     t.map_or_else(
         || "-".into(),
         |t| {
             t.with_timezone(&Local)
-                .format("%Y-%m-%d %H:%M:%S")
+                .format("%Y-%m-%d %H:%M:%S %:z")
                 .to_string()
         },
     )

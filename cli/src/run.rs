@@ -2,7 +2,7 @@
 
 use crate::output;
 use crate::{args, CmdResult, Failure, Globals};
-use flowstate_engine::{node, Engine, Workflow};
+use flowstate_engine::{node, Engine};
 use flowstate_store::query::LogQuery;
 use flowstate_store::types::{ExecutionState, LogStream};
 use flowstate_store::StateStore;
@@ -33,8 +33,8 @@ pub fn input_object(inputs: &[(String, String)]) -> serde_json::Value {
 }
 
 pub async fn run(g: &Globals, a: RunArgs) -> CmdResult {
-    let workflow = Workflow::from_file(&a.file)?;
-    let mut config = g.config()?;
+    let workflow = crate::workflows::read_workflow(&a.file)?;
+    let mut config = g.config.clone();
     // A node id of its own: this process must never recover (fail) the
     // executions a `serve` on the same machine and database is running.
     let base = config
@@ -70,7 +70,8 @@ pub async fn run(g: &Globals, a: RunArgs) -> CmdResult {
         .map_err(|e| Failure::runtime(format!("log follower failed: {e}")))??;
     if g.json {
         let name = workflow.name.as_str();
-        println!("{}", output::execution(&done, name));
+        // The reader may be gone; the execution is over either way.
+        let _ = writeln!(std::io::stdout(), "{}", output::execution(&done, name));
     } else {
         let mut line = format!(
             "execution {} {} in {:.1}s",
@@ -82,10 +83,37 @@ pub async fn run(g: &Globals, a: RunArgs) -> CmdResult {
             line.push_str(&format!(": {e}"));
         }
         eprintln!("{line}");
+        if done.state != ExecutionState::Succeeded {
+            print_failures(store.as_ref(), done.id).await;
+        }
     }
     match done.state {
         ExecutionState::Succeeded => Ok(()),
         _ => Err(Failure::quiet()),
+    }
+}
+
+/// One line per failed task: what its last attempt ended with (exit code,
+/// timeout, spawn error), so `run` says why without a second command.
+async fn print_failures(store: &dyn StateStore, id: Uuid) {
+    let Ok(detail) = store.get_execution_detail(id).await else {
+        return;
+    };
+    for t in &detail.task_runs {
+        let r = &t.task_run;
+        if r.state != flowstate_store::types::TaskState::Failed {
+            continue;
+        }
+        let why = match t.attempts.iter().max_by_key(|a| a.number) {
+            Some(a) => match (&a.error, a.exit_code) {
+                (Some(err), _) => format!("attempt {}: {err}", a.number),
+                (None, Some(code)) => format!("attempt {} exited with code {code}", a.number),
+                (None, None) => format!("attempt {} {}", a.number, a.state),
+            },
+            None => "no attempt ran".to_owned(),
+        };
+        let reason = r.reason.as_deref().unwrap_or("FAILED");
+        eprintln!("  task {} {reason}: {why}", r.task_key);
     }
 }
 

@@ -1,15 +1,25 @@
 //! `flowstate serve` and `flowstate cleanup`.
 
-use crate::{args, CmdResult, Globals};
+use crate::{args, CmdResult, Failure, Globals};
 use chrono::Utc;
 use flowstate_engine::Engine;
+use flowstate_store::confirm;
 use flowstate_store::types::PurgeCounts;
 use serde_json::json;
 use std::io::IsTerminal;
 use std::time::Duration;
 
+/// Arguments of `flowstate serve`.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// How the log on stderr is written: text (plain unless stderr is a
+    /// terminal) or json (one object per line).
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: crate::logging::LogFormat,
+}
+
 pub async fn serve(g: &Globals) -> CmdResult {
-    let config = g.config()?;
+    let config = g.config.clone();
     if let Some(addr) = config.engine.metrics_addr {
         flowstate_engine::metrics::serve_prometheus(addr)?;
         tracing::info!(%addr, "serving metrics at /metrics");
@@ -41,25 +51,48 @@ async fn shutdown_signal() {
 #[derive(clap::Args)]
 pub struct CleanupArgs {
     /// Delete executions finished longer ago than this (default: storage.retentionDays).
-    #[arg(long, value_name = "DURATION", value_parser = args::duration)]
+    #[arg(long, value_name = "DURATION", value_parser = args::duration, allow_hyphen_values = true)]
     older_than: Option<Duration>,
     /// Count what would be deleted without deleting.
     #[arg(long)]
     dry_run: bool,
+    /// Do not ask; needed when there is no terminal to ask on.
+    #[arg(long)]
+    yes: bool,
     /// Executions deleted per transaction (1 to 20000).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=20_000))]
     batch_size: u64,
 }
 
 pub async fn cleanup(g: &Globals, a: CleanupArgs) -> CmdResult {
-    let config = g.config()?;
     let age = match a.older_than {
-        Some(d) => chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX),
-        None => chrono::Duration::days(i64::from(config.storage.retention_days)),
+        // parse_duration caps durations at ten years, so this cannot overflow.
+        Some(d) => chrono::Duration::from_std(d)
+            .map_err(|_| Failure::input("--older-than is too long; use at most 3650d"))?,
+        None => chrono::Duration::days(i64::from(g.config.storage.retention_days)),
     };
+    if !a.dry_run {
+        confirm::preflight("cleanup", a.yes)?;
+    }
     let cutoff = Utc::now() - age;
-    let store = flowstate_store::open(&config.storage).await?;
+    let store = g.existing_store().await?;
     let planned = store.purge(cutoff, a.batch_size, true).await?;
+    if !a.dry_run && planned.counts.executions > 0 {
+        let c = &planned.counts;
+        confirm::ask(
+            &format!(
+                "cleanup deletes {} executions finished before {} ({} task runs, {} attempts, {} outputs, {} log lines) from {}",
+                c.executions,
+                crate::output::local(Some(cutoff)),
+                c.task_runs,
+                c.attempts,
+                c.outputs,
+                c.logs,
+                g.config.storage.display_target()
+            ),
+            a.yes,
+        )?;
+    }
     let counts = if a.dry_run || planned.counts.executions == 0 {
         planned.counts
     } else {

@@ -4,7 +4,9 @@ use crate::output;
 use crate::run::input_object;
 use crate::{args, CmdResult, Failure, Globals};
 use flowstate_engine::Workflow;
-use flowstate_store::query::{WorkflowQuery, WorkflowSort};
+use flowstate_store::confirm;
+use flowstate_store::query::{ExecutionQuery, WorkflowQuery, WorkflowSort};
+use flowstate_store::text::shown;
 use flowstate_store::StateStore;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -20,8 +22,8 @@ pub enum WorkflowCommand {
         /// Rows per page (1 to 1000).
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1000))]
         limit: u64,
-        /// Rows to skip.
-        #[arg(long, default_value_t = 0)]
+        /// Rows to skip (0 to 10000).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
         offset: u64,
     },
     /// Show a workflow and its tasks.
@@ -39,9 +41,12 @@ pub enum WorkflowCommand {
     Delete {
         /// The workflow name.
         name: String,
-        /// Also delete its executions and everything under them.
+        /// Also delete its executions and everything under them (asks first).
         #[arg(long)]
         hard: bool,
+        /// Do not ask; needed with --hard when there is no terminal to ask on.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -74,13 +79,34 @@ fn task_ids(w: &flowstate_store::types::Workflow) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Reads and validates a workflow file. A file that is not there is "not
+/// found" (exit 1); one that is there but invalid is bad input (exit 2).
+pub fn read_workflow(path: &Path) -> CmdResult<Workflow> {
+    if !path.exists() {
+        return Err(Failure::runtime(format!(
+            "workflow file '{}' not found",
+            shown(&path.display().to_string())
+        )));
+    }
+    Ok(Workflow::from_file(path)?)
+}
+
 pub async fn command(g: &Globals, c: WorkflowCommand) -> CmdResult {
-    // A bad file is refused before the database is touched.
+    // A bad file or flag is refused before the database is touched.
     let parsed = match &c {
-        WorkflowCommand::Register { file } => Some(Workflow::from_file(file)?),
+        WorkflowCommand::Register { file } => Some(read_workflow(file)?),
+        WorkflowCommand::Delete {
+            hard: true, yes, ..
+        } => {
+            confirm::preflight("workflow delete --hard", *yes)?;
+            None
+        }
         _ => None,
     };
-    let store = g.store().await?;
+    let store = match &c {
+        WorkflowCommand::Register { .. } => g.store().await?,
+        _ => g.existing_store().await?,
+    };
     match c {
         WorkflowCommand::List { all, limit, offset } => {
             let page = store
@@ -183,8 +209,11 @@ pub async fn command(g: &Globals, c: WorkflowCommand) -> CmdResult {
             }
             Ok(())
         }
-        WorkflowCommand::Delete { name, hard } => {
+        WorkflowCommand::Delete { name, hard, yes } => {
             let w = store.get_workflow_by_name(&name).await?;
+            if hard {
+                confirm_hard_delete(g, store.as_ref(), &w, yes).await?;
+            }
             store.delete_workflow(w.id, hard).await?;
             if g.json {
                 println!("{}", json!({"name": name, "deleted": true, "hard": hard}));
@@ -200,11 +229,38 @@ pub async fn command(g: &Globals, c: WorkflowCommand) -> CmdResult {
     }
 }
 
+/// Shows what `workflow delete --hard` removes and asks (unless `--yes`).
+async fn confirm_hard_delete(
+    g: &Globals,
+    store: &dyn StateStore,
+    w: &flowstate_store::types::Workflow,
+    yes: bool,
+) -> CmdResult {
+    let page = store
+        .list_executions(ExecutionQuery {
+            workflow_id: Some(w.id),
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await?;
+    let plus = if page.total_exact { "" } else { "+" };
+    confirm::ask(
+        &format!(
+            "workflow delete --hard removes workflow '{}' and its {}{plus} executions (with their task runs, attempts, outputs and logs) from {}",
+            shown(&w.name),
+            page.total,
+            g.config.storage.display_target()
+        ),
+        yes,
+    )?;
+    Ok(())
+}
+
 pub async fn submit(g: &Globals, a: SubmitArgs) -> CmdResult {
     let path = Path::new(&a.workflow);
     let from_file = path.is_file() || a.workflow.ends_with(".yaml") || a.workflow.ends_with(".yml");
     let file_workflow = if from_file {
-        Some(Workflow::from_file(path)?)
+        Some(read_workflow(path)?)
     } else {
         None
     };
@@ -218,14 +274,14 @@ pub async fn submit(g: &Globals, a: SubmitArgs) -> CmdResult {
                 .map_err(|e| match e {
                     flowstate_store::StoreError::NotFound { .. } => Failure::runtime(format!(
                         "no workflow named '{}' and no such file; register it or give the file",
-                        a.workflow
+                        shown(&a.workflow)
                     )),
                     other => other.into(),
                 })?;
             if stored.deleted_at.is_some() {
-                return Err(Failure::input(format!(
+                return Err(Failure::runtime(format!(
                     "workflow '{}' is deleted; register it again to run it",
-                    a.workflow
+                    shown(&a.workflow)
                 )));
             }
             Workflow::from_definition(&stored.definition)?
@@ -237,6 +293,5 @@ pub async fn submit(g: &Globals, a: SubmitArgs) -> CmdResult {
     } else {
         println!("{}", exec.id);
     }
-    let _: &dyn StateStore = store.as_ref();
     Ok(())
 }

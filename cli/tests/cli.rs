@@ -218,6 +218,10 @@ fn a_failed_run_exits_1_and_records_why() {
     );
     let out = env.run(&["run", &wf]);
     assert_eq!(out.status.code(), Some(1));
+    // run says why: the failed task, its attempt and the exit code.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("task boom"), "{stderr}");
+    assert!(stderr.contains("exit status 4"), "{stderr}");
     let list = env.json(&["execution", "list", "--state", "failed"]);
     assert_eq!(list["total"], 1);
     let e = &list["items"][0];
@@ -258,6 +262,22 @@ fn workflows_are_registered_listed_shown_and_deleted() {
     let sub = env.json(&["submit", "report", "--input", "day=friday"]);
     check_execution(&sub);
     assert_eq!(sub["state"], "PENDING");
+    // inspect shows the inputs, as text and as JSON.
+    let id = sub["id"].as_str().unwrap();
+    assert_eq!(
+        env.json(&["execution", "inspect", id])["inputs"]["day"],
+        "friday"
+    );
+    let text = env.ok(&["execution", "inspect", id]);
+    assert!(text.contains("day=friday"), "{text}");
+    // Dates are times too (midnight UTC), and tables say their zone.
+    let since = env.json(&["execution", "list", "--since", "2000-01-01"]);
+    assert_eq!(since["total"], 1);
+    let until = env.json(&["execution", "list", "--until", "2000-01-01 00:00:00"]);
+    assert_eq!(until["total"], 0);
+    let table = env.ok(&["execution", "list"]);
+    let offset = chrono::Local::now().format("%:z").to_string();
+    assert!(table.contains(&offset), "{table}");
     let plain = env.ok(&["submit", report.to_str().unwrap()]);
     assert!(uuid::Uuid::parse_str(plain.trim()).is_ok(), "{plain}");
 
@@ -270,8 +290,8 @@ fn workflows_are_registered_listed_shown_and_deleted() {
         "soft delete keeps executions"
     );
     let out = env.run(&["submit", "report"]);
-    assert_eq!(out.status.code(), Some(2), "a deleted workflow is not run");
-    env.ok(&["workflow", "delete", "report", "--hard"]);
+    assert_eq!(out.status.code(), Some(1), "a deleted workflow is not run");
+    env.ok(&["workflow", "delete", "report", "--hard", "--yes"]);
     assert_eq!(env.json(&["execution", "list"])["total"], 0);
     let out = env.run(&["workflow", "show", "report"]);
     assert_eq!(out.status.code(), Some(1));
@@ -492,12 +512,19 @@ fn cleanup_counts_and_deletes_old_executions() {
     assert_eq!(dry["outputs"], 0);
     assert!(dry["logs"].as_u64().unwrap() >= 8);
     assert_eq!(env.json(&["execution", "list"])["total"], 3);
-    let none = env.json(&["cleanup"]);
+    let none = env.json(&["cleanup", "--yes"]);
     assert_eq!(
         none["executions"], 0,
         "the default age is retentionDays (30)"
     );
-    let done = env.json(&["cleanup", "--older-than", "0s", "--batch-size", "1"]);
+    let done = env.json(&[
+        "cleanup",
+        "--older-than",
+        "0s",
+        "--batch-size",
+        "1",
+        "--yes",
+    ]);
     assert_eq!(done["dryRun"], false);
     assert_eq!(done["executions"], 2);
     assert_eq!(done["logs"], dry["logs"]);
@@ -509,13 +536,19 @@ fn cleanup_counts_and_deletes_old_executions() {
 #[test]
 fn migrate_commands_share_the_ops_code() {
     let env = Env::new();
+    // status reads only: on a folder without a database it creates none.
+    let out = env.run(&["migrate", "status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no flowstate database at"));
+    assert!(!env.dir.path().join("fs.db").exists());
+    let up = env.ok(&["migrate", "up", "-n", "1"]);
+    assert!(up.contains("applied 1 migration(s)"), "{up}");
     let s = env.json(&["migrate", "status"]);
-    assert_eq!(s["applied"], serde_json::json!([]));
     assert_eq!(
         s["pending"],
         serde_json::json!([
-            "m20261125_000001_initial_schema",
-            "m20261129_000001_list_and_claim_indexes"
+            "m20261129_000001_list_and_claim_indexes",
+            "m20261129_120000_exact_names"
         ])
     );
     let up = env.ok(&["migrate", "up"]);
@@ -526,14 +559,15 @@ fn migrate_commands_share_the_ops_code() {
         "m20261125_000001_initial_schema"
     );
     assert!(is_time(&s["applied"][0]["appliedAt"]));
-    env.ok(&["migrate", "down"]);
-    env.ok(&["migrate", "fresh"]);
-    env.ok(&["migrate", "reset"]);
+    env.ok(&["migrate", "down", "--yes"]);
+    env.ok(&["migrate", "fresh", "--yes"]);
+    env.ok(&["migrate", "reset", "--yes"]);
 }
 
 #[test]
 fn every_error_class_has_its_exit_code_and_message() {
     let env = Env::new();
+    env.ok(&["migrate", "up"]);
     let cases: Vec<(Vec<&str>, i32, &str)> = vec![
         (vec!["execution", "list", "--bogus"], 2, "--bogus"),
         (
@@ -654,6 +688,123 @@ fn every_error_class_has_its_exit_code_and_message() {
         stderr.contains("127.0.0.1:1") && !stderr.contains("sekret"),
         "{stderr}"
     );
+}
+
+/// Destructive commands ask on a terminal: `script` gives the command a
+/// pseudo-terminal and types the answer.
+#[test]
+fn destructive_commands_ask_on_a_terminal() {
+    let env = Env::new();
+    let hello = examples().join("hello.yaml");
+    env.ok(&["run", hello.to_str().unwrap()]);
+    let on_terminal = |answer: &str, args: &str| {
+        let command = format!(
+            "{} --config {} {args}",
+            env!("CARGO_BIN_EXE_flowstate"),
+            env.config.display()
+        );
+        let mut child = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .current_dir(env.dir.path())
+            .env_remove("FLOWSTATE_DATABASE_URL")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("script(1) from util-linux");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = on_terminal("n\n", "cleanup --older-than 0s");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("cleanup deletes 1 executions"), "{text}");
+    assert!(
+        text.contains("not confirmed; nothing was changed"),
+        "{text}"
+    );
+    assert_eq!(env.json(&["execution", "list"])["total"], 1);
+    let out = on_terminal("n\n", "migrate reset");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("m20261125_000001_initial_schema"), "{text}");
+    assert_eq!(
+        env.json(&["migrate", "status"])["pending"],
+        serde_json::json!([])
+    );
+    let out = on_terminal("y\n", "workflow delete hello --hard");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("its 1 executions"), "{text}");
+    assert_eq!(env.json(&["execution", "list"])["total"], 0);
+}
+
+/// `flowstate execution inspect ID | head -1` panicked on the closed pipe.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    use std::os::fd::FromRawFd;
+    let env = Env::new();
+    let id = env.ok(&["submit", examples().join("hello.yaml").to_str().unwrap()]);
+    for args in [
+        vec!["execution", "inspect", id.trim()],
+        vec!["execution", "list"],
+        vec!["--json", "workflow", "list"],
+        vec!["migrate", "status"],
+    ] {
+        let mut fds = [0; 2];
+        // SAFETY: pipe() fills both descriptors, which we then own.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        unsafe { libc::close(fds[0]) };
+        let writer = unsafe { std::fs::File::from_raw_fd(fds[1]) };
+        let out = env
+            .cmd(&args)
+            .stdout(Stdio::from(writer))
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        use std::os::unix::process::ExitStatusExt;
+        assert!(
+            out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+            "{args:?}: {:?} {stderr}",
+            out.status
+        );
+    }
+}
+
+/// `serve` wrote colour codes into a redirected log; JSON is there for collectors.
+#[test]
+fn serve_logs_plain_text_or_json_when_not_on_a_terminal() {
+    let env = Env::new();
+    env.ok(&["migrate", "up"]);
+    for (format, check) in [
+        (
+            "text",
+            (|l: &str| !l.contains('\u{1b}')) as fn(&str) -> bool,
+        ),
+        ("json", |l: &str| serde_json::from_str::<Value>(l).is_ok()),
+    ] {
+        let child = env
+            .cmd(&["serve", "--log-format", format])
+            .env_remove("NO_COLOR")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(800));
+        let out = stop(child);
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(!log.trim().is_empty(), "{format}: empty log");
+        for line in log.lines().filter(|l| !l.is_empty()) {
+            assert!(check(line), "{format}: {line:?}");
+        }
+    }
 }
 
 #[test]
