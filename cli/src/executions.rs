@@ -5,7 +5,7 @@ use crate::output;
 use crate::{CmdResult, Failure, Globals};
 use flowstate_engine::Engine;
 use flowstate_store::query::{ExecutionQuery, SortOrder, WorkflowQuery};
-use flowstate_store::text::shown;
+use flowstate_store::text::{escape_controls, shown};
 use flowstate_store::types::ExecutionState;
 use flowstate_store::StateStore;
 use serde_json::json;
@@ -228,6 +228,36 @@ async fn inspect(g: &Globals, store: &dyn StateStore, id: Uuid) -> CmdResult {
         println!("{}", output::detail(&d));
         return Ok(());
     }
+    print_header(&d);
+    println!();
+    output::table(
+        &["TASK", "STATE", "EXIT", "STARTED", "DURATION", "DETAIL"],
+        &task_rows(&d),
+    );
+    if !d.outputs.is_empty() {
+        println!();
+        let doc = output::detail(&d);
+        let rows: Vec<Vec<String>> = doc["outputs"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .flat_map(|(task, kv)| {
+                kv.as_object().into_iter().flatten().map(move |(k, v)| {
+                    vec![
+                        task.clone(),
+                        k.clone(),
+                        v.as_str().map_or(v.to_string(), str::to_owned),
+                    ]
+                })
+            })
+            .collect();
+        output::table(&["TASK", "OUTPUT", "VALUE"], &rows);
+    }
+    Ok(())
+}
+
+/// The execution's own lines of `inspect`: state, times, owner, inputs.
+fn print_header(d: &flowstate_store::types::ExecutionDetail) {
     let e = &d.execution;
     let colour = output::colour();
     println!("execution  {}", e.id);
@@ -240,13 +270,13 @@ async fn inspect(g: &Globals, store: &dyn StateStore, id: Uuid) -> CmdResult {
         println!("reason     {r}");
     }
     if let Some(err) = &e.error {
-        println!("error      {err}");
+        println!("error      {}", escape_controls(err));
     }
     println!("created    {}", output::local(Some(e.created_at)));
     println!("started    {}", output::local(e.started_at));
     println!("finished   {}", output::local(e.finished_at));
     if let Some(owner) = &e.owner {
-        println!("owner      {owner}");
+        println!("owner      {}", escape_controls(owner));
     }
     match e.input.as_object().filter(|o| !o.is_empty()) {
         None => println!("inputs     -"),
@@ -258,7 +288,10 @@ async fn inspect(g: &Globals, store: &dyn StateStore, id: Uuid) -> CmdResult {
             }
         }
     }
-    println!();
+}
+
+/// One row per task run, each followed by a row per attempt.
+fn task_rows(d: &flowstate_store::types::ExecutionDetail) -> Vec<Vec<String>> {
     let mut rows = Vec::new();
     for t in &d.task_runs {
         let r = &t.task_run;
@@ -286,28 +319,5 @@ async fn inspect(g: &Globals, store: &dyn StateStore, id: Uuid) -> CmdResult {
             ]);
         }
     }
-    output::table(
-        &["TASK", "STATE", "EXIT", "STARTED", "DURATION", "DETAIL"],
-        &rows,
-    );
-    if !d.outputs.is_empty() {
-        println!();
-        let doc = output::detail(&d);
-        let rows: Vec<Vec<String>> = doc["outputs"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .flat_map(|(task, kv)| {
-                kv.as_object().into_iter().flatten().map(move |(k, v)| {
-                    vec![
-                        task.clone(),
-                        k.clone(),
-                        v.as_str().map_or(v.to_string(), str::to_owned),
-                    ]
-                })
-            })
-            .collect();
-        output::table(&["TASK", "OUTPUT", "VALUE"], &rows);
-    }
-    Ok(())
+    rows
 }

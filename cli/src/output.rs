@@ -2,6 +2,7 @@
 //! aligned human tables (local time, colour only on a terminal).
 
 use chrono::{DateTime, Local, SecondsFormat, Utc};
+use flowstate_store::text::escape_controls;
 use flowstate_store::types::*;
 use serde_json::{json, Map, Value};
 use std::io::IsTerminal;
@@ -136,9 +137,14 @@ pub fn state(name: &str, width: usize, colour: bool) -> String {
 }
 
 /// Prints rows under headers with every column aligned. A column named
-/// `STATE` is coloured on a terminal.
+/// `STATE` is coloured on a terminal. Control characters in cells (task
+/// output, error text) are escaped: a table never moves the cursor.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     let colour = colour();
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| escape_controls(c)).collect())
+        .collect();
     let widths: Vec<usize> = (0..headers.len())
         .map(|i| {
             rows.iter()
@@ -166,6 +172,6 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     };
     line(headers.iter().map(|h| h.to_string()).collect());
     for r in rows {
-        line(r.clone());
+        line(r);
     }
 }

@@ -47,6 +47,39 @@ async fn shutdown_signal() {
     }
 }
 
+/// Deletes batch after batch until a batch comes back short, drawing a
+/// progress bar of `total` on stderr when `bar` is set.
+async fn purge_all(
+    store: &dyn flowstate_store::StateStore,
+    cutoff: chrono::DateTime<Utc>,
+    batch_size: u64,
+    total: u64,
+    bar: bool,
+) -> CmdResult<PurgeCounts> {
+    let mut done = PurgeCounts::default();
+    loop {
+        let batch = store.purge_batch(cutoff, batch_size).await?;
+        done += batch.counts;
+        if bar {
+            let filled = ((done.executions.min(total) * 30) / total.max(1)) as usize;
+            eprint!(
+                "\r[{}{}] {}/{} executions",
+                "#".repeat(filled),
+                " ".repeat(30 - filled),
+                done.executions,
+                total
+            );
+        }
+        if batch.counts.executions < batch_size {
+            break;
+        }
+    }
+    if bar {
+        eprintln!();
+    }
+    Ok(done)
+}
+
 /// Arguments of `flowstate cleanup`.
 #[derive(clap::Args)]
 pub struct CleanupArgs {
@@ -97,29 +130,14 @@ pub async fn cleanup(g: &Globals, a: CleanupArgs) -> CmdResult {
         planned.counts
     } else {
         let bar = !g.json && std::io::stderr().is_terminal();
-        let total = planned.counts.executions;
-        let mut done = PurgeCounts::default();
-        loop {
-            let batch = store.purge_batch(cutoff, a.batch_size).await?;
-            done += batch.counts;
-            if bar {
-                let filled = ((done.executions.min(total) * 30) / total.max(1)) as usize;
-                eprint!(
-                    "\r[{}{}] {}/{} executions",
-                    "#".repeat(filled),
-                    " ".repeat(30 - filled),
-                    done.executions,
-                    total
-                );
-            }
-            if batch.counts.executions < a.batch_size {
-                break;
-            }
-        }
-        if bar {
-            eprintln!();
-        }
-        done
+        purge_all(
+            store.as_ref(),
+            cutoff,
+            a.batch_size,
+            planned.counts.executions,
+            bar,
+        )
+        .await?
     };
     if g.json {
         println!(

@@ -6,7 +6,7 @@ use crate::{args, CmdResult, Failure, Globals};
 use flowstate_engine::Workflow;
 use flowstate_store::confirm;
 use flowstate_store::query::{ExecutionQuery, WorkflowQuery, WorkflowSort};
-use flowstate_store::text::shown;
+use flowstate_store::text::{escape_controls, shown};
 use flowstate_store::StateStore;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -107,126 +107,149 @@ pub async fn command(g: &Globals, c: WorkflowCommand) -> CmdResult {
         WorkflowCommand::Register { .. } => g.store().await?,
         _ => g.existing_store().await?,
     };
-    match c {
-        WorkflowCommand::List { all, limit, offset } => {
-            let page = store
-                .list_workflows(WorkflowQuery {
-                    include_deleted: all,
-                    limit: Some(limit),
-                    offset: Some(offset),
-                    sort: WorkflowSort::Name,
-                    ..Default::default()
-                })
-                .await?;
-            if g.json {
-                let items: Vec<_> = page.items.iter().map(workflow_json).collect();
-                println!(
-                    "{}",
-                    json!({"items": items, "total": page.total, "limit": page.limit, "offset": page.offset})
-                );
-                return Ok(());
-            }
-            let rows: Vec<Vec<String>> = page
-                .items
-                .iter()
-                .map(|w| {
-                    vec![
-                        w.name.clone(),
-                        w.version.to_string(),
-                        task_ids(w).len().to_string(),
-                        output::local(Some(w.updated_at)),
-                        if w.deleted_at.is_some() {
-                            "deleted".into()
-                        } else {
-                            w.description.clone().unwrap_or_default()
-                        },
-                    ]
-                })
-                .collect();
-            output::table(
-                &["NAME", "VERSION", "TASKS", "UPDATED", "DESCRIPTION"],
-                &rows,
-            );
-            Ok(())
+    let store = store.as_ref();
+    match (c, parsed) {
+        (WorkflowCommand::List { all, limit, offset }, _) => {
+            list(g, store, all, limit, offset).await
         }
-        WorkflowCommand::Show { name } => {
-            let w = store.get_workflow_by_name(&name).await?;
-            if g.json {
-                println!("{}", workflow_json(&w));
-                return Ok(());
-            }
-            println!("workflow   {} (version {})", w.name, w.version);
-            if let Some(d) = &w.description {
-                println!("about      {d}");
-            }
-            println!("updated    {}", output::local(Some(w.updated_at)));
-            if w.deleted_at.is_some() {
-                println!("deleted    {}", output::local(w.deleted_at));
-            }
-            println!();
-            let def = Workflow::from_definition(&w.definition)?;
-            let rows: Vec<Vec<String>> = def
-                .tasks
-                .iter()
-                .map(|t| {
-                    vec![
-                        t.id.clone(),
-                        t.needs.join(","),
-                        t.retries.to_string(),
-                        t.timeout_ms.map_or("-".into(), |ms| {
-                            flowstate_engine::duration::format_duration(
-                                std::time::Duration::from_millis(ms),
-                            )
-                        }),
-                        t.run.clone(),
-                    ]
-                })
-                .collect();
-            output::table(&["TASK", "NEEDS", "RETRIES", "TIMEOUT", "RUN"], &rows);
-            Ok(())
-        }
-        WorkflowCommand::Register { .. } => {
-            let wf = parsed.expect("parsed above");
-            let saved = store
-                .save_workflow(flowstate_store::types::NewWorkflow {
-                    name: wf.name.clone(),
-                    definition: wf.to_definition(),
-                    description: wf.description.clone(),
-                })
-                .await?;
-            if g.json {
-                println!("{}", workflow_json(&saved.workflow));
-            } else {
-                let what = if saved.changed {
-                    "registered"
-                } else {
-                    "unchanged"
-                };
-                println!(
-                    "{what}: {} version {}",
-                    saved.workflow.name, saved.workflow.version
-                );
-            }
-            Ok(())
-        }
-        WorkflowCommand::Delete { name, hard, yes } => {
-            let w = store.get_workflow_by_name(&name).await?;
-            if hard {
-                confirm_hard_delete(g, store.as_ref(), &w, yes).await?;
-            }
-            store.delete_workflow(w.id, hard).await?;
-            if g.json {
-                println!("{}", json!({"name": name, "deleted": true, "hard": hard}));
-            } else if hard {
-                println!("deleted {name} and all its executions");
-            } else {
-                println!(
-                    "deleted {name} (its executions are kept; `workflow register` restores it)"
-                );
-            }
-            Ok(())
+        (WorkflowCommand::Show { name }, _) => show(g, store, &name).await,
+        (WorkflowCommand::Register { .. }, Some(wf)) => register(g, store, &wf).await,
+        (WorkflowCommand::Register { .. }, None) => unreachable!("parsed above"),
+        (WorkflowCommand::Delete { name, hard, yes }, _) => {
+            delete(g, store, &name, hard, yes).await
         }
     }
+}
+
+async fn list(
+    g: &Globals,
+    store: &dyn StateStore,
+    all: bool,
+    limit: u64,
+    offset: u64,
+) -> CmdResult {
+    let page = store
+        .list_workflows(WorkflowQuery {
+            include_deleted: all,
+            limit: Some(limit),
+            offset: Some(offset),
+            sort: WorkflowSort::Name,
+            ..Default::default()
+        })
+        .await?;
+    if g.json {
+        let items: Vec<_> = page.items.iter().map(workflow_json).collect();
+        println!(
+            "{}",
+            json!({"items": items, "total": page.total, "limit": page.limit, "offset": page.offset})
+        );
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = page
+        .items
+        .iter()
+        .map(|w| {
+            vec![
+                w.name.clone(),
+                w.version.to_string(),
+                task_ids(w).len().to_string(),
+                output::local(Some(w.updated_at)),
+                if w.deleted_at.is_some() {
+                    "deleted".into()
+                } else {
+                    w.description.clone().unwrap_or_default()
+                },
+            ]
+        })
+        .collect();
+    output::table(
+        &["NAME", "VERSION", "TASKS", "UPDATED", "DESCRIPTION"],
+        &rows,
+    );
+    Ok(())
+}
+
+async fn show(g: &Globals, store: &dyn StateStore, name: &str) -> CmdResult {
+    let w = store.get_workflow_by_name(name).await?;
+    if g.json {
+        println!("{}", workflow_json(&w));
+        return Ok(());
+    }
+    println!("workflow   {} (version {})", w.name, w.version);
+    if let Some(d) = &w.description {
+        println!("about      {}", escape_controls(d));
+    }
+    println!("updated    {}", output::local(Some(w.updated_at)));
+    if w.deleted_at.is_some() {
+        println!("deleted    {}", output::local(w.deleted_at));
+    }
+    println!();
+    let def = Workflow::from_definition(&w.definition)?;
+    let rows: Vec<Vec<String>> = def
+        .tasks
+        .iter()
+        .map(|t| {
+            vec![
+                t.id.clone(),
+                t.needs.join(","),
+                t.retries.to_string(),
+                t.timeout_ms.map_or("-".into(), |ms| {
+                    flowstate_engine::duration::format_duration(std::time::Duration::from_millis(
+                        ms,
+                    ))
+                }),
+                escape_controls(&t.run),
+            ]
+        })
+        .collect();
+    output::table(&["TASK", "NEEDS", "RETRIES", "TIMEOUT", "RUN"], &rows);
+    Ok(())
+}
+
+async fn register(g: &Globals, store: &dyn StateStore, wf: &Workflow) -> CmdResult {
+    let saved = store
+        .save_workflow(flowstate_store::types::NewWorkflow {
+            name: wf.name.clone(),
+            definition: wf.to_definition(),
+            description: wf.description.clone(),
+        })
+        .await?;
+    if g.json {
+        println!("{}", workflow_json(&saved.workflow));
+    } else {
+        let what = if saved.changed {
+            "registered"
+        } else {
+            "unchanged"
+        };
+        println!(
+            "{what}: {} version {}",
+            saved.workflow.name, saved.workflow.version
+        );
+    }
+    Ok(())
+}
+
+async fn delete(
+    g: &Globals,
+    store: &dyn StateStore,
+    name: &str,
+    hard: bool,
+    yes: bool,
+) -> CmdResult {
+    let w = store.get_workflow_by_name(name).await?;
+    if hard {
+        confirm_hard_delete(g, store, &w, yes).await?;
+    }
+    store.delete_workflow(w.id, hard).await?;
+    if g.json {
+        println!("{}", json!({"name": name, "deleted": true, "hard": hard}));
+    } else if hard {
+        println!("deleted {name} and all its executions");
+    } else {
+        println!("deleted {name} (its executions are kept; `workflow register` restores it)");
+    }
+    Ok(())
 }
 
 /// Shows what `workflow delete --hard` removes and asks (unless `--yes`).

@@ -185,203 +185,239 @@ fn listed<'a>(names: impl Iterator<Item = &'a str>) -> String {
     out
 }
 
+/// A validation problem's message; the caller names the file and the task.
+type Checked<T> = std::result::Result<T, String>;
+
 fn validate(raw: RawWorkflow, file: &Path) -> Result<Workflow> {
     let err = |task: Option<&str>, message: String| EngineError::Workflow {
         file: file.to_owned(),
         task: task.map(shown),
         message,
     };
-    if !valid_name(&raw.name) {
-        return Err(err(
-            None,
-            format!(
-                "workflow name '{}' is invalid; use 1 to 255 letters, digits, '-', '_' or '.'",
-                shown(&raw.name)
-            ),
-        ));
-    }
-    if let Some(description) = &raw.description {
-        let chars = description.chars().count();
-        if chars > MAX_DESCRIPTION_CHARS {
-            return Err(err(
-                None,
-                format!("description is {chars} characters; the most is {MAX_DESCRIPTION_CHARS}"),
-            ));
-        }
-        if let Some(c) = description
-            .chars()
-            .find(|c| c.is_control() && !matches!(c, '\n' | '\t'))
-        {
-            return Err(err(
-                None,
-                format!(
-                    "description contains the control character '{}'; only line breaks and tabs are allowed",
-                    c.escape_default()
-                ),
-            ));
-        }
-    }
-    if raw.tasks.is_empty() {
-        return Err(err(
-            None,
-            "the workflow has no tasks; add at least one under 'tasks:'".into(),
-        ));
-    }
-    let mut seen: HashSet<&str> = HashSet::with_capacity(raw.tasks.len());
-    for t in &raw.tasks {
-        if !valid_name(&t.id) {
-            return Err(err(
-                Some(&t.id),
-                "task id is invalid; use 1 to 255 letters, digits, '-', '_' or '.'".into(),
-            ));
-        }
-        if !seen.insert(t.id.as_str()) {
-            return Err(err(
-                Some(&t.id),
-                "duplicate task id; task ids must be unique".into(),
-            ));
-        }
-    }
-    let mut tasks = Vec::with_capacity(raw.tasks.len());
-    for t in &raw.tasks {
-        let id = t.id.as_str();
-        if t.run.trim().is_empty() {
-            return Err(err(
-                Some(id),
-                "'run' is empty; give the shell command to run".into(),
-            ));
-        }
-        if t.run.len() > MAX_RUN_BYTES {
-            return Err(err(
-                Some(id),
-                format!(
-                    "'run' is {} bytes; the most is {MAX_RUN_BYTES} (a longer command cannot be passed to sh -c); put it in a script file",
-                    t.run.len()
-                ),
-            ));
-        }
-        if t.run.contains('\0') {
-            return Err(err(
-                Some(id),
-                "'run' contains a NUL byte, which a command cannot hold".into(),
-            ));
-        }
-        let retries = t.retries.unwrap_or(0);
-        if retries > MAX_RETRIES {
-            return Err(err(
-                Some(id),
-                format!("retries is {retries}; use at most {MAX_RETRIES}"),
-            ));
-        }
-        let duration = |field: &str, text: &Option<String>| -> Result<Option<Duration>> {
-            text.as_deref()
-                .map(|s| parse_duration(s).map_err(|m| err(Some(id), format!("{field}: {m}"))))
-                .transpose()
-        };
-        let retry_delay = duration("retryDelay", &t.retry_delay)?.unwrap_or(DEFAULT_RETRY_DELAY);
-        let timeout = duration("timeout", &t.timeout)?;
-        if timeout == Some(Duration::ZERO) {
-            return Err(err(Some(id), "timeout: 0s would kill every attempt at once; remove it or give a positive duration".into()));
-        }
-        let mut needed: HashSet<&str> = HashSet::with_capacity(t.needs.len());
-        for need in &t.needs {
-            if need == id {
-                return Err(err(Some(id), "a task cannot need itself".into()));
-            }
-            if !seen.contains(need.as_str()) {
-                return Err(err(
-                    Some(id),
-                    format!(
-                        "needs unknown task '{}'; known tasks are {}",
-                        shown(need),
-                        listed(seen.iter().copied())
-                    ),
-                ));
-            }
-            if !needed.insert(need.as_str()) {
-                return Err(err(
-                    Some(id),
-                    format!("needs '{}' twice; list each task once", shown(need)),
-                ));
-            }
-        }
-        let mut env = BTreeMap::new();
-        for (k, v) in &t.env {
-            if !valid_env_name(k) {
-                return Err(err(
-                    Some(id),
-                    format!(
-                        "env name '{}' is invalid; use letters, digits and '_', not starting with a digit, at most 255 characters",
-                        shown(k)
-                    ),
-                ));
-            }
-            let value = match v {
-                serde_yaml_ng::Value::String(s) => s.clone(),
-                serde_yaml_ng::Value::Number(n) => n.to_string(),
-                serde_yaml_ng::Value::Bool(b) => b.to_string(),
-                _ => {
-                    return Err(err(
-                        Some(id),
-                        format!("env '{k}' must be a string, number or boolean"),
-                    ))
-                }
-            };
-            if value.contains('\0') {
-                return Err(err(Some(id), format!("env '{k}' contains a NUL byte")));
-            }
-            // The kernel takes `NAME=value` and its NUL in at most 128 KiB.
-            let most = MAX_ENV_ENTRY_BYTES - k.len() - 2;
-            if value.len() > most {
-                return Err(err(
-                    Some(id),
-                    format!(
-                        "env '{k}' is {} bytes; the most is {most} (the system limits NAME=value to 128 KiB)",
-                        value.len()
-                    ),
-                ));
-            }
-            env.insert(k.clone(), value);
-        }
-        tasks.push(Task {
-            id: t.id.clone(),
-            run: t.run.clone(),
-            retries,
-            retry_delay_ms: retry_delay.as_millis() as u64,
-            timeout_ms: timeout.map(|d| d.as_millis() as u64),
-            needs: t.needs.clone(),
-            env,
-        });
-    }
-    let order = run_order(&tasks).map_err(|cycle| {
-        let first = &tasks[cycle[0]].id;
-        let mut names: Vec<String> = cycle
-            .iter()
-            .take(MAX_LISTED)
-            .map(|&i| shown(&tasks[i].id))
-            .collect();
-        if cycle.len() > MAX_LISTED {
-            names.push(format!("... ({} tasks)", cycle.len()));
-        }
-        names.push(shown(first));
-        err(
-            Some(first),
-            format!(
-                "the tasks {} need each other in a cycle; break it",
-                names.join(" -> ")
-            ),
-        )
-    })?;
-    let mut slots: Vec<Option<Task>> = tasks.into_iter().map(Some).collect();
-    let tasks = order
-        .into_iter()
-        .map(|i| slots[i].take().expect("each task once"))
-        .collect();
+    check_workflow_fields(&raw).map_err(|m| err(None, m))?;
+    let known = unique_ids(&raw.tasks).map_err(|(id, m)| err(Some(id), m))?;
+    let tasks = raw
+        .tasks
+        .iter()
+        .map(|t| validate_task(t, &known).map_err(|m| err(Some(&t.id), m)))
+        .collect::<Result<Vec<Task>>>()?;
+    let tasks = in_run_order(tasks).map_err(|(id, m)| err(Some(&id), m))?;
     Ok(Workflow {
         name: raw.name,
         description: raw.description,
         tasks,
     })
+}
+
+/// The workflow-level fields: the name, the description and that there are tasks.
+fn check_workflow_fields(raw: &RawWorkflow) -> Checked<()> {
+    if !valid_name(&raw.name) {
+        return Err(format!(
+            "workflow name '{}' is invalid; use 1 to 255 letters, digits, '-', '_' or '.'",
+            shown(&raw.name)
+        ));
+    }
+    if let Some(description) = &raw.description {
+        check_description(description)?;
+    }
+    if raw.tasks.is_empty() {
+        return Err("the workflow has no tasks; add at least one under 'tasks:'".into());
+    }
+    Ok(())
+}
+
+/// At most [`MAX_DESCRIPTION_CHARS`], and no control characters but line
+/// breaks and tabs.
+fn check_description(description: &str) -> Checked<()> {
+    let chars = description.chars().count();
+    if chars > MAX_DESCRIPTION_CHARS {
+        return Err(format!(
+            "description is {chars} characters; the most is {MAX_DESCRIPTION_CHARS}"
+        ));
+    }
+    if let Some(c) = description
+        .chars()
+        .find(|c| c.is_control() && !matches!(c, '\n' | '\t'))
+    {
+        return Err(format!(
+            "description contains the control character '{}'; only line breaks and tabs are allowed",
+            c.escape_default()
+        ));
+    }
+    Ok(())
+}
+
+/// The task ids, each valid and used once; on a problem, the task's id and
+/// the message.
+fn unique_ids(tasks: &[RawTask]) -> std::result::Result<HashSet<&str>, (&str, String)> {
+    let mut seen: HashSet<&str> = HashSet::with_capacity(tasks.len());
+    for t in tasks {
+        if !valid_name(&t.id) {
+            return Err((
+                &t.id,
+                "task id is invalid; use 1 to 255 letters, digits, '-', '_' or '.'".into(),
+            ));
+        }
+        if !seen.insert(t.id.as_str()) {
+            return Err((&t.id, "duplicate task id; task ids must be unique".into()));
+        }
+    }
+    Ok(seen)
+}
+
+/// One task, checked field by field; `known` holds every task id.
+fn validate_task(t: &RawTask, known: &HashSet<&str>) -> Checked<Task> {
+    check_run(&t.run)?;
+    let retries = check_retries(t.retries)?;
+    let retry_delay = duration("retryDelay", &t.retry_delay)?.unwrap_or(DEFAULT_RETRY_DELAY);
+    let timeout = duration("timeout", &t.timeout)?;
+    if timeout == Some(Duration::ZERO) {
+        return Err(
+            "timeout: 0s would kill every attempt at once; remove it or give a positive duration"
+                .into(),
+        );
+    }
+    check_needs(&t.id, &t.needs, known)?;
+    let env = check_env(&t.env)?;
+    Ok(Task {
+        id: t.id.clone(),
+        run: t.run.clone(),
+        retries,
+        retry_delay_ms: retry_delay.as_millis() as u64,
+        timeout_ms: timeout.map(|d| d.as_millis() as u64),
+        needs: t.needs.clone(),
+        env,
+    })
+}
+
+/// A command `sh -c` can take: not blank, at most [`MAX_RUN_BYTES`], no NUL.
+fn check_run(run: &str) -> Checked<()> {
+    if run.trim().is_empty() {
+        return Err("'run' is empty; give the shell command to run".into());
+    }
+    if run.len() > MAX_RUN_BYTES {
+        return Err(format!(
+            "'run' is {} bytes; the most is {MAX_RUN_BYTES} (a longer command cannot be passed to sh -c); put it in a script file",
+            run.len()
+        ));
+    }
+    if run.contains('\0') {
+        return Err("'run' contains a NUL byte, which a command cannot hold".into());
+    }
+    Ok(())
+}
+
+/// The retries, 0 if not given, at most [`MAX_RETRIES`].
+fn check_retries(retries: Option<u32>) -> Checked<u32> {
+    let retries = retries.unwrap_or(0);
+    if retries > MAX_RETRIES {
+        return Err(format!("retries is {retries}; use at most {MAX_RETRIES}"));
+    }
+    Ok(retries)
+}
+
+/// The duration in `text`, if given; `field` names it in the message.
+fn duration(field: &str, text: &Option<String>) -> Checked<Option<Duration>> {
+    text.as_deref()
+        .map(|s| parse_duration(s).map_err(|m| format!("{field}: {m}")))
+        .transpose()
+}
+
+/// The needs of task `id`: known tasks, other than itself, each once.
+fn check_needs(id: &str, needs: &[String], known: &HashSet<&str>) -> Checked<()> {
+    let mut needed: HashSet<&str> = HashSet::with_capacity(needs.len());
+    for need in needs {
+        if need == id {
+            return Err("a task cannot need itself".into());
+        }
+        if !known.contains(need.as_str()) {
+            return Err(format!(
+                "needs unknown task '{}'; known tasks are {}",
+                shown(need),
+                listed(known.iter().copied())
+            ));
+        }
+        if !needed.insert(need.as_str()) {
+            return Err(format!(
+                "needs '{}' twice; list each task once",
+                shown(need)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The environment as strings, each name portable and each entry within
+/// what the kernel takes.
+fn check_env(env: &BTreeMap<String, serde_yaml_ng::Value>) -> Checked<BTreeMap<String, String>> {
+    let mut checked = BTreeMap::new();
+    for (k, v) in env {
+        if !valid_env_name(k) {
+            return Err(format!(
+                "env name '{}' is invalid; use letters, digits and '_', not starting with a digit, at most 255 characters",
+                shown(k)
+            ));
+        }
+        let value = env_value(k, v)?;
+        checked.insert(k.clone(), value);
+    }
+    Ok(checked)
+}
+
+/// The value of env `k` as a string: a string, number or boolean without a
+/// NUL, short enough for `NAME=value` to fit [`MAX_ENV_ENTRY_BYTES`].
+fn env_value(k: &str, v: &serde_yaml_ng::Value) -> Checked<String> {
+    let value = match v {
+        serde_yaml_ng::Value::String(s) => s.clone(),
+        serde_yaml_ng::Value::Number(n) => n.to_string(),
+        serde_yaml_ng::Value::Bool(b) => b.to_string(),
+        _ => return Err(format!("env '{k}' must be a string, number or boolean")),
+    };
+    if value.contains('\0') {
+        return Err(format!("env '{k}' contains a NUL byte"));
+    }
+    // The kernel takes `NAME=value` and its NUL in at most 128 KiB.
+    let most = MAX_ENV_ENTRY_BYTES - k.len() - 2;
+    if value.len() > most {
+        return Err(format!(
+            "env '{k}' is {} bytes; the most is {most} (the system limits NAME=value to 128 KiB)",
+            value.len()
+        ));
+    }
+    Ok(value)
+}
+
+/// `tasks` in their run order; on a cycle, the id of the task it names
+/// first and the message.
+fn in_run_order(tasks: Vec<Task>) -> std::result::Result<Vec<Task>, (String, String)> {
+    let order = run_order(&tasks).map_err(|cycle| {
+        let first = tasks[cycle[0]].id.clone();
+        (first, cycle_message(&tasks, &cycle))
+    })?;
+    let mut slots: Vec<Option<Task>> = tasks.into_iter().map(Some).collect();
+    Ok(order
+        .into_iter()
+        .map(|i| slots[i].take().expect("each task once"))
+        .collect())
+}
+
+/// The message for a cycle of indices into `tasks`: at most [`MAX_LISTED`]
+/// ids, then back to the first.
+fn cycle_message(tasks: &[Task], cycle: &[usize]) -> String {
+    let first = &tasks[cycle[0]].id;
+    let mut names: Vec<String> = cycle
+        .iter()
+        .take(MAX_LISTED)
+        .map(|&i| shown(&tasks[i].id))
+        .collect();
+    if cycle.len() > MAX_LISTED {
+        names.push(format!("... ({} tasks)", cycle.len()));
+    }
+    names.push(shown(first));
+    format!(
+        "the tasks {} need each other in a cycle; break it",
+        names.join(" -> ")
+    )
 }
 
 /// The run order as indices into `tasks` (whose needs are known, distinct

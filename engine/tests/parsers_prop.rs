@@ -1,11 +1,12 @@
 //! Property tests of the parsers that read what people write: durations,
-//! workflow files and the `engine:` configuration section. None of them may
-//! panic on any input, and every message they give is short and carries no
-//! raw control character.
+//! workflow files and both configuration sections (`storage:`, read by the
+//! store, and `engine:`). None of them may panic on any input, and every
+//! message they give is short and carries no raw control character.
 
 use flowstate_engine::duration::{format_duration, parse_duration, MAX_DURATION};
 use flowstate_engine::workflow::Workflow;
 use flowstate_engine::EngineConfig;
+use flowstate_store::StorageConfig;
 use proptest::prelude::*;
 use serde_yaml_ng::{Mapping, Value};
 use std::collections::{HashMap, HashSet};
@@ -523,4 +524,77 @@ fn files_over_ten_megabytes_are_refused_from_their_size() {
     let ok = dir.path().join("ok.yaml");
     std::fs::write(&ok, "name: ok\ntasks:\n  - id: a\n    run: 'true'\n").unwrap();
     assert_eq!(Workflow::from_file(&ok).unwrap().name, "ok");
+}
+
+/// Keys of the `storage:` section and of its subsections, with hostile extras.
+const STORAGE_KEYS: &[&str] = &[
+    "type",
+    "sqlite",
+    "postgres",
+    "mysql",
+    "maxConnections",
+    "autoMigrate",
+    "retentionDays",
+];
+
+fn storage_section() -> impl Strategy<Value = Value> {
+    let key = prop_oneof![
+        6 => prop::sample::select(STORAGE_KEYS).prop_map(str::to_owned),
+        1 => name(),
+    ];
+    let sub = prop::collection::vec(
+        (
+            prop_oneof![
+                3 => prop::sample::select(&["path", "busyTimeoutMs", "url"][..]).prop_map(str::to_owned),
+                1 => name(),
+            ],
+            value(),
+        ),
+        0..3,
+    )
+    .prop_map(|kv| Value::Mapping(kv.into_iter().map(|(k, v)| (Value::String(k), v)).collect()));
+    prop::collection::vec((key, prop_oneof![2 => value(), 1 => sub]), 0..5)
+        .prop_map(|kv| Value::Mapping(kv.into_iter().map(|(k, v)| (Value::String(k), v)).collect()))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn storage_config_never_panics_on_any_text(text in any::<String>()) {
+        if let Err(e) = StorageConfig::from_yaml(&text) {
+            assert_readable(&e.to_string(), MAX_MESSAGE);
+        }
+    }
+
+    #[test]
+    fn storage_config_never_panics_on_yaml_like_text(text in yamlish()) {
+        if let Err(e) = StorageConfig::from_yaml(&text) {
+            assert_readable(&e.to_string(), MAX_MESSAGE);
+        }
+    }
+
+    #[test]
+    fn storage_config_accepts_only_values_in_range(section in storage_section()) {
+        let mut doc = Mapping::new();
+        doc.insert("storage".into(), section);
+        let text = serde_yaml_ng::to_string(&doc).unwrap();
+        match StorageConfig::from_yaml(&text) {
+            Ok(c) => {
+                prop_assert!((1..=1000).contains(&c.max_connections));
+                prop_assert!((1..=36_500).contains(&c.retention_days));
+                prop_assert!(c.sqlite.busy_timeout_ms <= 600_000);
+                prop_assert!(!c.sqlite.path.as_os_str().is_empty());
+            }
+            Err(e) => {
+                let e = e.to_string();
+                assert_readable(&e, MAX_MESSAGE);
+                prop_assert!(e.contains("storage"), "{e}");
+            }
+        }
+    }
 }

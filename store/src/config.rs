@@ -290,133 +290,29 @@ impl StorageConfig {
     }
 
     fn from_tree(tree: &Value, url_required: bool) -> Result<Self> {
-        let defaults = Self::default();
-        let top = match tree {
-            Value::Null => return Ok(defaults),
-            Value::Mapping(m) => m,
-            other => {
-                return Err(StoreError::Config(format!(
-                    "the configuration must be a YAML mapping with a 'storage:' section; it is {}",
-                    describe(other)
-                )))
-            }
+        let Some(top) = top_mapping(tree)? else {
+            return Ok(Self::default());
         };
         // Before anything can fail, so every message can hide them.
-        for server in ["postgres", "mysql"] {
-            let url = top
-                .get("storage")
-                .and_then(|s| s.get(server))
-                .and_then(|s| s.get("url"))
-                .and_then(Value::as_str);
-            if let Some(url) = url {
-                register_secrets_from_url(url);
-            }
-        }
+        register_server_secrets(top);
         check_keys(top, "", TOP_LEVEL_KEYS)?;
         let Some(storage) = section(Some(top), "storage", "storage", STORAGE_KEYS)? else {
-            return Ok(defaults);
+            return Ok(Self::default());
         };
         let storage = Some(storage);
         let sqlite = section(storage, "sqlite", "storage.sqlite", SQLITE_KEYS)?;
         let postgres = section(storage, "postgres", "storage.postgres", SERVER_KEYS)?;
         let mysql = section(storage, "mysql", "storage.mysql", SERVER_KEYS)?;
 
-        let kind = match string(
-            storage,
-            "type",
-            "storage.type",
-            "one of sqlite, postgres, mysql",
-        )? {
-            None => StorageType::Sqlite,
-            Some(t) => t.parse()?,
-        };
-        let path = match string(
-            sqlite,
-            "path",
-            "storage.sqlite.path",
-            "a file path (a string)",
-        )? {
-            None => defaults.sqlite.path,
-            Some("") => {
-                return Err(StoreError::Config(
-                    "storage.sqlite.path is empty; give the database file's path".into(),
-                ))
-            }
-            Some(p) if p.contains('\0') => {
-                return Err(StoreError::Config(format!(
-                "storage.sqlite.path '{}' contains a NUL character; give the database file's path",
-                echo(p)
-            )))
-            }
-            Some(p) => PathBuf::from(p),
-        };
-        let busy_timeout_ms = whole(
-            sqlite,
-            "busyTimeoutMs",
-            "storage.sqlite.busyTimeoutMs",
-            (0, MAX_BUSY_TIMEOUT_MS as i64),
-            " of milliseconds",
-            "between 0 and 600000 milliseconds (10 minutes)",
-        )?
-        .map_or(defaults.sqlite.busy_timeout_ms, |n| n as u64);
-        let max_connections = whole(
-            storage,
-            "maxConnections",
-            "storage.maxConnections",
-            (1, 1000),
-            "",
-            "between 1 and 1000",
-        )?
-        .map_or(defaults.max_connections, |n| n as u32);
-        let auto_migrate = match storage.and_then(|m| get(m, "autoMigrate")) {
-            None => defaults.auto_migrate,
-            Some(Value::Bool(b)) => *b,
-            Some(other) => {
-                return Err(StoreError::Config(format!(
-                    "storage.autoMigrate is {}; expected true or false",
-                    describe(other)
-                )))
-            }
-        };
-        let retention_days = whole(
-            storage,
-            "retentionDays",
-            "storage.retentionDays",
-            (1, 36_500),
-            " of days",
-            "at least 1 (and at most 36500)",
-        )?
-        .map_or(defaults.retention_days, |n| n as u32);
-
-        let server = |kind: StorageType| format!("a database URL such as {}", kind.example_url());
-        let postgres_url = string(
-            postgres,
-            "url",
-            "storage.postgres.url",
-            &server(StorageType::Postgres),
-        )?;
-        let mysql_url = string(
-            mysql,
-            "url",
-            "storage.mysql.url",
-            &server(StorageType::Mysql),
-        )?;
-        let url = match kind {
-            StorageType::Sqlite => None,
-            StorageType::Postgres => server_url(kind, postgres_url, url_required)?,
-            StorageType::Mysql => server_url(kind, mysql_url, url_required)?,
-        };
-        Ok(StorageConfig {
+        let kind = storage_kind(storage)?;
+        let mut config = StorageConfig {
             kind,
-            sqlite: SqliteConfig {
-                path,
-                busy_timeout_ms,
-            },
-            url,
-            max_connections,
-            auto_migrate,
-            retention_days,
-        })
+            sqlite: sqlite_config(sqlite)?,
+            ..Self::default()
+        };
+        read_settings(storage, &mut config)?;
+        config.url = server_urls(kind, postgres, mysql, url_required)?;
+        Ok(config)
     }
 
     /// Where this configuration connects, safe to print (password redacted).
@@ -426,6 +322,148 @@ impl StorageConfig {
             (_, Some(url)) => redact_url(url),
             (kind, None) => format!("{kind} (no url)"),
         }
+    }
+}
+
+/// The top of the configuration as a mapping; `None` for an empty document.
+fn top_mapping(tree: &Value) -> Result<Option<&Mapping>> {
+    match tree {
+        Value::Null => Ok(None),
+        Value::Mapping(m) => Ok(Some(m)),
+        other => Err(StoreError::Config(format!(
+            "the configuration must be a YAML mapping with a 'storage:' section; it is {}",
+            describe(other)
+        ))),
+    }
+}
+
+/// Registers the passwords of `storage.postgres.url` and `storage.mysql.url`
+/// (whatever else is wrong with the file) so no message shows them.
+fn register_server_secrets(top: &Mapping) {
+    for server in ["postgres", "mysql"] {
+        let url = top
+            .get("storage")
+            .and_then(|s| s.get(server))
+            .and_then(|s| s.get("url"))
+            .and_then(Value::as_str);
+        if let Some(url) = url {
+            register_secrets_from_url(url);
+        }
+    }
+}
+
+/// `storage.type`, SQLite when absent.
+fn storage_kind(storage: Option<&Mapping>) -> Result<StorageType> {
+    match string(
+        storage,
+        "type",
+        "storage.type",
+        "one of sqlite, postgres, mysql",
+    )? {
+        None => Ok(StorageType::Sqlite),
+        Some(t) => t.parse(),
+    }
+}
+
+/// The `storage.sqlite` section, defaults filled in.
+fn sqlite_config(sqlite: Option<&Mapping>) -> Result<SqliteConfig> {
+    let defaults = StorageConfig::default().sqlite;
+    let path = match string(
+        sqlite,
+        "path",
+        "storage.sqlite.path",
+        "a file path (a string)",
+    )? {
+        None => defaults.path,
+        Some("") => {
+            return Err(StoreError::Config(
+                "storage.sqlite.path is empty; give the database file's path".into(),
+            ))
+        }
+        Some(p) if p.contains('\0') => {
+            return Err(StoreError::Config(format!(
+                "storage.sqlite.path '{}' contains a NUL character; give the database file's path",
+                echo(p)
+            )))
+        }
+        Some(p) => PathBuf::from(p),
+    };
+    let busy_timeout_ms = whole(
+        sqlite,
+        "busyTimeoutMs",
+        "storage.sqlite.busyTimeoutMs",
+        (0, MAX_BUSY_TIMEOUT_MS as i64),
+        " of milliseconds",
+        "between 0 and 600000 milliseconds (10 minutes)",
+    )?
+    .map_or(defaults.busy_timeout_ms, |n| n as u64);
+    Ok(SqliteConfig {
+        path,
+        busy_timeout_ms,
+    })
+}
+
+/// `storage.maxConnections`, `storage.autoMigrate` and
+/// `storage.retentionDays`, read in that order into `config` when present.
+fn read_settings(storage: Option<&Mapping>, config: &mut StorageConfig) -> Result<()> {
+    if let Some(n) = whole(
+        storage,
+        "maxConnections",
+        "storage.maxConnections",
+        (1, 1000),
+        "",
+        "between 1 and 1000",
+    )? {
+        config.max_connections = n as u32;
+    }
+    match storage.and_then(|m| get(m, "autoMigrate")) {
+        None => {}
+        Some(Value::Bool(b)) => config.auto_migrate = *b,
+        Some(other) => {
+            return Err(StoreError::Config(format!(
+                "storage.autoMigrate is {}; expected true or false",
+                describe(other)
+            )))
+        }
+    }
+    if let Some(n) = whole(
+        storage,
+        "retentionDays",
+        "storage.retentionDays",
+        (1, 36_500),
+        " of days",
+        "at least 1 (and at most 36500)",
+    )? {
+        config.retention_days = n as u32;
+    }
+    Ok(())
+}
+
+/// Both `storage.<server>.url` keys are type-checked; the active backend's
+/// is then checked in full by [`server_url`]. `None` for SQLite.
+fn server_urls(
+    kind: StorageType,
+    postgres: Option<&Mapping>,
+    mysql: Option<&Mapping>,
+    url_required: bool,
+) -> Result<Option<String>> {
+    let server = |kind: StorageType| format!("a database URL such as {}", kind.example_url());
+    let postgres_url = string(
+        postgres,
+        "url",
+        "storage.postgres.url",
+        &server(StorageType::Postgres),
+    )?;
+    let mysql_url = string(
+        mysql,
+        "url",
+        "storage.mysql.url",
+        &server(StorageType::Mysql),
+    )?;
+    match kind {
+        StorageType::Sqlite => Ok(None),
+        StorageType::Postgres => server_url(kind, postgres_url, url_required),
+        StorageType::Mysql => server_url(kind, mysql_url, url_required),
     }
 }
 

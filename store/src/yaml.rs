@@ -90,145 +90,223 @@ pub fn error(e: &serde_yaml_ng::Error) -> String {
 /// `awk '{print $1}'` in a command never count. Where it could differ from
 /// the parser it counts more, and only on text the parser refuses anyway.
 pub fn nesting_depth_exceeds(text: &str, limit: usize) -> bool {
-    let b = text.as_bytes();
-    let n = b.len();
-    let mut i = usize::from(b.starts_with(b"\xEF\xBB\xBF")) * 3;
-    let mut line = i; // where the current line starts
-    let mut flow = 0usize;
-    // The open block collections' columns (the current one in `indent`).
-    let mut indents: Vec<isize> = Vec::new();
-    let mut indent: isize = -1;
-    // Whether a key may start here, and where the last one that might be
-    // a block mapping's key started (column, line).
-    let mut key_allowed = true;
-    let mut key: Option<(isize, usize)> = None;
-    loop {
-        // Blanks, comments and line breaks up to the next token.
-        loop {
-            if i >= n {
-                return false;
-            }
-            let k = line_break(b, i);
-            if k > 0 {
-                i += k;
-                line = i;
-                if flow == 0 {
-                    key_allowed = true;
-                }
-            } else if matches!(b[i], b' ' | b'\t') {
-                i += 1;
-            } else if b[i] == b'#' {
-                i = end_of_line(b, i);
-            } else {
-                break;
-            }
-        }
-        let col = (i - line) as isize;
-        if flow == 0 {
-            while indent > col {
-                indent = indents.pop().unwrap_or(-1);
-            }
-        }
-        let c = b[i];
-        if col == 0 && c == b'%' {
-            i = end_of_line(b, i);
+    let mut scan = Scan::new(text.as_bytes());
+    while scan.skip_to_token() {
+        let col = scan.start_token();
+        if scan.skip_directive_or_marker(col) {
             continue;
         }
-        if col == 0
-            && (b[i..].starts_with(b"---") || b[i..].starts_with(b"..."))
-            && blankz(b, i + 3)
-        {
-            // A document starts or ends. (Inside a flow collection that is an
-            // error the parser meets before going deeper; keep counting.)
-            indents.clear();
-            indent = -1;
-            key = None;
-            key_allowed = true;
-            i += 3;
-            continue;
+        if let Some(at) = scan.token(col) {
+            scan.open_block(at);
         }
-        let indicator = blankz(b, i + 1);
-        let mut roll = None;
-        match c {
-            b'[' | b'{' => {
-                if flow == 0 && key_allowed {
-                    key = Some((col, line));
-                }
-                flow += 1;
-                key_allowed = true;
-                i += 1;
-            }
-            b']' | b'}' => {
-                flow = flow.saturating_sub(1);
-                key_allowed = false;
-                i += 1;
-            }
-            b',' => {
-                key_allowed = true;
-                i += 1;
-            }
-            b'-' if indicator => {
-                roll = Some(col);
-                key_allowed = true;
-                i += 1;
-            }
-            b'?' if flow > 0 || indicator => {
-                roll = Some(col);
-                key_allowed = true;
-                i += 1;
-            }
-            b':' if flow > 0 || indicator => {
-                roll = Some(match key.take() {
-                    Some((at, on)) if on == line => at,
-                    _ => col,
-                });
-                key_allowed = flow == 0;
-                i += 1;
-            }
-            b'|' | b'>' if flow == 0 => {
-                i = block_scalar(b, i, indent, &mut line);
-                key_allowed = true;
-            }
-            _ => {
-                if flow == 0 && key_allowed {
-                    key = Some((col, line));
-                }
-                key_allowed = false;
-                i = match c {
-                    b'&' | b'*' => {
-                        let mut j = i + 1;
-                        while j < n && (b[j].is_ascii_alphanumeric() || matches!(b[j], b'_' | b'-'))
-                        {
-                            j += 1;
-                        }
-                        j
-                    }
-                    b'!' => {
-                        let mut j = i + 1;
-                        let ends = |j: usize| {
-                            blankz(b, j)
-                                || (flow > 0 && matches!(b[j], b',' | b'[' | b']' | b'{' | b'}'))
-                        };
-                        while !ends(j) {
-                            j += 1;
-                        }
-                        j
-                    }
-                    b'\'' | b'"' => quoted_scalar(b, i, &mut line),
-                    _ => plain_scalar(b, i, &mut line, flow, indent),
-                };
-            }
-        }
-        if let Some(at) = roll {
-            if flow == 0 && indent < at {
-                indents.push(indent);
-                indent = at;
-            }
-        }
-        if indents.len() + flow > limit {
+        if scan.depth() > limit {
             return true;
         }
     }
+    false
+}
+
+/// Where [`nesting_depth_exceeds`] is in the text and what it has open.
+struct Scan<'a> {
+    b: &'a [u8],
+    /// The next byte to read.
+    i: usize,
+    /// Where the current line starts.
+    line: usize,
+    /// How many flow collections are open.
+    flow: usize,
+    /// The open block collections' columns (the current one in `indent`).
+    indents: Vec<isize>,
+    indent: isize,
+    /// Whether a key may start here, and where the last one that might be
+    /// a block mapping's key started (column, line).
+    key_allowed: bool,
+    key: Option<(isize, usize)>,
+}
+
+impl<'a> Scan<'a> {
+    /// At the start of `b`, past a byte order mark.
+    fn new(b: &'a [u8]) -> Self {
+        let i = usize::from(b.starts_with(b"\xEF\xBB\xBF")) * 3;
+        Scan {
+            b,
+            i,
+            line: i,
+            flow: 0,
+            indents: Vec::new(),
+            indent: -1,
+            key_allowed: true,
+            key: None,
+        }
+    }
+
+    /// Past blanks, comments and line breaks up to the next token; false at
+    /// the end of the text.
+    fn skip_to_token(&mut self) -> bool {
+        let b = self.b;
+        loop {
+            if self.i >= b.len() {
+                return false;
+            }
+            let k = line_break(b, self.i);
+            if k > 0 {
+                self.i += k;
+                self.line = self.i;
+                if self.flow == 0 {
+                    self.key_allowed = true;
+                }
+            } else if matches!(b[self.i], b' ' | b'\t') {
+                self.i += 1;
+            } else if b[self.i] == b'#' {
+                self.i = end_of_line(b, self.i);
+            } else {
+                return true;
+            }
+        }
+    }
+
+    /// The column of the token here; in block context, the block
+    /// collections further right than it are closed.
+    fn start_token(&mut self) -> isize {
+        let col = (self.i - self.line) as isize;
+        if self.flow == 0 {
+            while self.indent > col {
+                self.indent = self.indents.pop().unwrap_or(-1);
+            }
+        }
+        col
+    }
+
+    /// Past a directive or a document marker (which closes every block
+    /// collection) if the token here in column `col` is one; false if not.
+    fn skip_directive_or_marker(&mut self, col: isize) -> bool {
+        let (b, i) = (self.b, self.i);
+        if col == 0 && b[i] == b'%' {
+            self.i = end_of_line(b, i);
+            return true;
+        }
+        if col == 0 && document_marker(b, i) {
+            // A document starts or ends. (Inside a flow collection that is an
+            // error the parser meets before going deeper; keep counting.)
+            self.indents.clear();
+            self.indent = -1;
+            self.key = None;
+            self.key_allowed = true;
+            self.i += 3;
+            return true;
+        }
+        false
+    }
+
+    /// Past the token here, in column `col`; the column of the block
+    /// collection it may open (`- `, `? ` or a key's `: `), if any.
+    fn token(&mut self, col: isize) -> Option<isize> {
+        let b = self.b;
+        let indicator = blankz(b, self.i + 1);
+        let mut roll = None;
+        match b[self.i] {
+            b'[' | b'{' => {
+                self.note_key(col);
+                self.flow += 1;
+                self.key_allowed = true;
+            }
+            b']' | b'}' => {
+                self.flow = self.flow.saturating_sub(1);
+                self.key_allowed = false;
+            }
+            b',' => self.key_allowed = true,
+            b'-' if indicator => {
+                roll = Some(col);
+                self.key_allowed = true;
+            }
+            b'?' if self.flow > 0 || indicator => {
+                roll = Some(col);
+                self.key_allowed = true;
+            }
+            b':' if self.flow > 0 || indicator => {
+                roll = Some(self.key_column(col));
+                self.key_allowed = self.flow == 0;
+            }
+            b'|' | b'>' if self.flow == 0 => {
+                self.i = block_scalar(b, self.i, self.indent, &mut self.line);
+                self.key_allowed = true;
+                return None;
+            }
+            _ => {
+                self.scalar(col);
+                return None;
+            }
+        }
+        self.i += 1;
+        roll
+    }
+
+    /// Where the key that a `:` in column `col` ends started: the last
+    /// possible key if it is on this line, else the `:` itself.
+    fn key_column(&mut self, col: isize) -> isize {
+        match self.key.take() {
+            Some((at, on)) if on == self.line => at,
+            _ => col,
+        }
+    }
+
+    /// Notes that a block mapping's key may start here, in column `col`.
+    fn note_key(&mut self, col: isize) {
+        if self.flow == 0 && self.key_allowed {
+            self.key = Some((col, self.line));
+        }
+    }
+
+    /// Past the anchor, alias, tag or scalar here, in column `col`.
+    fn scalar(&mut self, col: isize) {
+        self.note_key(col);
+        self.key_allowed = false;
+        let (b, i) = (self.b, self.i);
+        self.i = match b[i] {
+            b'&' | b'*' => end_of_name(b, i + 1),
+            b'!' => end_of_tag(b, i + 1, self.flow),
+            b'\'' | b'"' => quoted_scalar(b, i, &mut self.line),
+            _ => plain_scalar(b, i, &mut self.line, self.flow, self.indent),
+        };
+    }
+
+    /// In block context, opens a block collection at column `at` if it is
+    /// further right than the current one.
+    fn open_block(&mut self, at: isize) {
+        if self.flow == 0 && self.indent < at {
+            self.indents.push(self.indent);
+            self.indent = at;
+        }
+    }
+
+    /// How many collections are open.
+    fn depth(&self) -> usize {
+        self.indents.len() + self.flow
+    }
+}
+
+/// A document marker (`---` or `...` before a blank) at `i`.
+fn document_marker(b: &[u8], i: usize) -> bool {
+    (b[i..].starts_with(b"---") || b[i..].starts_with(b"...")) && blankz(b, i + 3)
+}
+
+/// The end of the anchor or alias name starting at `j`.
+fn end_of_name(b: &[u8], mut j: usize) -> usize {
+    while j < b.len() && (b[j].is_ascii_alphanumeric() || matches!(b[j], b'_' | b'-')) {
+        j += 1;
+    }
+    j
+}
+
+/// The end of the tag whose text starts at `j`: a blank, or in flow context
+/// (`flow` open collections) a flow indicator.
+fn end_of_tag(b: &[u8], mut j: usize, flow: usize) -> usize {
+    let ends =
+        |j: usize| blankz(b, j) || (flow > 0 && matches!(b[j], b',' | b'[' | b']' | b'{' | b'}'));
+    while !ends(j) {
+        j += 1;
+    }
+    j
 }
 
 /// The length of the line break at `i` (YAML 1.1: CR, LF, CR LF, NEL, LS,
@@ -316,9 +394,7 @@ fn plain_scalar(b: &[u8], mut i: usize, line: &mut usize, flow: usize, indent: i
             }
         }
         let col = (i - at_line) as isize;
-        let marker = col == 0
-            && (b[i..].starts_with(b"---") || b[i..].starts_with(b"..."))
-            && blankz(b, i + 3);
+        let marker = col == 0 && document_marker(b, i);
         if i >= n || (flow == 0 && col <= indent) || marker || b[i] == b'#' {
             return end;
         }
