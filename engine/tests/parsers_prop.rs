@@ -6,12 +6,13 @@
 use flowstate_engine::duration::{format_duration, parse_duration, MAX_DURATION};
 use flowstate_engine::workflow::Workflow;
 use flowstate_engine::EngineConfig;
+use flowstate_store::config::STORAGE_KEYS;
 use flowstate_store::StorageConfig;
 use proptest::prelude::*;
 use serde_yaml_ng::{Mapping, Value};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The longest message any of these parsers gives about one value.
 const MAX_MESSAGE: usize = 1_000;
@@ -292,13 +293,18 @@ fn check_accepted(wf: &Workflow, text: &str) {
     }
 }
 
-proptest! {
-    // Failures are reported with their minimal input; no regression files.
-    #![proptest_config(ProptestConfig {
+/// 256 cases per property; failures are reported with their minimal input,
+/// and no regression files are written.
+fn cases() -> ProptestConfig {
+    ProptestConfig {
         cases: 256,
         failure_persistence: None,
         ..ProptestConfig::default()
-    })]
+    }
+}
+
+proptest! {
+    #![proptest_config(cases())]
 
     #[test]
     fn durations_never_panic_and_messages_are_short(text in any::<String>()) {
@@ -494,23 +500,6 @@ fn alias_bombs_are_refused_at_once() {
 }
 
 #[test]
-fn a_ten_thousand_task_reverse_chain_is_ordered() {
-    let n = 10_000;
-    let mut yaml = String::from("name: chain\ntasks:\n");
-    for i in (0..n).rev() {
-        yaml.push_str(&format!("  - id: t{i}\n    run: 'true'\n"));
-        if i > 0 {
-            yaml.push_str(&format!("    needs: [t{}]\n", i - 1));
-        }
-    }
-    let started = Instant::now();
-    let wf = Workflow::from_yaml(&yaml, Path::new("w.yaml")).unwrap();
-    eprintln!("10k reverse chain: validated in {:?}", started.elapsed());
-    let keys = wf.task_keys();
-    assert!(keys.iter().enumerate().all(|(i, k)| *k == format!("t{i}")));
-}
-
-#[test]
 fn files_over_ten_megabytes_are_refused_from_their_size() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.yaml");
@@ -526,17 +515,8 @@ fn files_over_ten_megabytes_are_refused_from_their_size() {
     assert_eq!(Workflow::from_file(&ok).unwrap().name, "ok");
 }
 
-/// Keys of the `storage:` section and of its subsections, with hostile extras.
-const STORAGE_KEYS: &[&str] = &[
-    "type",
-    "sqlite",
-    "postgres",
-    "mysql",
-    "maxConnections",
-    "autoMigrate",
-    "retentionDays",
-];
-
+/// A `storage:` section of known keys (and hostile extras) in its
+/// subsections too, with any values.
 fn storage_section() -> impl Strategy<Value = Value> {
     let key = prop_oneof![
         6 => prop::sample::select(STORAGE_KEYS).prop_map(str::to_owned),
@@ -558,11 +538,7 @@ fn storage_section() -> impl Strategy<Value = Value> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 256,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(cases())]
 
     #[test]
     fn storage_config_never_panics_on_any_text(text in any::<String>()) {

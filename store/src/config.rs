@@ -35,7 +35,8 @@ pub const MAX_BUSY_TIMEOUT_MS: u64 = 600_000;
 /// Top-level sections of the configuration file. `engine` belongs to the
 /// engine crate; it is accepted here so the same file serves both.
 const TOP_LEVEL_KEYS: &[&str] = &["storage", "engine"];
-const STORAGE_KEYS: &[&str] = &[
+/// The keys of the `storage:` section.
+pub const STORAGE_KEYS: &[&str] = &[
     "type",
     "sqlite",
     "postgres",
@@ -737,32 +738,16 @@ mod tests {
         }
     }
 
+    /// (tests/tests/config.rs reads every key; here: what Debug shows.)
     #[test]
-    fn every_key_is_read() {
+    fn debug_output_hides_the_password() {
         let c = StorageConfig::from_yaml(
-            "storage:\n  type: postgres\n  postgres:\n    url: postgres://u:secret@db:5432/fs\n  sqlite:\n    path: /x/y.db\n    busyTimeoutMs: 250\n  maxConnections: 3\n  autoMigrate: false\n  retentionDays: 7\n",
+            "storage:\n  type: postgres\n  postgres:\n    url: postgres://u:secret@db:5432/fs\n",
         )
         .unwrap();
-        assert_eq!(c.kind, StorageType::Postgres);
-        assert_eq!(c.url.as_deref(), Some("postgres://u:secret@db:5432/fs"));
-        assert_eq!(c.sqlite.path, PathBuf::from("/x/y.db"));
-        assert_eq!(c.sqlite.busy_timeout_ms, 250);
-        assert_eq!(c.max_connections, 3);
-        assert!(!c.auto_migrate);
-        assert_eq!(c.retention_days, 7);
-        assert_eq!(c.display_target(), "postgres://u:***@db:5432/fs");
         let debug = format!("{c:?}");
         assert!(!debug.contains("secret"), "{debug}");
         assert!(debug.contains("postgres://u:***@db:5432/fs"), "{debug}");
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../config.example.yaml"
-        ))
-        .unwrap();
-        assert_eq!(
-            StorageConfig::from_yaml(&text).unwrap().kind,
-            StorageType::Sqlite
-        );
     }
 
     #[test]
@@ -867,38 +852,6 @@ mod tests {
         let long = "x".repeat(5000);
         let m = err(&format!("storage:\n  type: {long}\n"));
         assert!(m.len() < 400 && m.contains("(5000 characters)"), "{m}");
-    }
-
-    #[test]
-    fn unknown_keys_are_named_with_the_closest_valid_key() {
-        let m = err("storage:\n  type: sqlite\n  retentionDay: 3\n");
-        assert!(m.contains("'storage.retentionDay'"), "{m}");
-        assert!(m.contains("did you mean 'retentionDays'"), "{m}");
-        let m = err("storage:\n  sqlite:\n    busyTimeout: 3\n");
-        assert!(m.contains("'storage.sqlite.busyTimeout'"), "{m}");
-        assert!(m.contains("did you mean 'busyTimeoutMs'"), "{m}");
-        let m = err("storag:\n  type: sqlite\n");
-        assert!(
-            m.contains("'storag'") && m.contains("did you mean 'storage'"),
-            "{m}"
-        );
-        let m = err("storage:\n  postgres:\n    uri: postgres://x/y\n");
-        assert!(
-            m.contains("'storage.postgres.uri'") && m.contains("'url'"),
-            "{m}"
-        );
-        let m = err("storage:\n  type: postgress\n");
-        assert!(
-            m.contains("unknown storage.type 'postgress'; expected one of sqlite, postgres, mysql"),
-            "{m}"
-        );
-        assert!(m.contains("did you mean 'postgres'"), "{m}");
-        let m = err("storage:\n  type: mysql\n");
-        assert!(m.contains("storage.mysql.url is missing"), "{m}");
-        let m = err("storage:\n  type: postgres\n  postgres:\n    url: mysql://x/y\n");
-        assert!(m.contains("is a mysql URL"), "{m}");
-        let m = err("storage: [\n");
-        assert!(m.contains("YAML"), "{m}");
     }
 
     #[test]
