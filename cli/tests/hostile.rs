@@ -856,6 +856,16 @@ fn absent_database_cases() -> Vec<Case> {
     .collect()
 }
 
+/// "N cases: P panics, S side effects, L leaks, F other failures".
+fn tally(cases: usize, failures: &[String]) -> String {
+    let count = |what: &str| failures.iter().filter(|f| f.contains(what)).count();
+    let (panics, effects, leaks) = (count("PANIC"), count("SIDE EFFECT"), count("LEAK"));
+    format!(
+        "{cases} cases: {panics} panics, {effects} side effects, {leaks} leaks, {} other failures",
+        failures.len() - panics - effects - leaks
+    )
+}
+
 fn report(failures: Vec<String>) {
     if !failures.is_empty() {
         panic!(
@@ -883,10 +893,7 @@ async fn refused_before_anything_is_opened() {
         total += cases.len();
         failures.extend(f.check(&cases, label).await);
     }
-    eprintln!(
-        "hostile: {total} cases before opening, {} failed",
-        failures.len()
-    );
+    eprintln!("hostile [before opening]: {}", tally(total, &failures));
     assert!(total >= 150, "only {total} cases");
     report(failures);
 }
@@ -898,7 +905,7 @@ async fn against_a_database(backend: Backend) {
     let cases = database_cases(&id);
     let n = cases.len();
     let failures = f.check(&cases, &backend.to_string()).await;
-    eprintln!("hostile [{backend}]: {n} cases, {} failed", failures.len());
+    eprintln!("hostile [{backend}]: {}", tally(n, &failures));
     assert!(n >= 100, "only {n} cases");
     tasks_do_not_inherit_connection_settings(&f);
     // The workflow the near-miss names aimed at is intact.
