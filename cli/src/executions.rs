@@ -204,7 +204,7 @@ async fn list(g: &Globals, store: &dyn StateStore, a: ListArgs) -> CmdResult {
                 e.state.to_string(),
                 output::local(Some(e.created_at)),
                 output::took(e.started_at, e.finished_at),
-                e.reason.clone().unwrap_or_default(),
+                e.reason.map(|r| r.to_string()).unwrap_or_default(),
             ]
         })
         .collect();
@@ -266,7 +266,7 @@ fn print_header(d: &flowstate_store::types::ExecutionDetail) {
         d.workflow_name, e.workflow_version
     );
     println!("state      {}", output::state(e.state.as_str(), 0, colour));
-    if let Some(r) = &e.reason {
+    if let Some(r) = e.reason {
         println!("reason     {r}");
     }
     if let Some(err) = &e.error {
@@ -301,7 +301,7 @@ fn task_rows(d: &flowstate_store::types::ExecutionDetail) -> Vec<Vec<String>> {
             "-".into(),
             output::local(r.started_at),
             output::took(r.started_at, r.finished_at),
-            r.reason.clone().unwrap_or_default(),
+            r.reason.map(|r| r.to_string()).unwrap_or_default(),
         ]);
         for a in &t.attempts {
             let detail = match (&a.exit_code, &a.error) {

@@ -21,7 +21,7 @@ pub fn execution(e: &Execution, workflow_name: &str) -> Value {
         "workflowId": e.workflow_id,
         "workflowName": workflow_name,
         "state": e.state.as_str(),
-        "reason": e.reason,
+        "reason": e.reason.map(|r| r.as_str()),
         "error": e.error,
         "createdAt": ts(Some(e.created_at)),
         "updatedAt": ts(Some(e.updated_at)),
@@ -42,7 +42,7 @@ pub fn detail(d: &ExecutionDetail) -> Value {
                 "id": r.id,
                 "taskKey": r.task_key,
                 "state": r.state.as_str(),
-                "reason": r.reason,
+                "reason": r.reason.map(|r| r.as_str()),
                 "startedAt": ts(r.started_at),
                 "finishedAt": ts(r.finished_at),
                 "attempts": t.attempts.iter().map(|a| json!({

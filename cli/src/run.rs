@@ -112,7 +112,7 @@ async fn print_failures(store: &dyn StateStore, id: Uuid) {
             },
             None => "no attempt ran".to_owned(),
         };
-        let reason = r.reason.as_deref().unwrap_or("FAILED");
+        let reason = r.reason.map_or("FAILED", |r| r.as_str());
         eprintln!("  task {} {reason}: {why}", r.task_key);
     }
 }

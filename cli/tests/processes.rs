@@ -3,7 +3,7 @@
 //! recovered by its successor.
 
 use flowstate_store::query::ExecutionQuery;
-use flowstate_store::types::{AttemptState, ExecutionState, TaskState};
+use flowstate_store::types::{AttemptState, ExecutionState, Reason, TaskState};
 use flowstate_store::{StateOps, StateStore};
 use flowstate_tests::{backend_tests, TestDb};
 use std::collections::HashSet;
@@ -187,12 +187,12 @@ async fn a_killed_engine_is_recovered_by_the_next_start(db: TestDb) {
 
     let d = store.get_execution_detail(asleep.id).await.unwrap();
     assert_eq!(d.execution.state, ExecutionState::Failed);
-    assert_eq!(d.execution.reason.as_deref(), Some("CRASH_RECOVERY"));
+    assert_eq!(d.execution.reason, Some(Reason::CrashRecovery));
     let nap = &d.task_runs[0];
     assert_eq!(nap.task_run.state, TaskState::Failed);
-    assert_eq!(nap.task_run.reason.as_deref(), Some("CRASH_RECOVERY"));
+    assert_eq!(nap.task_run.reason, Some(Reason::CrashRecovery));
     assert_eq!(nap.attempts[0].state, AttemptState::Failed);
-    assert_eq!(nap.attempts[0].reason.as_deref(), Some("CRASH_RECOVERY"));
+    assert_eq!(nap.attempts[0].reason, Some(Reason::CrashRecovery));
 }
 
 backend_tests!(

@@ -54,7 +54,7 @@ pub(crate) async fn drive(ctx: Arc<Ctx>, exec: Execution) -> Result<End> {
                 &exec,
                 exec_version,
                 ExecutionState::Failed,
-                "INVALID_DEFINITION",
+                Some(Reason::InvalidDefinition),
                 e.to_string(),
             )
             .await;
@@ -94,9 +94,13 @@ pub(crate) async fn drive(ctx: Arc<Ctx>, exec: Execution) -> Result<End> {
     for run in runs.values_mut() {
         let defined = workflow.task(&run.task_key).is_some();
         if run.state == TaskState::Running || (!defined && !run.state.is_terminal()) {
-            let reason = if defined { "ABANDONED" } else { "TASK_REMOVED" };
+            let reason = if defined {
+                Reason::Abandoned
+            } else {
+                Reason::TaskRemoved
+            };
             let mut t = TaskTransition::new(run.id, TaskState::Failed, run.version);
-            t.reason = Some(reason.into());
+            t.reason = Some(reason);
             if run.state == TaskState::Pending {
                 t.to = TaskState::Skipped;
             }
@@ -139,7 +143,7 @@ pub(crate) async fn drive(ctx: Arc<Ctx>, exec: Execution) -> Result<End> {
                     });
                     if blocked {
                         let mut t = TaskTransition::new(run.id, TaskState::Skipped, run.version);
-                        t.reason = Some("UPSTREAM_FAILED".into());
+                        t.reason = Some(Reason::UpstreamFailed);
                         let v = store.transition_task(t).await?;
                         let run = runs.get_mut(&task.id).expect("present");
                         run.version = v;
@@ -188,7 +192,7 @@ pub(crate) async fn drive(ctx: Arc<Ctx>, exec: Execution) -> Result<End> {
                         &exec,
                         exec_version,
                         ExecutionState::Succeeded,
-                        "",
+                        None,
                         String::new(),
                     )
                     .await
@@ -200,7 +204,7 @@ pub(crate) async fn drive(ctx: Arc<Ctx>, exec: Execution) -> Result<End> {
                             format!(
                                 "{} ({})",
                                 r.task_key,
-                                r.reason.as_deref().unwrap_or("FAILED")
+                                r.reason.map_or("FAILED", |r| r.as_str())
                             )
                         })
                         .collect();
@@ -211,7 +215,7 @@ pub(crate) async fn drive(ctx: Arc<Ctx>, exec: Execution) -> Result<End> {
                         &exec,
                         exec_version,
                         ExecutionState::Failed,
-                        "TASK_FAILED",
+                        Some(Reason::TaskFailed),
                         error,
                     )
                     .await
@@ -228,7 +232,7 @@ pub(crate) async fn drive(ctx: Arc<Ctx>, exec: Execution) -> Result<End> {
                     &exec,
                     exec_version,
                     ExecutionState::Failed,
-                    "STUCK",
+                    Some(Reason::Stuck),
                     "no task can run".into(),
                 )
                 .await;
@@ -323,12 +327,12 @@ async fn finish(
     exec: &Execution,
     version: i64,
     state: ExecutionState,
-    reason: &str,
+    reason: Option<Reason>,
     error: String,
 ) -> Result<End> {
     let mut t = ExecutionTransition::new(state, version);
-    if !reason.is_empty() {
-        t.reason = Some(reason.into());
+    if reason.is_some() {
+        t.reason = reason;
         t.error = Some(error);
     }
     match ctx.store.transition_execution(exec.id, t).await {
@@ -454,19 +458,19 @@ impl Job {
             Outcome::Exited(0) => (AttemptState::Succeeded, None, Some(0), None),
             Outcome::Exited(code) => (
                 AttemptState::Failed,
-                Some("EXIT_CODE"),
+                Some(Reason::ExitCode),
                 Some(*code),
                 Some(format!("exit status {code}")),
             ),
             Outcome::Signaled(sig) => (
                 AttemptState::Failed,
-                Some("SIGNAL"),
+                Some(Reason::Signal),
                 None,
                 Some(format!("killed by signal {sig}")),
             ),
             Outcome::TimedOut => (
                 AttemptState::Failed,
-                Some("TIMEOUT"),
+                Some(Reason::Timeout),
                 None,
                 Some(format!(
                     "timed out after {}",
@@ -475,13 +479,13 @@ impl Job {
             ),
             Outcome::Stopped(_) => (
                 AttemptState::Cancelled,
-                Some("CANCELLED"),
+                Some(Reason::Cancelled),
                 None,
                 Some("the execution was cancelled".into()),
             ),
             Outcome::SpawnFailed(m) => (
                 AttemptState::Failed,
-                Some("SPAWN_FAILED"),
+                Some(Reason::SpawnFailed),
                 None,
                 Some(m.clone()),
             ),
@@ -490,7 +494,7 @@ impl Job {
             .increment(1);
         let result = AttemptResult {
             state,
-            reason: reason.map(str::to_owned),
+            reason,
             exit_code,
             error: error.clone(),
         };
@@ -499,7 +503,7 @@ impl Job {
             // The canceller has moved the task run already; record the attempt.
             let _ = store.finish_attempt(attempt.id, result).await;
             let mut t = TaskTransition::new(self.run.id, TaskState::Cancelled, running_version);
-            t.reason = Some("CANCELLED".into());
+            t.reason = Some(Reason::Cancelled);
             let _ = store.transition_task(t).await;
             let run = store.get_task_run(self.run.id).await?;
             return Ok(Finished {
@@ -539,7 +543,7 @@ impl Job {
             (_, false) => TaskTransition::new(self.run.id, TaskState::Failed, running_version),
         };
         if move_task.to != TaskState::Succeeded {
-            move_task.reason = reason.map(str::to_owned);
+            move_task.reason = reason;
         }
         // The attempt's end, its outputs and the task's move land together.
         let published: Vec<(String, String)> = values

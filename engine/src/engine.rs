@@ -136,7 +136,7 @@ impl Engine {
                 }));
             }
             let mut t = ExecutionTransition::new(ExecutionState::Cancelled, exec.version);
-            t.reason = Some("CANCELLED".into());
+            t.reason = Some(Reason::Cancelled);
             t.error = Some("cancelled on request".into());
             let tasks: Vec<TaskTransition> = store
                 .list_task_runs(id)
@@ -145,7 +145,7 @@ impl Engine {
                 .filter(|r| !r.state.is_terminal())
                 .map(|r| {
                     let mut tt = TaskTransition::new(r.id, TaskState::Cancelled, r.version);
-                    tt.reason = Some("CANCELLED".into());
+                    tt.reason = Some(Reason::Cancelled);
                     tt
                 })
                 .collect();

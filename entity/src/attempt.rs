@@ -1,6 +1,6 @@
 //! `attempts`: one try of a task run.
 
-use crate::states::AttemptState;
+use crate::states::{AttemptState, Reason};
 use sea_orm::entity::prelude::*;
 
 /// One attempt; `number` is 1, 2, ... and unique per task run.
@@ -12,7 +12,7 @@ pub struct Model {
     pub task_run_id: Uuid,
     pub number: i32,
     pub state: AttemptState,
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     pub exit_code: Option<i32>,
     #[sea_orm(column_type = "Text", nullable)]
     pub error: Option<String>,

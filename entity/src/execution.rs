@@ -1,6 +1,6 @@
 //! `executions`: one run of a workflow.
 
-use crate::states::ExecutionState;
+use crate::states::{ExecutionState, Reason};
 use sea_orm::entity::prelude::*;
 
 /// One execution. `version` is the optimistic-lock counter every transition checks.
@@ -14,7 +14,7 @@ pub struct Model {
     pub workflow_version: i32,
     pub state: ExecutionState,
     /// Machine-readable cause of the last transition (CRASH_RECOVERY, TASK_FAILED, ...).
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     #[sea_orm(column_type = "Text", nullable)]
     pub error: Option<String>,
     pub input: Json,

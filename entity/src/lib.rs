@@ -16,4 +16,4 @@ pub mod states;
 pub mod task_run;
 pub mod workflow;
 
-pub use states::{AttemptState, ExecutionState, LogStream, ParseEnumError, TaskState};
+pub use states::{AttemptState, ExecutionState, LogStream, ParseEnumError, Reason, TaskState};

@@ -200,3 +200,85 @@ text_enum!(LogStream, "log stream", [
     Stderr => "stderr",
     System => "system",
 ]);
+
+/// Why a row reached its state: the machine-readable cause stored beside
+/// executions, task runs and attempts. Stored as the upper-case text below,
+/// the same text earlier releases wrote, so old rows read back unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::N(64))")]
+pub enum Reason {
+    /// An execution ended FAILED because at least one task failed.
+    #[sea_orm(string_value = "TASK_FAILED")]
+    TaskFailed,
+    /// The task's process exited with a non-zero code.
+    #[sea_orm(string_value = "EXIT_CODE")]
+    ExitCode,
+    /// The task's process was killed by a signal.
+    #[sea_orm(string_value = "SIGNAL")]
+    Signal,
+    /// The attempt ran past the task's timeout and was killed.
+    #[sea_orm(string_value = "TIMEOUT")]
+    Timeout,
+    /// The task's process could not be started.
+    #[sea_orm(string_value = "SPAWN_FAILED")]
+    SpawnFailed,
+    /// Someone cancelled the execution.
+    #[sea_orm(string_value = "CANCELLED")]
+    Cancelled,
+    /// A task this one needs failed, was skipped or was cancelled.
+    #[sea_orm(string_value = "UPSTREAM_FAILED")]
+    UpstreamFailed,
+    /// The engine that ran it died; recovery at its restart ended it.
+    #[sea_orm(string_value = "CRASH_RECOVERY")]
+    CrashRecovery,
+    /// The engine that ran it stopped renewing its lease.
+    #[sea_orm(string_value = "LEASE_EXPIRED")]
+    LeaseExpired,
+    /// A task run was left RUNNING by an attempt nobody watches any more.
+    #[sea_orm(string_value = "ABANDONED")]
+    Abandoned,
+    /// The workflow no longer defines the task.
+    #[sea_orm(string_value = "TASK_REMOVED")]
+    TaskRemoved,
+    /// The stored workflow definition does not parse.
+    #[sea_orm(string_value = "INVALID_DEFINITION")]
+    InvalidDefinition,
+    /// No task can run and none is waiting for a retry.
+    #[sea_orm(string_value = "STUCK")]
+    Stuck,
+}
+
+text_enum!(Reason, "reason", [
+    TaskFailed => "TASK_FAILED",
+    ExitCode => "EXIT_CODE",
+    Signal => "SIGNAL",
+    Timeout => "TIMEOUT",
+    SpawnFailed => "SPAWN_FAILED",
+    Cancelled => "CANCELLED",
+    UpstreamFailed => "UPSTREAM_FAILED",
+    CrashRecovery => "CRASH_RECOVERY",
+    LeaseExpired => "LEASE_EXPIRED",
+    Abandoned => "ABANDONED",
+    TaskRemoved => "TASK_REMOVED",
+    InvalidDefinition => "INVALID_DEFINITION",
+    Stuck => "STUCK",
+]);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_read_back_from_their_stored_text() {
+        for r in Reason::ALL {
+            assert_eq!(r.as_str().parse::<Reason>(), Ok(*r));
+            assert_eq!(r.to_string(), r.as_str());
+            assert_eq!(r.to_value(), r.as_str());
+        }
+        assert_eq!(
+            "crash_recovery".parse::<Reason>(),
+            Ok(Reason::CrashRecovery)
+        );
+        assert!("because".parse::<Reason>().is_err());
+    }
+}

@@ -1,6 +1,6 @@
 //! `task_runs`: one task of one execution.
 
-use crate::states::TaskState;
+use crate::states::{Reason, TaskState};
 use sea_orm::entity::prelude::*;
 
 /// One task run. `position` is the task's index in the workflow, the listing order.
@@ -13,7 +13,7 @@ pub struct Model {
     pub task_key: String,
     pub position: i32,
     pub state: TaskState,
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     pub version: i64,
     /// How many attempts have been started; the next attempt is numbered one more.
     pub attempt_count: i32,

@@ -9,7 +9,7 @@ use crate::backend::Backend;
 use crate::error::Result;
 use crate::sea::conn::begin_write;
 use crate::truncate_micros;
-use crate::types::{AttemptState, ExecutionState, RecoveryReport, TaskState};
+use crate::types::{AttemptState, ExecutionState, Reason, RecoveryReport, TaskState};
 use chrono::{DateTime, Utc};
 use flowstate_entity::{attempt, execution, task_run};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Query};
@@ -22,8 +22,8 @@ use uuid::Uuid;
 /// Ids per UPDATE: far under every backend's bound-parameter limit.
 const ID_CHUNK: usize = 500;
 
-/// The machine-readable reason recovery writes.
-pub const CRASH_RECOVERY: &str = "CRASH_RECOVERY";
+/// The reason recovery writes.
+pub const CRASH_RECOVERY: Reason = Reason::CrashRecovery;
 
 /// Held by `node_id` (when given), or by nobody alive: no owner, no lease,
 /// or a lease that ran out before `now`.
@@ -85,7 +85,7 @@ pub(crate) async fn recover(
     let failed: Vec<Uuid> = ids(&tx, select_ids(orphaned(node_id, now))).await?;
     let requeued: Vec<Uuid> = ids(&tx, select_ids(requeueable(node_id, now))).await?;
 
-    let reason = Some(CRASH_RECOVERY.to_owned());
+    let reason = Some(CRASH_RECOVERY);
     let message = Some(match node_id {
         Some(node) => format!(
             "the engine running this execution stopped (recovered by node '{node}' at start-up)"
@@ -99,7 +99,7 @@ pub(crate) async fn recover(
         let ids = chunk.iter().copied();
         execution::Entity::update_many()
             .col_expr(C::State, Expr::val(ExecutionState::Failed))
-            .col_expr(C::Reason, Expr::val(reason.clone()))
+            .col_expr(C::Reason, Expr::val(reason))
             .col_expr(C::Error, Expr::val(message.clone()))
             .col_expr(C::Version, Expr::col(C::Version).add(1))
             .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>))
@@ -116,7 +116,7 @@ pub(crate) async fn recover(
             .to_owned();
         report.attempts_failed += attempt::Entity::update_many()
             .col_expr(attempt::Column::State, Expr::val(AttemptState::Failed))
-            .col_expr(attempt::Column::Reason, Expr::val(reason.clone()))
+            .col_expr(attempt::Column::Reason, Expr::val(reason))
             .col_expr(attempt::Column::Error, Expr::val(message.clone()))
             .col_expr(attempt::Column::FinishedAt, Expr::val(now))
             .filter(attempt::Column::TaskRunId.in_subquery(their_task_runs))
@@ -126,7 +126,7 @@ pub(crate) async fn recover(
             .rows_affected;
         report.task_runs_failed += task_run::Entity::update_many()
             .col_expr(task_run::Column::State, Expr::val(TaskState::Failed))
-            .col_expr(task_run::Column::Reason, Expr::val(reason.clone()))
+            .col_expr(task_run::Column::Reason, Expr::val(reason))
             .col_expr(
                 task_run::Column::Version,
                 Expr::col(task_run::Column::Version).add(1),

@@ -4,7 +4,9 @@
 //! query through them, they only read them.
 
 use chrono::{DateTime, Utc};
-pub use flowstate_entity::{AttemptState, ExecutionState, LogStream, ParseEnumError, TaskState};
+pub use flowstate_entity::{
+    AttemptState, ExecutionState, LogStream, ParseEnumError, Reason, TaskState,
+};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -60,7 +62,7 @@ pub struct ExecutionTransition {
     /// The version the caller read; a different current version is a conflict.
     pub expected_version: i64,
     /// Machine-readable cause (TASK_FAILED, TIMEOUT, CANCELLED, ...).
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     /// Human-readable error.
     pub error: Option<String>,
     /// When a WAITING execution is due again (used only when `to` is WAITING).
@@ -90,7 +92,7 @@ pub struct TaskTransition {
     /// The version the caller read.
     pub expected_version: i64,
     /// Machine-readable cause.
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     /// When a WAITING task run may retry (used only when `to` is WAITING).
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
@@ -114,7 +116,7 @@ pub struct AttemptResult {
     /// SUCCEEDED, FAILED or CANCELLED.
     pub state: AttemptState,
     /// Machine-readable cause (TIMEOUT, ...).
-    pub reason: Option<String>,
+    pub reason: Option<Reason>,
     /// The process's exit code, if it exited.
     pub exit_code: Option<i32>,
     /// Human-readable error.

@@ -111,7 +111,7 @@ async fn failures_are_retried_with_back_off_then_fail(db: TestDb) {
     )
     .await;
     assert_eq!(d.execution.state, ExecutionState::Failed);
-    assert_eq!(d.execution.reason.as_deref(), Some("TASK_FAILED"));
+    assert_eq!(d.execution.reason, Some(Reason::TaskFailed));
     assert!(d.execution.error.as_deref().unwrap().contains("bad"));
     let bad = task(&d, "bad");
     assert_eq!(bad.task_run.state, TaskState::Failed);
@@ -120,7 +120,7 @@ async fn failures_are_retried_with_back_off_then_fail(db: TestDb) {
     assert_eq!(numbers, [1, 2, 3]);
     for a in &bad.attempts {
         assert_eq!((a.state, a.exit_code), (AttemptState::Failed, Some(3)));
-        assert_eq!(a.reason.as_deref(), Some("EXIT_CODE"));
+        assert_eq!(a.reason, Some(Reason::ExitCode));
     }
     // 300ms, then doubled: 600ms.
     let gap = |i: usize| bad.attempts[i + 1].started_at - bad.attempts[i].finished_at.unwrap();
@@ -161,8 +161,8 @@ async fn a_timeout_kills_the_process_group(db: TestDb) {
     );
     assert_eq!(d.execution.state, ExecutionState::Failed);
     let t = task(&d, "sleepy");
-    assert_eq!(t.task_run.reason.as_deref(), Some("TIMEOUT"));
-    assert_eq!(t.attempts[0].reason.as_deref(), Some("TIMEOUT"));
+    assert_eq!(t.task_run.reason, Some(Reason::Timeout));
+    assert_eq!(t.attempts[0].reason, Some(Reason::Timeout));
     assert!(t.attempts[0]
         .error
         .as_deref()
@@ -325,7 +325,7 @@ async fn recovery_at_start_up_fails_what_this_node_left_running(db: TestDb) {
     let engine = Engine::start(cfg).await.unwrap();
     let e = engine.store().get_execution(exec.id).await.unwrap();
     assert_eq!(e.state, ExecutionState::Failed);
-    assert_eq!(e.reason.as_deref(), Some("CRASH_RECOVERY"));
+    assert_eq!(e.reason, Some(Reason::CrashRecovery));
     let done = engine.run_execution(pending.id).await.unwrap();
     assert_eq!(done.state, ExecutionState::Succeeded);
     let _ = Utc::now();

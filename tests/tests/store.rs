@@ -478,7 +478,7 @@ async fn task_runs_and_attempts_are_tracked(db: TestDb) {
             first.id,
             AttemptResult {
                 state: AttemptState::Failed,
-                reason: Some("EXIT_CODE".into()),
+                reason: Some(Reason::ExitCode),
                 exit_code: Some(3),
                 error: Some("exit status 3".into()),
             },
@@ -686,11 +686,11 @@ async fn illegal_moves_and_stale_versions_change_nothing(db: TestDb) {
     assert!(running.updated_at >= exec.updated_at);
 
     let mut fail = ExecutionTransition::new(ExecutionState::Failed, 2);
-    fail.reason = Some("TASK_FAILED".into());
+    fail.reason = Some(Reason::TaskFailed);
     fail.error = Some("task t failed".into());
     store.transition_execution(exec.id, fail).await.unwrap();
     let failed = store.get_execution(exec.id).await.unwrap();
-    assert_eq!(failed.reason.as_deref(), Some("TASK_FAILED"));
+    assert_eq!(failed.reason, Some(Reason::TaskFailed));
     assert!(failed.finished_at.is_some());
     for to in ExecutionState::ALL {
         let mut t = ExecutionTransition::new(*to, 3);
@@ -873,7 +873,7 @@ async fn stale_concurrent_transitions_conflict_without_lost_updates(db: TestDb) 
             let store = store.clone();
             tokio::spawn(async move {
                 let mut t = ExecutionTransition::new(ExecutionState::Running, 1);
-                t.reason = Some(format!("racer-{i}"));
+                t.error = Some(format!("racer-{i}"));
                 store.transition_execution(exec.id, t).await
             })
         })
@@ -889,7 +889,7 @@ async fn stale_concurrent_transitions_conflict_without_lost_updates(db: TestDb) 
     assert_eq!(winners.len(), 1, "exactly one stale-version writer wins");
     let e = store.get_execution(exec.id).await.unwrap();
     assert_eq!(e.version, 2);
-    assert_eq!(e.reason, Some(format!("racer-{}", winners[0].0)));
+    assert_eq!(e.error, Some(format!("racer-{}", winners[0].0)));
 }
 
 async fn concurrent_attempt_starters_get_dense_numbers(db: TestDb) {
@@ -992,13 +992,13 @@ async fn recovery_fails_dead_work_and_requeues_the_rest(db: TestDb) {
     for id in [mine.id, mine2.id, expired.id] {
         let e = store.get_execution(id).await.unwrap();
         assert_eq!(e.state, ExecutionState::Failed);
-        assert_eq!(e.reason.as_deref(), Some(CRASH_RECOVERY));
+        assert_eq!(e.reason, Some(CRASH_RECOVERY));
         assert!(e.finished_at.is_some());
         assert!(e.lease_expires_at.is_none());
     }
     let a = store.get_task_run(run_a.id).await.unwrap();
     assert_eq!(
-        (a.state, a.reason.as_deref()),
+        (a.state, a.reason),
         (TaskState::Failed, Some(CRASH_RECOVERY))
     );
     assert_eq!(
@@ -1009,7 +1009,7 @@ async fn recovery_fails_dead_work_and_requeues_the_rest(db: TestDb) {
     let att = &store.list_attempts(run_a.id).await.unwrap()[0];
     assert_eq!(att.id, attempt.id);
     assert_eq!(
-        (att.state, att.reason.as_deref()),
+        (att.state, att.reason),
         (AttemptState::Failed, Some(CRASH_RECOVERY))
     );
 

@@ -653,7 +653,7 @@ async fn transition_execution<C: ConnectionTrait>(
     let mut update = execution::Entity::update_many()
         .col_expr(C::State, Expr::val(t.to))
         .col_expr(C::Version, Expr::col(C::Version).add(1))
-        .col_expr(C::Reason, Expr::val(t.reason.clone()))
+        .col_expr(C::Reason, Expr::val(t.reason))
         .col_expr(C::Error, Expr::val(t.error.clone()))
         .col_expr(C::UpdatedAt, Expr::val(ts))
         .col_expr(C::WakeAt, Expr::val(t.wake_at.map(truncate_micros)));
@@ -736,7 +736,7 @@ async fn transition_task<C: ConnectionTrait>(
     let mut update = task_run::Entity::update_many()
         .col_expr(C::State, Expr::val(t.to))
         .col_expr(C::Version, Expr::col(C::Version).add(1))
-        .col_expr(C::Reason, Expr::val(t.reason.clone()))
+        .col_expr(C::Reason, Expr::val(t.reason))
         .col_expr(C::UpdatedAt, Expr::val(ts))
         .col_expr(
             C::NextAttemptAt,
