@@ -98,9 +98,9 @@ pub async fn command(g: &Globals, c: ExecutionCommand) -> CmdResult {
             let e = Engine::cancel(store.as_ref(), id).await?;
             if g.json {
                 let name = store.get_workflow(e.workflow_id).await?.name;
-                println!("{}", output::execution(&e, &name));
+                outln!("{}", output::execution(&e, &name));
             } else {
-                println!("execution {id} CANCELLED");
+                outln!("execution {id} CANCELLED");
             }
             Ok(())
         }
@@ -181,7 +181,7 @@ async fn list(g: &Globals, store: &dyn StateStore, a: ListArgs) -> CmdResult {
             .iter()
             .map(|e| output::execution(e, &name(&e.workflow_id)))
             .collect();
-        println!(
+        outln!(
             "{}",
             json!({
                 "items": items,
@@ -218,24 +218,24 @@ async fn list(g: &Globals, store: &dyn StateStore, a: ListArgs) -> CmdResult {
     if let Some(c) = page.next_cursor {
         footer.push_str(&format!("; next page: --after {c}"));
     }
-    eprintln!("{footer}");
+    errln!("{footer}");
     Ok(())
 }
 
 async fn inspect(g: &Globals, store: &dyn StateStore, id: Uuid) -> CmdResult {
     let d = store.get_execution_detail(id).await?;
     if g.json {
-        println!("{}", output::detail(&d));
+        outln!("{}", output::detail(&d));
         return Ok(());
     }
     print_header(&d);
-    println!();
+    outln!();
     output::table(
         &["TASK", "STATE", "EXIT", "STARTED", "DURATION", "DETAIL"],
         &task_rows(&d),
     );
     if !d.outputs.is_empty() {
-        println!();
+        outln!();
         let doc = output::detail(&d);
         let rows: Vec<Vec<String>> = doc["outputs"]
             .as_object()
@@ -260,31 +260,32 @@ async fn inspect(g: &Globals, store: &dyn StateStore, id: Uuid) -> CmdResult {
 fn print_header(d: &flowstate_store::types::ExecutionDetail) {
     let e = &d.execution;
     let colour = output::colour();
-    println!("execution  {}", e.id);
-    println!(
+    outln!("execution  {}", e.id);
+    outln!(
         "workflow   {} (version {})",
-        d.workflow_name, e.workflow_version
+        d.workflow_name,
+        e.workflow_version
     );
-    println!("state      {}", output::state(e.state.as_str(), 0, colour));
+    outln!("state      {}", output::state(e.state.as_str(), 0, colour));
     if let Some(r) = e.reason {
-        println!("reason     {r}");
+        outln!("reason     {r}");
     }
     if let Some(err) = &e.error {
-        println!("error      {}", escape_controls(err));
+        outln!("error      {}", escape_controls(err));
     }
-    println!("created    {}", output::local(Some(e.created_at)));
-    println!("started    {}", output::local(e.started_at));
-    println!("finished   {}", output::local(e.finished_at));
+    outln!("created    {}", output::local(Some(e.created_at)));
+    outln!("started    {}", output::local(e.started_at));
+    outln!("finished   {}", output::local(e.finished_at));
     if let Some(owner) = &e.owner {
-        println!("owner      {}", escape_controls(owner));
+        outln!("owner      {}", escape_controls(owner));
     }
     match e.input.as_object().filter(|o| !o.is_empty()) {
-        None => println!("inputs     -"),
+        None => outln!("inputs     -"),
         Some(inputs) => {
-            println!("inputs");
+            outln!("inputs");
             for (k, v) in inputs {
                 let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-                println!("  {}={}", shown(k), shown(&v));
+                outln!("  {}={}", shown(k), shown(&v));
             }
         }
     }

@@ -22,6 +22,44 @@ pub fn printable(message: &str) -> String {
     escape_controls(&redact(message))
 }
 
+/// Writes to stdout. A failed write must not panic (as `println!` does): a
+/// closed reader ends the command quietly, any other failure (a full disk)
+/// ends it with exit 1 after saying why on stderr.
+pub fn write_out(args: std::fmt::Arguments<'_>, newline: bool) {
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_fmt(args)
+        .and_then(|()| {
+            if newline {
+                out.write_all(b"\n")
+            } else {
+                Ok(())
+            }
+        })
+        .and_then(|()| out.flush());
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            write_err(format_args!("error: cannot write the output: {e}"), true);
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Writes to stderr, ignoring a failure: there is nowhere left to report it,
+/// and the work must go on.
+pub fn write_err(args: std::fmt::Arguments<'_>, newline: bool) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_fmt(args).and_then(|()| {
+        if newline {
+            err.write_all(b"\n")
+        } else {
+            Ok(())
+        }
+    });
+}
+
 /// Lets a closed stdout end the process the way it ends other Unix tools
 /// (`flowstate execution list | head -1`), instead of a panic in `println!`.
 /// Not for `run` and `serve`, which must finish the work they started.

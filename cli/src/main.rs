@@ -20,6 +20,25 @@
 //! only `run`, `serve`, `submit`, `workflow register` and `migrate up|fresh`
 //! may create a database.
 
+/// `println!` that never panics: a failed write to stdout ends the command
+/// (see [`logging::write_out`]).
+macro_rules! outln {
+    () => { $crate::logging::write_out(format_args!(""), true) };
+    ($($arg:tt)*) => { $crate::logging::write_out(format_args!($($arg)*), true) };
+}
+
+/// `eprintln!` that never panics: a failed write to stderr is ignored, as
+/// there is nowhere left to report it.
+macro_rules! errln {
+    () => { $crate::logging::write_err(format_args!(""), true) };
+    ($($arg:tt)*) => { $crate::logging::write_err(format_args!($($arg)*), true) };
+}
+
+/// `eprint!` that never panics, for progress lines.
+macro_rules! err {
+    ($($arg:tt)*) => { $crate::logging::write_err(format_args!($($arg)*), false) };
+}
+
 mod args;
 mod executions;
 mod logging;
@@ -224,7 +243,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             if !f.message.is_empty() {
-                eprintln!("error: {}", logging::printable(&f.message));
+                errln!("error: {}", logging::printable(&f.message));
             }
             ExitCode::from(f.code)
         }

@@ -168,7 +168,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
                 out.push_str("  ");
             }
         }
-        println!("{}", out.trim_end());
+        outln!("{}", out.trim_end());
     };
     line(headers.iter().map(|h| h.to_string()).collect());
     for r in rows {

@@ -47,7 +47,7 @@ pub async fn run(g: &Globals, a: RunArgs) -> CmdResult {
     let store = engine.store();
     let exec = engine.submit(&workflow, input_object(&a.inputs)).await?;
     if !g.json {
-        eprintln!("execution {} of {} started", exec.id, workflow.name);
+        errln!("execution {} of {} started", exec.id, workflow.name);
     }
     let started = Instant::now();
     let follower = {
@@ -58,7 +58,7 @@ pub async fn run(g: &Globals, a: RunArgs) -> CmdResult {
     let done = tokio::select! {
         done = engine.run_execution(exec.id) => done?,
         _ = tokio::signal::ctrl_c() => {
-            eprintln!("\ninterrupted: cancelling execution {}", exec.id);
+            errln!("\ninterrupted: cancelling execution {}", exec.id);
             Engine::cancel(store.as_ref(), exec.id).await?;
             tokio::time::timeout(Duration::from_secs(10), engine.run_execution(exec.id))
                 .await
@@ -82,7 +82,7 @@ pub async fn run(g: &Globals, a: RunArgs) -> CmdResult {
         if let Some(e) = &done.error {
             line.push_str(&format!(": {e}"));
         }
-        eprintln!("{line}");
+        errln!("{line}");
         if done.state != ExecutionState::Succeeded {
             print_failures(store.as_ref(), done.id).await;
         }
@@ -113,8 +113,36 @@ async fn print_failures(store: &dyn StateStore, id: Uuid) {
             None => "no attempt ran".to_owned(),
         };
         let reason = r.reason.map_or("FAILED", |r| r.as_str());
-        eprintln!("  task {} {reason}: {why}", r.task_key);
+        errln!("  task {} {reason}: {why}", r.task_key);
     }
+}
+
+/// Writes log lines to stdout: JSON objects, or `[task] line` (`prefix`,
+/// for `run`) or `time task line`.
+fn print_lines(
+    lines: &[flowstate_store::types::LogLine],
+    keys: &HashMap<Uuid, String>,
+    json: bool,
+    prefix: bool,
+) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for l in lines {
+        let key = l.task_run_id.and_then(|t| keys.get(&t)).map(String::as_str);
+        if json {
+            writeln!(out, "{}", output::log_line(l, key))?;
+            continue;
+        }
+        if prefix {
+            write!(out, "[{}] ", key.unwrap_or("-"))?;
+        } else {
+            write!(out, "{} {} ", output::local(Some(l.ts)), key.unwrap_or("-"))?;
+        }
+        if l.stream != LogStream::Stdout {
+            write!(out, "({}) ", l.stream)?;
+        }
+        writeln!(out, "{}", l.line)?;
+    }
+    out.flush()
 }
 
 /// Prints an execution's log lines from the start; with `until_done`, keeps
@@ -152,42 +180,13 @@ pub async fn follow(
                 .collect();
         }
         if progress && !lines.is_empty() {
-            eprint!("\r\x1b[K");
+            err!("\r\x1b[K");
         }
-        let closed = {
-            let mut out = std::io::stdout().lock();
-            let mut closed = false;
-            for l in &lines {
-                let key = l.task_run_id.and_then(|t| keys.get(&t)).map(String::as_str);
-                let text = if json {
-                    output::log_line(l, key).to_string()
-                } else {
-                    let mut s = String::new();
-                    if prefix {
-                        s.push_str(&format!("[{}] ", key.unwrap_or("-")));
-                    } else {
-                        s.push_str(&format!(
-                            "{} {} ",
-                            output::local(Some(l.ts)),
-                            key.unwrap_or("-")
-                        ));
-                    }
-                    if l.stream != LogStream::Stdout {
-                        s.push_str(&format!("({}) ", l.stream));
-                    }
-                    s.push_str(&l.line);
-                    s
-                };
-                if writeln!(out, "{text}").is_err() {
-                    closed = true;
-                    break;
-                }
-            }
-            closed
-        };
-        if closed {
+        match print_lines(&lines, &keys, json, prefix) {
+            Ok(()) => {}
             // The reader went away (a closed pipe): stop quietly.
-            return Ok(());
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(Failure::runtime(format!("cannot write the logs: {e}"))),
         }
         let got = lines.len();
         after = lines.last().map(|l| l.id).or(after);
@@ -210,7 +209,7 @@ pub async fn follow(
                 .await?;
             if rest.is_empty() {
                 if progress {
-                    eprint!("\r\x1b[K");
+                    err!("\r\x1b[K");
                 }
                 return Ok(());
             }
@@ -219,7 +218,7 @@ pub async fn follow(
         if progress {
             let runs = store.list_task_runs(execution_id).await?;
             let done = runs.iter().filter(|r| r.state.is_terminal()).count();
-            eprint!(
+            err!(
                 "\r\x1b[K{done}/{} tasks done, {:.1}s",
                 runs.len(),
                 started.elapsed().as_secs_f64()

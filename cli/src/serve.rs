@@ -62,7 +62,7 @@ async fn purge_all(
         done += batch.counts;
         if bar {
             let filled = ((done.executions.min(total) * 30) / total.max(1)) as usize;
-            eprint!(
+            err!(
                 "\r[{}{}] {}/{} executions",
                 "#".repeat(filled),
                 " ".repeat(30 - filled),
@@ -75,7 +75,7 @@ async fn purge_all(
         }
     }
     if bar {
-        eprintln!();
+        errln!();
     }
     Ok(done)
 }
@@ -140,7 +140,7 @@ pub async fn cleanup(g: &Globals, a: CleanupArgs) -> CmdResult {
         .await?
     };
     if g.json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "executions": counts.executions,
@@ -153,7 +153,7 @@ pub async fn cleanup(g: &Globals, a: CleanupArgs) -> CmdResult {
         );
     } else {
         let verb = if a.dry_run { "would delete" } else { "deleted" };
-        println!(
+        outln!(
             "{verb} {} executions finished before {} ({} task runs, {} attempts, {} outputs, {} log lines)",
             counts.executions,
             crate::output::local(Some(cutoff)),

@@ -139,7 +139,7 @@ async fn list(
         .await?;
     if g.json {
         let items: Vec<_> = page.items.iter().map(workflow_json).collect();
-        println!(
+        outln!(
             "{}",
             json!({"items": items, "total": page.total, "limit": page.limit, "offset": page.offset})
         );
@@ -172,18 +172,18 @@ async fn list(
 async fn show(g: &Globals, store: &dyn StateStore, name: &str) -> CmdResult {
     let w = store.get_workflow_by_name(name).await?;
     if g.json {
-        println!("{}", workflow_json(&w));
+        outln!("{}", workflow_json(&w));
         return Ok(());
     }
-    println!("workflow   {} (version {})", w.name, w.version);
+    outln!("workflow   {} (version {})", w.name, w.version);
     if let Some(d) = &w.description {
-        println!("about      {}", escape_controls(d));
+        outln!("about      {}", escape_controls(d));
     }
-    println!("updated    {}", output::local(Some(w.updated_at)));
+    outln!("updated    {}", output::local(Some(w.updated_at)));
     if w.deleted_at.is_some() {
-        println!("deleted    {}", output::local(w.deleted_at));
+        outln!("deleted    {}", output::local(w.deleted_at));
     }
-    println!();
+    outln!();
     let def = Workflow::from_definition(&w.definition)?;
     let rows: Vec<Vec<String>> = def
         .tasks
@@ -215,16 +215,17 @@ async fn register(g: &Globals, store: &dyn StateStore, wf: &Workflow) -> CmdResu
         })
         .await?;
     if g.json {
-        println!("{}", workflow_json(&saved.workflow));
+        outln!("{}", workflow_json(&saved.workflow));
     } else {
         let what = if saved.changed {
             "registered"
         } else {
             "unchanged"
         };
-        println!(
+        outln!(
             "{what}: {} version {}",
-            saved.workflow.name, saved.workflow.version
+            saved.workflow.name,
+            saved.workflow.version
         );
     }
     Ok(())
@@ -243,11 +244,11 @@ async fn delete(
     }
     store.delete_workflow(w.id, hard).await?;
     if g.json {
-        println!("{}", json!({"name": name, "deleted": true, "hard": hard}));
+        outln!("{}", json!({"name": name, "deleted": true, "hard": hard}));
     } else if hard {
-        println!("deleted {name} and all its executions");
+        outln!("deleted {name} and all its executions");
     } else {
-        println!("deleted {name} (its executions are kept; `workflow register` restores it)");
+        outln!("deleted {name} (its executions are kept; `workflow register` restores it)");
     }
     Ok(())
 }
@@ -287,7 +288,12 @@ pub async fn submit(g: &Globals, a: SubmitArgs) -> CmdResult {
     } else {
         None
     };
-    let store = g.store().await?;
+    // A name can only be found in a database that exists; a file brings
+    // its workflow in, so it may create one.
+    let store = match file_workflow {
+        Some(_) => g.store().await?,
+        None => g.existing_store().await?,
+    };
     let workflow = match file_workflow {
         Some(w) => w,
         None => {
@@ -312,9 +318,9 @@ pub async fn submit(g: &Globals, a: SubmitArgs) -> CmdResult {
     };
     let exec = flowstate_engine::submit(store.as_ref(), &workflow, input_object(&a.inputs)).await?;
     if g.json {
-        println!("{}", output::execution(&exec, &workflow.name));
+        outln!("{}", output::execution(&exec, &workflow.name));
     } else {
-        println!("{}", exec.id);
+        outln!("{}", exec.id);
     }
     Ok(())
 }

@@ -778,6 +778,104 @@ fn a_closed_stdout_ends_the_command_quietly() {
     }
 }
 
+/// A full disk or a closed stderr never turns into a panic: `run` finishes
+/// its execution whatever happens to its output, and a reading command whose
+/// output cannot be written exits 1.
+#[test]
+fn failed_writes_are_not_panics() {
+    let env = Env::new();
+    let hello = examples().join("hello.yaml");
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let out = env
+        .cmd(&["run", hello.to_str().unwrap()])
+        .stderr(Stdio::from(full()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    let list = env.json(&["execution", "list"]);
+    assert_eq!(list["items"][0]["state"], "SUCCEEDED");
+    let id = list["items"][0]["id"].as_str().unwrap().to_owned();
+    for args in [
+        vec!["execution", "inspect", id.as_str()],
+        vec!["execution", "logs", id.as_str()],
+        vec!["--json", "execution", "list"],
+    ] {
+        let out = env.cmd(&args).stdout(Stdio::from(full())).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("No space left on device"),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+/// `autoMigrate: false` creates nothing when a store opens, but `migrate up`
+/// is how such a database is made.
+#[test]
+fn migrate_up_creates_a_database_that_auto_migrate_would_not() {
+    let env = Env::new();
+    let db = env.dir.path().join("fs.db");
+    let cfg = env.file(
+        "manual.yaml",
+        &format!(
+            "storage:\n  autoMigrate: false\n  sqlite:\n    path: {}\n",
+            db.display()
+        ),
+    );
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_flowstate"))
+            .args(["--config", &cfg])
+            .args(args)
+            .env_remove("FLOWSTATE_DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["run", examples().join("hello.yaml").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("flowstate migrate up"));
+    assert!(!db.exists());
+    assert!(run(&["migrate", "up"]).status.success());
+    assert!(
+        run(&["run", examples().join("hello.yaml").to_str().unwrap()])
+            .status
+            .success()
+    );
+}
+
+/// The configuration is read once, so a pipe works and its `engine:`
+/// section counts (it was silently dropped when read a second time).
+#[test]
+fn a_configuration_from_a_pipe_is_read_whole() {
+    let env = Env::new();
+    let mut child = env
+        .cmd(&["execution", "list"])
+        .arg("--config")
+        .arg("/dev/stdin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"engine:\n  workers: 0\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("engine.workers is 0"), "{stderr}");
+}
+
 /// `serve` wrote colour codes into a redirected log; JSON is there for collectors.
 #[test]
 fn serve_logs_plain_text_or_json_when_not_on_a_terminal() {

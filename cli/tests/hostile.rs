@@ -240,9 +240,17 @@ fn files(dir: &Path) -> BTreeSet<String> {
                 stack.push(p);
             } else if !rel.ends_with("-shm") && !rel.ends_with("-wal") {
                 // The WAL and its index change when a reader opens the
-                // database; the database file itself must not.
+                // database; the database file itself must not, by a byte.
                 let len = e.metadata().map(|m| m.len()).unwrap_or(0);
-                out.insert(format!("{rel} {len}"));
+                let sum = if len <= 1 << 20 {
+                    use std::hash::{Hash, Hasher};
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    std::fs::read(&p).unwrap_or_default().hash(&mut h);
+                    h.finish()
+                } else {
+                    0
+                };
+                out.insert(format!("{rel} {len} {sum:x}"));
             } else {
                 out.insert(rel);
             }
@@ -785,6 +793,17 @@ fn workflow_cases(f: &Fixture) -> Vec<Case> {
         ("retries negative", task("    retries: -1\n"), "retries"),
         ("retries text", task("    retries: many\n"), "retries"),
         ("env NUL", task("    env: { A: \"x\\0y\" }\n"), "NUL"),
+        (
+            "env 3 MB in all",
+            task(&format!(
+                "    env: {{ {} }}\n",
+                (0..25)
+                    .map(|i| format!("V{i}: {}", "x".repeat(120_000)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            "bytes together",
+        ),
         ("env digit name", task("    env: { 1A: x }\n"), "1A"),
         ("env dash name", task("    env: { A-B: x }\n"), "A-B"),
         ("env space name", task("    env: { 'A B': x }\n"), "A B"),
@@ -836,9 +855,16 @@ fn absent_database_cases() -> Vec<Case> {
         &["migrate", "reset", "--yes"],
         &["cleanup", "--dry-run"],
         &["cleanup", "--yes"],
+        &["submit", "hello"],
     ]
     .iter()
     .map(|args| case(args.join(" "), args, 1, "no flowstate database at"))
+    .map(|mut c| {
+        if c.args[0] == "submit" {
+            c.says = "no flowstate database at".into();
+        }
+        c
+    })
     .chain([
         case(
             "execution list --after abc",
@@ -864,6 +890,62 @@ fn tally(cases: usize, failures: &[String]) -> String {
         "{cases} cases: {panics} panics, {effects} side effects, {leaks} leaks, {} other failures",
         failures.len() - panics - effects - leaks
     )
+}
+
+/// Reading commands pointed at a file that is not a flowstate database (an
+/// empty file, another program's SQLite database) leave it byte for byte as
+/// it was: no WAL switch, no header written, no migration table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_that_are_not_flowstate_databases_are_left_alone() {
+    let f = Fixture::empty();
+    let data = f.dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let db = data.join("fs.db");
+    let other = sea_orm::Database::connect(format!("sqlite://{}?mode=rwc", db.display()))
+        .await
+        .unwrap();
+    other
+        .execute_unprepared("PRAGMA journal_mode = DELETE; CREATE TABLE notes (x TEXT); INSERT INTO notes VALUES ('mine')")
+        .await
+        .unwrap();
+    other.close().await.unwrap();
+    let mut failures = Vec::new();
+    for contents in [
+        None,
+        Some(Vec::new()),
+        Some(b"not a database at all".to_vec()),
+    ] {
+        if let Some(bytes) = &contents {
+            std::fs::write(&db, bytes).unwrap();
+        }
+        let mut cases: Vec<Case> = [
+            &["execution", "list"][..],
+            &["workflow", "list"],
+            &["migrate", "down", "--yes"],
+            &["migrate", "reset", "--yes"],
+            &["cleanup", "--yes"],
+        ]
+        .iter()
+        .map(|args| case(args.join(" "), args, 1, "no flowstate database at"))
+        .collect();
+        // status reads a SQLite database as it is: every migration pending.
+        cases.push(match &contents {
+            None => case("migrate status", &["migrate", "status"], 0, ""),
+            Some(_) => case(
+                "migrate status",
+                &["migrate", "status"],
+                1,
+                "no flowstate database at",
+            ),
+        });
+        let label = match &contents {
+            None => "another program's database",
+            Some(b) if b.is_empty() => "empty file",
+            Some(_) => "not SQLite",
+        };
+        failures.extend(f.check(&cases, label).await);
+    }
+    report(failures);
 }
 
 fn report(failures: Vec<String>) {

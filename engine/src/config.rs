@@ -5,7 +5,7 @@ use crate::duration::{format_duration, parse_duration};
 use crate::error::{EngineError, Result};
 use flowstate_store::config::did_you_mean;
 use flowstate_store::text::shown;
-use flowstate_store::yaml;
+use flowstate_store::yaml::{self, describe};
 use flowstate_store::StorageConfig;
 use serde_yaml_ng::Value;
 use std::net::SocketAddr;
@@ -72,29 +72,20 @@ impl Config {
     /// SQLite). `FLOWSTATE_DATABASE_URL` applies on top either way. A file
     /// over 10 MB is refused from its size, before it is read.
     pub fn load(path: Option<&Path>) -> Result<Self> {
-        let storage = StorageConfig::load(path)?;
-        let engine = match path {
+        // Read once: both sections come from the same text, and a pipe
+        // (`--config /dev/stdin`) can only be read once.
+        let text = path
+            .map(flowstate_store::config::read_config_file)
+            .transpose()?;
+        let file = path.zip(text.as_deref());
+        let storage = StorageConfig::load_text(file)?;
+        let engine = match file {
             None => EngineConfig::default(),
-            Some(p) => {
-                let text = flowstate_store::config::read_config_file(p)?;
-                EngineConfig::from_yaml(&text)
-                    .map_err(|e| EngineError::Config(format!("{}: {e}", p.display())))?
-            }
+            Some((p, text)) => EngineConfig::from_yaml(text).map_err(|e| {
+                EngineError::Config(format!("{}: {e}", shown(&p.display().to_string())))
+            })?,
         };
         Ok(Config { storage, engine })
-    }
-}
-
-/// What a YAML value is, for a message: `the string "ten"`, `a list`.
-fn describe(v: &Value) -> String {
-    match v {
-        Value::Null => "empty".into(),
-        Value::Bool(b) => format!("the boolean {b}"),
-        Value::Number(n) => format!("the number {n}"),
-        Value::String(s) => format!("the string \"{}\"", shown(s)),
-        Value::Sequence(_) => "a list".into(),
-        Value::Mapping(_) => "a mapping".into(),
-        Value::Tagged(t) => format!("a value tagged {}", shown(&t.tag.to_string())),
     }
 }
 

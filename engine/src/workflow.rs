@@ -25,6 +25,10 @@ pub const MAX_RUN_BYTES: usize = 100_000;
 pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
 /// The most bytes of one environment entry, `NAME=value` and its NUL.
 const MAX_ENV_ENTRY_BYTES: usize = 128 * 1024;
+/// The most bytes of `run` and a task's own environment together: half of
+/// the kernel's 2 MiB for arguments and environment, leaving the rest to the
+/// engine's inputs, outputs and inherited environment.
+pub const MAX_TASK_BYTES: usize = 1024 * 1024;
 /// The most names an error lists.
 const MAX_LISTED: usize = 20;
 
@@ -279,6 +283,7 @@ fn validate_task(t: &RawTask, known: &HashSet<&str>) -> Checked<Task> {
     }
     check_needs(&t.id, &t.needs, known)?;
     let env = check_env(&t.env)?;
+    check_total(&t.run, &env)?;
     Ok(Task {
         id: t.id.clone(),
         run: t.run.clone(),
@@ -362,6 +367,23 @@ fn check_env(env: &BTreeMap<String, serde_yaml_ng::Value>) -> Checked<BTreeMap<S
         checked.insert(k.clone(), value);
     }
     Ok(checked)
+}
+
+/// The command and the task's own environment together: the kernel refuses
+/// to start a process whose arguments and environment pass about 2 MiB, and
+/// the engine's inputs and outputs come on top at run time.
+fn check_total(run: &str, env: &BTreeMap<String, String>) -> Checked<()> {
+    let total = run.len()
+        + env
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 2)
+            .sum::<usize>();
+    if total > MAX_TASK_BYTES {
+        return Err(format!(
+            "'run' and env are {total} bytes together; the most is {MAX_TASK_BYTES} (the system refuses to start a bigger process); put the values in a file"
+        ));
+    }
+    Ok(())
 }
 
 /// The value of env `k` as a string: a string, number or boolean without a

@@ -14,6 +14,7 @@
 use crate::error::{Result, StoreError};
 use crate::redact::register_secrets_from_url;
 use crate::text::shown;
+use crate::yaml::{describe, echo};
 use serde_yaml_ng::{Mapping, Value};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -202,7 +203,12 @@ impl StorageConfig {
 
     fn from_file_with(path: &Path, url_required: bool) -> Result<Self> {
         let text = read_config_file(path)?;
-        Self::from_yaml_with(&text, url_required).map_err(|e| match e {
+        Self::from_text_with(path, &text, url_required)
+    }
+
+    /// The section of a file's text, errors prefixed with the file's name.
+    fn from_text_with(path: &Path, text: &str, url_required: bool) -> Result<Self> {
+        Self::from_yaml_with(text, url_required).map_err(|e| match e {
             StoreError::Config(m) => {
                 StoreError::Config(format!("{}: {m}", shown(&path.display().to_string())))
             }
@@ -231,11 +237,19 @@ impl StorageConfig {
     /// empty or only whitespace). With that variable set, the file need not
     /// name a server URL.
     pub fn load(path: Option<&Path>) -> Result<Self> {
+        let text = path.map(read_config_file).transpose()?;
+        Self::load_text(path.zip(text.as_deref()))
+    }
+
+    /// [`load`](Self::load) for a file already read (`(path, text)`), so a
+    /// caller that needs the file's other sections reads it once: a pipe
+    /// such as `--config /dev/stdin` can only be read once.
+    pub fn load_text(file: Option<(&Path, &str)>) -> Result<Self> {
         let env_url = std::env::var(DATABASE_URL_ENV)
             .ok()
             .filter(|u| !u.trim().is_empty());
-        let mut config = match path {
-            Some(p) => Self::from_file_with(p, env_url.is_none())?,
+        let mut config = match file {
+            Some((path, text)) => Self::from_text_with(path, text, env_url.is_none())?,
             None => Self::default(),
         };
         if let Some(url) = env_url {
@@ -316,11 +330,12 @@ impl StorageConfig {
         Ok(config)
     }
 
-    /// Where this configuration connects, safe to print (password redacted).
+    /// Where this configuration connects, safe to print: password
+    /// redacted, cut to a readable length, control characters escaped.
     pub fn display_target(&self) -> String {
         match (&self.kind, &self.url) {
-            (StorageType::Sqlite, _) => format!("sqlite://{}", self.sqlite.path.display()),
-            (_, Some(url)) => redact_url(url),
+            (StorageType::Sqlite, _) => shown(&format!("sqlite://{}", self.sqlite.path.display())),
+            (_, Some(url)) => shown(&redact_url(url)),
             (kind, None) => format!("{kind} (no url)"),
         }
     }
@@ -559,28 +574,6 @@ fn check_server_url(kind: StorageType, url: &str, what: &str) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// A value someone typed, as a message shows it: secrets hidden, cut and
-/// escaped by [`shown`].
-fn echo(value: &str) -> String {
-    shown(&crate::redact::redact_text(
-        value,
-        &crate::redact::secrets_of(value),
-    ))
-}
-
-/// What a YAML value is, for "KEY is ...; expected ..." messages.
-fn describe(value: &Value) -> String {
-    match value {
-        Value::Null => "empty".into(),
-        Value::Bool(b) => format!("the boolean {b}"),
-        Value::Number(n) => format!("the number {}", shown(&n.to_string())),
-        Value::String(s) => format!("the string \"{}\"", echo(s)),
-        Value::Sequence(_) => "a list".into(),
-        Value::Mapping(_) => "a mapping".into(),
-        Value::Tagged(t) => format!("a value tagged {}", echo(&t.tag.to_string())),
-    }
 }
 
 /// `map[key]`, with an explicit `null` (`key:` and nothing) read as absent.

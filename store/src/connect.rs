@@ -56,22 +56,10 @@ pub(crate) fn no_database(config: &StorageConfig, why: &str) -> StoreError {
 
 async fn connect_sqlite(config: &StorageConfig, access: Access) -> Result<DatabaseConnection> {
     let path = config.sqlite.path.clone();
-    let exists = path.is_file();
-    if !exists && access == Access::Existing {
-        return Err(no_database(
-            config,
-            "create one with `flowstate migrate up` (or `flowstate run FILE`), or point --config at the right one",
-        ));
-    }
-    if !exists && !config.auto_migrate {
-        // An empty file would only fail the schema check next time.
-        return Err(no_database(
-            config,
-            "storage.autoMigrate is false, so nothing is created; create it with `flowstate migrate up`",
-        ));
-    }
-    if !exists {
-        prepare_sqlite_folder(&path)?;
+    match access {
+        Access::Existing => check_sqlite_file(config)?,
+        Access::Create if !path.is_file() => prepare_sqlite_folder(&path)?,
+        Access::Create => {}
     }
     let busy = Duration::from_millis(config.sqlite.busy_timeout_ms);
     let mut opts = ConnectOptions::new(format!("sqlite://{}", path.display()));
@@ -80,12 +68,19 @@ async fn connect_sqlite(config: &StorageConfig, access: Access) -> Result<Databa
         .acquire_timeout(busy.max(Duration::from_secs(5)))
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(move |o| {
-            o.filename(&path)
+            let o = o
+                .filename(&path)
                 .create_if_missing(access == Access::Create)
-                .journal_mode(SqliteJournalMode::Wal)
                 .foreign_keys(true)
                 .busy_timeout(busy)
-                .synchronous(SqliteSynchronous::Normal)
+                .synchronous(SqliteSynchronous::Normal);
+            // WAL is a property of the file, kept once set: a database
+            // flowstate created is WAL already. Asking for it on a file that
+            // must merely exist would rewrite someone else's database.
+            match access {
+                Access::Create => o.journal_mode(SqliteJournalMode::Wal),
+                Access::Existing => o,
+            }
         });
     Database::connect(opts)
         .await
@@ -95,6 +90,27 @@ async fn connect_sqlite(config: &StorageConfig, access: Access) -> Result<Databa
                 "{e}; check that storage.sqlite.path is a writable file"
             )),
         })
+}
+
+/// A file that must already be a database: there, not empty, and starting
+/// with SQLite's header. Read before any connection, so nothing is written to
+/// a file that turns out to be something else.
+fn check_sqlite_file(config: &StorageConfig) -> Result<()> {
+    use std::io::Read;
+    const CREATE: &str = "create one with `flowstate migrate up` (or `flowstate run FILE`), or point --config at the right one";
+    let path = &config.sqlite.path;
+    let mut header = [0u8; 16];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read(&mut header));
+    match read {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(no_database(config, CREATE)),
+        Err(e) => Err(no_database(config, &format!("it cannot be read ({e})"))),
+        Ok(0) => Err(no_database(config, &format!("the file is empty; {CREATE}"))),
+        Ok(_) if &header != b"SQLite format 3\0" => Err(no_database(
+            config,
+            "the file is not a SQLite database; point --config or storage.sqlite.path at the right one",
+        )),
+        Ok(_) => Ok(()),
+    }
 }
 
 /// Creates the database's folder and proves it writable, so the failure names
@@ -107,8 +123,8 @@ fn prepare_sqlite_folder(path: &Path) -> Result<()> {
     let fail = |what: &str, e: std::io::Error| {
         StoreError::Config(format!(
             "storage.sqlite.path '{}': cannot {what} folder '{}': {e}; choose a writable location",
-            path.display(),
-            folder.display()
+            crate::text::shown(&path.display().to_string()),
+            crate::text::shown(&folder.display().to_string())
         ))
     };
     std::fs::create_dir_all(folder).map_err(|e| fail("create", e))?;

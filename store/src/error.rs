@@ -32,7 +32,7 @@ pub enum StoreError {
 
     /// The schema lacks a table or column that its applied migrations
     /// created: someone changed it by hand, or restored part of a backup.
-    #[error("database schema is damaged: {0}; restore the database from a backup, or start over with `flowstate migrate fresh` (deletes all data)")]
+    #[error("database schema is damaged: {0}; restore the database from a backup (to start over instead, losing all data, delete the SQLite file or recreate the server database and let flowstate create it again)")]
     SchemaDamaged(String),
 
     /// No row has that id (or name).

@@ -22,15 +22,16 @@ where
 ///
 /// A database carrying migrations this build does not know is refused without
 /// writing anything. With [`Access::Existing`] a database without any
-/// flowstate migration is [`StoreError::NoDatabase`]. Pending migrations are
+/// flowstate migration is [`StoreError::NoDatabase`] naming `target`. Pending migrations are
 /// applied when `auto_migrate` is set; otherwise opening fails naming them and
 /// the command that applies them. Last, the tables and columns are checked.
 pub async fn ensure_current(
     db: &DatabaseConnection,
     auto_migrate: bool,
     access: Access,
+    target: &str,
 ) -> Result<()> {
-    ensure_migrated(db, auto_migrate, access).await?;
+    ensure_migrated(db, auto_migrate, access, target).await?;
     crate::schema::verify(db).await
 }
 
@@ -38,6 +39,7 @@ async fn ensure_migrated(
     db: &DatabaseConnection,
     auto_migrate: bool,
     access: Access,
+    target: &str,
 ) -> Result<()> {
     let status = status(db).await?;
     refuse_unknown(&status)?;
@@ -46,7 +48,7 @@ async fn ensure_migrated(
     }
     if status.applied.is_empty() && access == Access::Existing {
         return Err(StoreError::NoDatabase {
-            target: "this database".into(),
+            target: target.to_owned(),
             hint: "it has no flowstate schema; create it with `flowstate migrate up`, or check --config"
                 .into(),
         });
@@ -214,6 +216,14 @@ impl MigrateCommand {
     async fn run_on(self, db: &DatabaseConnection, config: &crate::StorageConfig) -> Result<()> {
         let target = config.display_target();
         let before = status(db).await?;
+        let rolls_back = self.destructive().is_some() && self.access() == Access::Existing;
+        if rolls_back && before.applied.is_empty() {
+            // Rolling back nothing would still create the migration table.
+            return Err(StoreError::NoDatabase {
+                target,
+                hint: "it has no flowstate migrations to roll back".into(),
+            });
+        }
         if let Some((what, yes)) = self.destructive() {
             let steps = match self {
                 MigrateCommand::Down { n, .. } => n as usize,

@@ -475,6 +475,29 @@ fn block_scalar(b: &[u8], i: usize, indent: isize, line: &mut usize) -> usize {
     }
 }
 
+/// A value someone typed, as a message shows it: secrets hidden, cut and
+/// escaped by [`shown`].
+pub fn echo(value: &str) -> String {
+    shown(&crate::redact::redact_text(
+        value,
+        &crate::redact::secrets_of(value),
+    ))
+}
+
+/// What a YAML value is, for "KEY is ...; expected ..." messages.
+pub fn describe(value: &serde_yaml_ng::Value) -> String {
+    use serde_yaml_ng::Value;
+    match value {
+        Value::Null => "empty".into(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {}", shown(&n.to_string())),
+        Value::String(s) => format!("the string \"{}\"", echo(s)),
+        Value::Sequence(_) => "a list".into(),
+        Value::Mapping(_) => "a mapping".into(),
+        Value::Tagged(t) => format!("a value tagged {}", echo(&t.tag.to_string())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

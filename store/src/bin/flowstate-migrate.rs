@@ -8,6 +8,7 @@
 use clap::Parser;
 use flowstate_store::migrate::MigrateCommand;
 use flowstate_store::{StorageConfig, StoreError};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -52,6 +53,12 @@ fn config(cli: &Cli) -> Result<StorageConfig, StoreError> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    // A closed stdout (`flowstate-migrate status | head -1`) ends the
+    // process quietly, as it ends other Unix tools, instead of a panic.
+    // SAFETY: restoring a signal's default disposition has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -66,7 +73,9 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!(
+            // A closed stderr must not turn the failure into a panic.
+            let _ = writeln!(
+                std::io::stderr(),
                 "error: {}",
                 flowstate_store::text::escape_controls(&flowstate_store::redact::redact(
                     &e.to_string()

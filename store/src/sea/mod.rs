@@ -39,21 +39,22 @@ impl SeaStore {
     }
 
     async fn open_with(config: &StorageConfig, access: Access) -> Result<Self> {
+        // Without autoMigrate nothing may be created: not even the file,
+        // which would only fail the schema check next time.
+        let file_access = if config.auto_migrate {
+            access
+        } else {
+            Access::Existing
+        };
         let db = crate::connect::connect_within(
             config,
-            access,
+            file_access,
             crate::connect::DEFAULT_CONNECT_DEADLINE,
         )
         .await?;
-        match Self::check(db.clone(), config.auto_migrate, access).await {
+        let target = config.display_target();
+        match Self::check(db.clone(), config.auto_migrate, access, &target).await {
             Ok(store) => Ok(store),
-            Err(StoreError::NoDatabase { hint, .. }) => {
-                let _ = db.close().await;
-                Err(StoreError::NoDatabase {
-                    target: config.display_target(),
-                    hint,
-                })
-            }
             Err(e) => {
                 let _ = db.close().await;
                 Err(e)
@@ -64,11 +65,16 @@ impl SeaStore {
     /// Wraps an open pool after checking its schema (migrating it when
     /// `auto_migrate` is set).
     pub async fn from_connection(db: DatabaseConnection, auto_migrate: bool) -> Result<Self> {
-        Self::check(db, auto_migrate, Access::Create).await
+        Self::check(db, auto_migrate, Access::Create, "the given connection").await
     }
 
-    async fn check(db: DatabaseConnection, auto_migrate: bool, access: Access) -> Result<Self> {
-        migrate::ensure_current(&db, auto_migrate, access).await?;
+    async fn check(
+        db: DatabaseConnection,
+        auto_migrate: bool,
+        access: Access,
+        target: &str,
+    ) -> Result<Self> {
+        migrate::ensure_current(&db, auto_migrate, access, target).await?;
         let kind = match db.get_database_backend() {
             sea_orm::DbBackend::Sqlite => StorageType::Sqlite,
             sea_orm::DbBackend::Postgres => StorageType::Postgres,
