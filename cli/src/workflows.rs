@@ -27,7 +27,17 @@ pub enum WorkflowCommand {
         offset: u64,
     },
     /// Show a workflow and its tasks.
+    #[command(disable_version_flag = true)]
     Show {
+        /// The workflow name.
+        name: String,
+        /// Show this earlier version instead of the current one.
+        #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+        version: Option<i32>,
+    },
+    /// List a workflow's versions: when each was registered and how many
+    /// executions run it.
+    History {
         /// The workflow name.
         name: String,
     },
@@ -112,7 +122,8 @@ pub async fn command(g: &Globals, c: WorkflowCommand) -> CmdResult {
         (WorkflowCommand::List { all, limit, offset }, _) => {
             list(g, store, all, limit, offset).await
         }
-        (WorkflowCommand::Show { name }, _) => show(g, store, &name).await,
+        (WorkflowCommand::Show { name, version }, _) => show(g, store, &name, version).await,
+        (WorkflowCommand::History { name }, _) => history(g, store, &name).await,
         (WorkflowCommand::Register { .. }, Some(wf)) => register(g, store, &wf).await,
         (WorkflowCommand::Register { .. }, None) => unreachable!("parsed above"),
         (WorkflowCommand::Delete { name, hard, yes }, _) => {
@@ -169,8 +180,16 @@ async fn list(
     Ok(())
 }
 
-async fn show(g: &Globals, store: &dyn StateStore, name: &str) -> CmdResult {
-    let w = store.get_workflow_by_name(name).await?;
+async fn show(g: &Globals, store: &dyn StateStore, name: &str, version: Option<i32>) -> CmdResult {
+    let mut w = store.get_workflow_by_name(name).await?;
+    if let Some(n) = version.filter(|n| *n != w.version) {
+        // An earlier version, as its executions run it.
+        let v = store.get_workflow_version(w.id, n).await?;
+        w.version = v.version;
+        w.definition = v.definition;
+        w.description = v.description;
+        w.updated_at = v.created_at;
+    }
     if g.json {
         outln!("{}", workflow_json(&w));
         return Ok(());
@@ -203,6 +222,44 @@ async fn show(g: &Globals, store: &dyn StateStore, name: &str) -> CmdResult {
         })
         .collect();
     output::table(&["TASK", "NEEDS", "RETRIES", "TIMEOUT", "RUN"], &rows);
+    Ok(())
+}
+
+async fn history(g: &Globals, store: &dyn StateStore, name: &str) -> CmdResult {
+    let w = store.get_workflow_by_name(name).await?;
+    let versions = store.list_workflow_versions(w.id).await?;
+    if g.json {
+        let items: Vec<_> = versions
+            .iter()
+            .map(|v| {
+                json!({
+                    "version": v.version,
+                    "createdAt": output::ts(Some(v.created_at)),
+                    "executions": v.executions,
+                    "current": v.version == w.version,
+                })
+            })
+            .collect();
+        outln!("{}", json!({"name": w.name, "versions": items}));
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = versions
+        .iter()
+        .map(|v| {
+            vec![
+                v.version.to_string(),
+                output::local(Some(v.created_at)),
+                v.executions.to_string(),
+                if v.version == w.version {
+                    "current"
+                } else {
+                    ""
+                }
+                .into(),
+            ]
+        })
+        .collect();
+    output::table(&["VERSION", "REGISTERED", "EXECUTIONS", ""], &rows);
     Ok(())
 }
 

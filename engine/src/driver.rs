@@ -45,8 +45,8 @@ pub enum End {
 pub(crate) async fn drive(ctx: Arc<Ctx>, exec: Execution) -> Result<End> {
     let store = ctx.store.clone();
     let mut exec_version = exec.version;
-    let stored = store.get_workflow(exec.workflow_id).await?;
-    let workflow = match Workflow::from_definition(&stored.definition) {
+    let definition = pinned_definition(store.as_ref(), &exec).await?;
+    let workflow = match Workflow::from_definition(&definition) {
         Ok(w) => w,
         Err(e) => {
             return finish(
@@ -306,6 +306,30 @@ pub(crate) async fn drive(ctx: Arc<Ctx>, exec: Execution) -> Result<End> {
                 }
             }
         }
+    }
+}
+
+/// The definition `exec` was submitted with. Executions submitted before
+/// versions were kept (no `workflow_versions` row) run the current one.
+async fn pinned_definition(store: &dyn StateStore, exec: &Execution) -> Result<serde_json::Value> {
+    match store
+        .get_workflow_version(exec.workflow_id, exec.workflow_version)
+        .await
+    {
+        Ok(v) => Ok(v.definition),
+        Err(StoreError::NotFound { .. }) => {
+            let current = store.get_workflow(exec.workflow_id).await?;
+            if current.version != exec.workflow_version {
+                tracing::warn!(
+                    execution = %exec.id,
+                    submitted = exec.workflow_version,
+                    current = current.version,
+                    "the version this execution was submitted with is not stored; running the current one"
+                );
+            }
+            Ok(current.definition)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

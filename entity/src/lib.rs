@@ -1,7 +1,7 @@
 //! SeaORM entities of the flowstate state store.
 //!
-//! One module per table: [`workflow`], [`execution`], [`task_run`], [`attempt`],
-//! [`output`] and [`log`]. The state enums they share live in [`states`]; every one
+//! One module per table: [`workflow`], [`workflow_version`], [`execution`],
+//! [`task_run`], [`attempt`], [`output`] and [`log`]. The state enums they share live in [`states`]; every one
 //! has `Display` and `FromStr` with its upper-case database value, so the same
 //! spelling is used in SQL, in logs, on the command line and in JSON.
 //!
@@ -15,5 +15,6 @@ pub mod output;
 pub mod states;
 pub mod task_run;
 pub mod workflow;
+pub mod workflow_version;
 
 pub use states::{AttemptState, ExecutionState, LogStream, ParseEnumError, Reason, TaskState};

@@ -18,6 +18,7 @@ pub use sea_orm_migration::{DbErr, MigratorTrait};
 mod m20261125_000001_initial_schema;
 mod m20261129_000001_list_and_claim_indexes;
 mod m20261129_120000_exact_names;
+mod m20261129_130000_workflow_versions;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_initial_schema::Migration),
             Box::new(m20261129_000001_list_and_claim_indexes::Migration),
             Box::new(m20261129_120000_exact_names::Migration),
+            Box::new(m20261129_130000_workflow_versions::Migration),
         ]
     }
 }

@@ -7,7 +7,7 @@
 use crate::error::{Result, StoreError};
 use crate::types::ExecutionState;
 use chrono::{DateTime, Utc};
-use flowstate_entity::{attempt, execution, log, output, task_run, workflow};
+use flowstate_entity::{attempt, execution, log, output, task_run, workflow, workflow_version};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
     ColumnTrait, DbBackend, EntityTrait, Order, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
@@ -321,6 +321,17 @@ pub(crate) fn workflow_order(
     }
 }
 
+/// How many executions each version of a workflow has: one grouped count
+/// answered from `ix_executions_workflow_state`'s leading column.
+pub(crate) fn executions_per_version(workflow_id: Uuid) -> Select<execution::Entity> {
+    execution::Entity::find()
+        .select_only()
+        .column(execution::Column::WorkflowVersion)
+        .column_as(Expr::cust("COUNT(*)"), "n")
+        .filter(execution::Column::WorkflowId.eq(workflow_id))
+        .group_by(execution::Column::WorkflowVersion)
+}
+
 /// The most log lines one read returns.
 pub const MAX_LOG_LIMIT: u64 = 10_000;
 
@@ -358,6 +369,25 @@ pub(crate) fn logs_page(q: &LogQuery) -> Result<Select<log::Entity>> {
         select = select.filter(log::Column::Id.gt(after));
     }
     Ok(select.order_by_asc(log::Column::Id).limit(limit))
+}
+
+/// The queries behind `list_workflow_versions` for `backend`, named, for
+/// `EXPLAIN` and docs.
+pub fn history_statements(backend: DbBackend, workflow_id: Uuid) -> Vec<(&'static str, Statement)> {
+    vec![
+        ("versions", workflow_versions_of(workflow_id).build(backend)),
+        (
+            "executions per version",
+            executions_per_version(workflow_id).build(backend),
+        ),
+    ]
+}
+
+/// The stored versions of a workflow, oldest first (its primary key order).
+pub(crate) fn workflow_versions_of(workflow_id: Uuid) -> Select<workflow_version::Entity> {
+    workflow_version::Entity::find()
+        .filter(workflow_version::Column::WorkflowId.eq(workflow_id))
+        .order_by_asc(workflow_version::Column::Version)
 }
 
 /// The lookups behind `get_execution_detail` and `read_logs` for `backend`,

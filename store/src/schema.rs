@@ -6,7 +6,7 @@
 
 use crate::backend;
 use crate::error::{Result, StoreError};
-use flowstate_entity::{attempt, execution, log, output, task_run, workflow};
+use flowstate_entity::{attempt, execution, log, output, task_run, workflow, workflow_version};
 use sea_orm::{ConnectionTrait, DatabaseConnection, EntityName, IdenStatic, Iterable, Statement};
 use std::collections::{HashMap, HashSet};
 
@@ -17,6 +17,10 @@ fn expected() -> Vec<(&'static str, Vec<&'static str>)> {
     }
     vec![
         (workflow::Entity.table_name(), columns::<workflow::Column>()),
+        (
+            workflow_version::Entity.table_name(),
+            columns::<workflow_version::Column>(),
+        ),
         (
             execution::Entity.table_name(),
             columns::<execution::Column>(),
@@ -88,6 +92,9 @@ mod tests {
     }
 
     fn expected_tables_cover_the_entities() -> bool {
-        expected().len() == 6 && expected().iter().all(|(_, c)| c.contains(&"id"))
+        expected().len() == 7
+            && expected()
+                .iter()
+                .all(|(_, c)| c.contains(&"id") || c.contains(&"workflow_id"))
     }
 }

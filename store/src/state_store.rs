@@ -31,8 +31,19 @@ pub trait StateOps: Send + Sync {
     /// A page of workflows.
     async fn list_workflows(&self, query: WorkflowQuery) -> Result<Page<Workflow>>;
     /// Soft delete (hidden from lists, executions kept), or hard delete (the
-    /// workflow, its executions and everything under them).
+    /// workflow, its versions, its executions and everything under them).
     async fn delete_workflow(&self, id: Uuid, hard: bool) -> Result<()>;
+    /// One version of a workflow's definition: what an execution of that
+    /// version runs. Every version saved since `workflow_versions` exists is
+    /// kept; older ones were never stored (NotFound).
+    async fn get_workflow_version(
+        &self,
+        workflow_id: Uuid,
+        version: i32,
+    ) -> Result<WorkflowVersion>;
+    /// Every stored version of a workflow, oldest first, with how many
+    /// executions use each (one grouped count).
+    async fn list_workflow_versions(&self, workflow_id: Uuid) -> Result<Vec<VersionSummary>>;
 
     // --- executions ---
 

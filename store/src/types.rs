@@ -12,6 +12,8 @@ use uuid::Uuid;
 
 /// A stored workflow definition.
 pub type Workflow = flowstate_entity::workflow::Model;
+/// One version of a workflow's definition.
+pub type WorkflowVersion = flowstate_entity::workflow_version::Model;
 /// A stored execution.
 pub type Execution = flowstate_entity::execution::Model;
 /// A stored task run.
@@ -41,6 +43,18 @@ pub struct SavedWorkflow {
     pub workflow: Workflow,
     /// True when the row was inserted or its definition changed.
     pub changed: bool,
+}
+
+/// A line of a workflow's history: one version, when it was registered and
+/// how many executions were submitted with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionSummary {
+    /// The version number.
+    pub version: i32,
+    /// When it was registered.
+    pub created_at: DateTime<Utc>,
+    /// Executions of this version still in the database.
+    pub executions: u64,
 }
 
 /// An execution to create in PENDING with its task runs.

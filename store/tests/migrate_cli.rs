@@ -43,23 +43,25 @@ async fn up_status_down_by_url_and_by_config(db: TestDb) {
         assert_eq!(out.status.code(), Some(1));
         assert!(text(&out).1.contains("no flowstate database at"));
         assert!(!db.config.sqlite.path.exists());
-        std::fs::File::create(&db.config.sqlite.path).unwrap();
+    } else {
+        // An empty server database: every migration pending.
+        let before = status(&["--database-url", url, "status", "--json"]);
+        assert_eq!(before["applied"], serde_json::json!([]));
+        assert_eq!(
+            before["pending"],
+            serde_json::json!([
+                "m20261125_000001_initial_schema",
+                "m20261129_000001_list_and_claim_indexes",
+                "m20261129_120000_exact_names",
+                "m20261129_130000_workflow_versions"
+            ])
+        );
     }
-    let before = status(&["--database-url", url, "status", "--json"]);
-    assert_eq!(before["applied"], serde_json::json!([]));
-    assert_eq!(
-        before["pending"],
-        serde_json::json!([
-            "m20261125_000001_initial_schema",
-            "m20261129_000001_list_and_claim_indexes",
-            "m20261129_120000_exact_names"
-        ])
-    );
 
     let out = migrate(&["--database-url", url, "up"], &[]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("applied 3 migration(s)"), "{stdout}");
+    assert!(stdout.contains("applied 4 migration(s)"), "{stdout}");
 
     // The same database through a config file.
     let dir = tempfile::tempdir().unwrap();
@@ -96,10 +98,10 @@ async fn up_status_down_by_url_and_by_config(db: TestDb) {
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("rolled back 1 migration(s)"), "{stdout}");
     let one = status(&["--database-url", url, "status", "--json"]);
-    assert_eq!(one["applied"].as_array().unwrap().len(), 2);
+    assert_eq!(one["applied"].as_array().unwrap().len(), 3);
     assert_eq!(
         one["pending"],
-        serde_json::json!(["m20261129_120000_exact_names"])
+        serde_json::json!(["m20261129_130000_workflow_versions"])
     );
 
     let out = migrate(&["--database-url", url, "fresh", "--yes"], &[]);

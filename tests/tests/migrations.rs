@@ -15,6 +15,7 @@ const TABLES: &[&str] = &[
     "outputs",
     "seaql_migrations",
     "task_runs",
+    "workflow_versions",
     "workflows",
 ];
 
@@ -22,6 +23,7 @@ const ALL_VERSIONS: &[&str] = &[
     "m20261125_000001_initial_schema",
     "m20261129_000001_list_and_claim_indexes",
     "m20261129_120000_exact_names",
+    "m20261129_130000_workflow_versions",
 ];
 
 const INDEXES: &[&str] = &[

@@ -298,5 +298,21 @@ async fn bad_plans(
             failures.push(format!("lookup {name}: {steps:?}"));
         }
     }
+    // A workflow's history: its versions by primary key, and the count per
+    // version from the (workflow_id, ...) index. The GROUP BY sorts the few
+    // versions of one workflow, which is allowed; walking a table is not.
+    for (name, stmt) in query::history_statements(DbBackend::Sqlite, wf.expect("a workflow")) {
+        let steps = plan(raw, &stmt).await;
+        let walks = steps
+            .iter()
+            .any(|d| d.starts_with("SCAN ") && !d.contains("INDEX"));
+        if walks
+            || !steps
+                .iter()
+                .any(|d| d.contains("INDEX") || d.contains("PRIMARY KEY"))
+        {
+            failures.push(format!("history {name}: {steps:?}"));
+        }
+    }
     failures
 }

@@ -10,7 +10,7 @@ use crate::types::*;
 use crate::{now, truncate_micros};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use flowstate_entity::{attempt, execution, log, output, task_run, workflow};
+use flowstate_entity::{attempt, execution, log, output, task_run, workflow, workflow_version};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
@@ -109,6 +109,37 @@ impl<T: HasConn> crate::StateOps for T {
                 })
             })
             .await
+    }
+
+    async fn get_workflow_version(
+        &self,
+        workflow_id: Uuid,
+        version: i32,
+    ) -> Result<WorkflowVersion> {
+        workflow_version::Entity::find_by_id((workflow_id, version))
+            .one(&self.conn().exec())
+            .await?
+            .ok_or_else(|| not_found("workflow version", format!("{workflow_id} v{version}")))
+    }
+
+    async fn list_workflow_versions(&self, workflow_id: Uuid) -> Result<Vec<VersionSummary>> {
+        let db = self.conn().exec();
+        let versions = query::workflow_versions_of(workflow_id).all(&db).await?;
+        let counts: Vec<(i32, i64)> = query::executions_per_version(workflow_id)
+            .into_tuple()
+            .all(&db)
+            .await?;
+        Ok(versions
+            .into_iter()
+            .map(|v| VersionSummary {
+                version: v.version,
+                created_at: v.created_at,
+                executions: counts
+                    .iter()
+                    .find(|(n, _)| *n == v.version)
+                    .map_or(0, |(_, c)| *c as u64),
+            })
+            .collect())
     }
 
     async fn create_execution(&self, new: NewExecution) -> Result<(Execution, Vec<TaskRun>)> {
@@ -476,6 +507,7 @@ async fn save_workflow(tx: &DatabaseTransaction, w: NewWorkflow) -> Result<Saved
         workflow::Entity::insert(workflow::ActiveModel::from(row.clone()))
             .exec_without_returning(tx)
             .await?;
+        insert_version(tx, &row).await?;
         return Ok(SavedWorkflow {
             workflow: row,
             changed: true,
@@ -513,10 +545,29 @@ async fn save_workflow(tx: &DatabaseTransaction, w: NewWorkflow) -> Result<Saved
         .filter(workflow::Column::Id.eq(current.id))
         .exec(tx)
         .await?;
+    if changed {
+        insert_version(tx, &current).await?;
+    }
     Ok(SavedWorkflow {
         workflow: current,
         changed,
     })
+}
+
+/// Keeps the definition of the workflow's current version, so executions of
+/// it run what they were submitted with after later changes.
+async fn insert_version(tx: &DatabaseTransaction, w: &Workflow) -> Result<()> {
+    let row = workflow_version::Model {
+        workflow_id: w.id,
+        version: w.version,
+        definition: w.definition.clone(),
+        description: w.description.clone(),
+        created_at: w.updated_at,
+    };
+    workflow_version::Entity::insert(workflow_version::ActiveModel::from(row))
+        .exec_without_returning(tx)
+        .await?;
+    Ok(())
 }
 
 /// Names (workflow names, task keys) are compared byte for byte on every
