@@ -1,22 +1,31 @@
-//! Driving one claimed execution: start the tasks whose needs succeeded,
-//! record every attempt and transition, retry with back-off, and end the
-//! execution (or park it WAITING until its next retry is due).
+//! Driving one claimed execution: the imperative shell around the planner.
 //!
-//! Everything a restart needs is in the database: the driver reads the task
-//! runs when it starts and keeps only their last versions in memory.
+//! [`drive`] loads the execution's pinned workflow, its task runs and its
+//! outputs into a [`Snapshot`], then loops: ask [`planner::plan`] what the
+//! event calls for, apply the decisions through the store (starting
+//! processes for `Start`), and wait for the next event (an attempt ended, a
+//! retry is due, the execution was cancelled or taken away, the engine is
+//! shutting down). Which task is ready, how an attempt moves its task run and
+//! how the execution ends are the planner's decisions; this module loads,
+//! asks and applies.
+//!
+//! Everything a restart needs is in the database: the driver keeps only each
+//! task run's id and version beside the planner's snapshot.
 
 use crate::error::{EngineError, Result};
 use crate::logs::{self, LogTarget};
+use crate::planner::{self, Decision, Event, RunView, Snapshot};
 use crate::process::{self, Outcome, Spec, Stop};
 use crate::workflow::{Task, Workflow};
 use chrono::{DateTime, Utc};
 use flowstate_store::types::*;
 use flowstate_store::{now, StateStore, StoreError};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
+use uuid::Uuid;
 
 /// What a driver needs from its engine.
 pub(crate) struct Ctx {
@@ -43,269 +52,29 @@ pub enum End {
 
 /// Drives `exec`, which this node has just claimed (state RUNNING).
 pub(crate) async fn drive(ctx: Arc<Ctx>, exec: Execution) -> Result<End> {
-    let store = ctx.store.clone();
-    let mut exec_version = exec.version;
-    let definition = pinned_definition(store.as_ref(), &exec).await?;
+    let definition = pinned_definition(ctx.store.as_ref(), &exec).await?;
     let workflow = match Workflow::from_definition(&definition) {
         Ok(w) => w,
         Err(e) => {
-            return finish(
-                &ctx,
-                &exec,
-                exec_version,
-                ExecutionState::Failed,
-                Some(Reason::InvalidDefinition),
-                e.to_string(),
-            )
-            .await;
+            let mut t = ExecutionTransition::new(ExecutionState::Failed, exec.version);
+            t.reason = Some(Reason::InvalidDefinition);
+            t.error = Some(e.to_string());
+            return finish(&ctx, exec.id, t).await;
         }
     };
-    let mut runs: HashMap<String, TaskRun> = store
-        .list_task_runs(exec.id)
-        .await?
-        .into_iter()
-        .map(|r| (r.task_key.clone(), r))
-        .collect();
-    let key_of: HashMap<uuid::Uuid, String> =
-        runs.values().map(|r| (r.id, r.task_key.clone())).collect();
-    let mut outputs: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    let any_done = runs.values().any(|r| r.state == TaskState::Succeeded);
-    for o in if any_done {
-        store.list_outputs(exec.id).await?
-    } else {
-        Vec::new()
-    } {
-        if let Some(key) = key_of.get(&o.task_run_id) {
-            outputs
-                .entry(key.clone())
-                .or_default()
-                .push((o.key, json_text(&o.value)));
-        }
-    }
-    let input_env: Vec<(String, String)> = match &exec.input {
-        serde_json::Value::Object(map) => {
-            map.iter().map(|(k, v)| (k.clone(), json_text(v))).collect()
-        }
-        _ => Vec::new(),
-    };
-
-    // Task runs the workflow no longer defines, or left RUNNING by an attempt
-    // nobody is watching any more, cannot go on.
-    for run in runs.values_mut() {
-        let defined = workflow.task(&run.task_key).is_some();
-        if run.state == TaskState::Running || (!defined && !run.state.is_terminal()) {
-            let reason = if defined {
-                Reason::Abandoned
-            } else {
-                Reason::TaskRemoved
-            };
-            let mut t = TaskTransition::new(run.id, TaskState::Failed, run.version);
-            t.reason = Some(reason);
-            if run.state == TaskState::Pending {
-                t.to = TaskState::Skipped;
-            }
-            run.version = store.transition_task(t.clone()).await?;
-            run.state = t.to;
-        }
-    }
-
-    let (stop_tx, stop_rx) = watch::channel(Stop::No);
-    let mut kill = ctx.kill.clone();
-    let mut running: JoinSet<(String, Result<Finished>)> = JoinSet::new();
-    let mut in_flight: HashSet<String> = HashSet::new();
-    let mut check = tokio::time::interval(ctx.poll.max(Duration::from_millis(200)));
-    check.tick().await;
-
+    let mut driver = Driver::load(ctx, &exec, &workflow).await?;
+    let mut event = Event::Resume;
     loop {
-        let ts = now();
-        let mut ready: Vec<&Task> = Vec::new();
-        for task in &workflow.tasks {
-            let Some(run) = runs.get(&task.id) else {
-                continue;
-            };
-            if in_flight.contains(&task.id) {
-                continue;
-            }
-            match run.state {
-                TaskState::Pending => {
-                    let needs: Vec<Option<TaskState>> = task
-                        .needs
-                        .iter()
-                        .map(|n| runs.get(n).map(|r| r.state))
-                        .collect();
-                    let blocked = needs.iter().any(|s| {
-                        matches!(
-                            s,
-                            None | Some(
-                                TaskState::Failed | TaskState::Skipped | TaskState::Cancelled
-                            )
-                        )
-                    });
-                    if blocked {
-                        let mut t = TaskTransition::new(run.id, TaskState::Skipped, run.version);
-                        t.reason = Some(Reason::UpstreamFailed);
-                        let v = store.transition_task(t).await?;
-                        let run = runs.get_mut(&task.id).expect("present");
-                        run.version = v;
-                        run.state = TaskState::Skipped;
-                    } else if needs.iter().all(|s| *s == Some(TaskState::Succeeded)) {
-                        ready.push(task);
-                    }
-                }
-                TaskState::Waiting if run.next_attempt_at.is_none_or(|at| at <= ts) => {
-                    ready.push(task)
-                }
-                _ => {}
-            }
+        let decisions = planner::plan(&driver.snap, &event, now());
+        if let Some(end) = driver.apply_all(decisions).await? {
+            return Ok(end);
         }
-        for task in ready {
-            let run = runs[&task.id].clone();
-            let mut env = input_env.clone();
-            for need in &task.needs {
-                for (k, v) in outputs.get(need).into_iter().flatten() {
-                    env.push((k.clone(), v.clone()));
-                    env.push((format!("{}_{}", env_name(need), env_name(k)), v.clone()));
-                }
-            }
-            env.extend(task.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-            in_flight.insert(task.id.clone());
-            let job = Job {
-                ctx: ctx.clone(),
-                execution_id: exec.id,
-                task: task.clone(),
-                run,
-                env,
-                stop: stop_rx.clone(),
-            };
-            running.spawn(async move { (job.task.id.clone(), job.run().await) });
-        }
-
-        if running.is_empty() {
-            if runs.values().all(|r| r.state.is_terminal()) {
-                let failed: Vec<&TaskRun> = runs
-                    .values()
-                    .filter(|r| r.state != TaskState::Succeeded)
-                    .collect();
-                return if failed.is_empty() {
-                    finish(
-                        &ctx,
-                        &exec,
-                        exec_version,
-                        ExecutionState::Succeeded,
-                        None,
-                        String::new(),
-                    )
-                    .await
-                } else {
-                    let mut names: Vec<String> = failed
-                        .iter()
-                        .filter(|r| r.state == TaskState::Failed)
-                        .map(|r| {
-                            format!(
-                                "{} ({})",
-                                r.task_key,
-                                r.reason.map_or("FAILED", |r| r.as_str())
-                            )
-                        })
-                        .collect();
-                    names.sort();
-                    let error = format!("failed tasks: {}", names.join(", "));
-                    finish(
-                        &ctx,
-                        &exec,
-                        exec_version,
-                        ExecutionState::Failed,
-                        Some(Reason::TaskFailed),
-                        error,
-                    )
-                    .await
-                };
-            }
-            let wake = runs
-                .values()
-                .filter(|r| r.state == TaskState::Waiting)
-                .filter_map(|r| r.next_attempt_at)
-                .min();
-            let Some(wake) = wake else {
-                return finish(
-                    &ctx,
-                    &exec,
-                    exec_version,
-                    ExecutionState::Failed,
-                    Some(Reason::Stuck),
-                    "no task can run".into(),
-                )
-                .await;
-            };
-            // Release the slot until the retry is due; any engine may take it then.
-            let mut t = ExecutionTransition::new(ExecutionState::Waiting, exec_version);
-            t.wake_at = Some(wake);
-            return match store.transition_execution(exec.id, t).await {
-                Ok(_) => Ok(End::Waiting(wake)),
-                Err(e) => lost(e),
-            };
-        }
-
-        let next_retry = runs
-            .iter()
-            .filter(|(k, r)| r.state == TaskState::Waiting && !in_flight.contains(*k))
-            .filter_map(|(_, r)| r.next_attempt_at)
-            .min();
-        let retry_sleep = async {
-            match next_retry {
-                Some(at) => {
-                    let wait = (at - now()).to_std().unwrap_or_default();
-                    tokio::time::sleep(wait).await
-                }
-                None => std::future::pending().await,
-            }
+        event = match driver.next_event().await {
+            Ok(Some(event)) => event,
+            // Stopping, and every attempt has come back.
+            Ok(None) => return Ok(driver.stopped()),
+            Err(e) => return driver.abort(e).await,
         };
-        tokio::select! {
-            joined = running.join_next() => {
-                if let Some(joined) = joined {
-                    let (key, result) = joined.map_err(|e| EngineError::Io {
-                        context: "a task runner panicked".into(),
-                        source: std::io::Error::other(e.to_string()),
-                    })?;
-                    in_flight.remove(&key);
-                    match result {
-                        Ok(Finished { run, outputs: mine }) => {
-                            if run.state == TaskState::Succeeded {
-                                outputs.insert(key.clone(), mine);
-                            }
-                            runs.insert(key, run);
-                        }
-                        Err(EngineError::Store(e @ (StoreError::Conflict { .. } | StoreError::InvalidTransition { .. }))) => {
-                            let _ = stop_tx.send(Stop::Cancel);
-                            drain(&mut running).await;
-                            return Ok(End::Lost(e.to_string()));
-                        }
-                        Err(e) => {
-                            let _ = stop_tx.send(Stop::Cancel);
-                            drain(&mut running).await;
-                            return Err(e);
-                        }
-                    }
-                }
-            }
-            _ = retry_sleep => {}
-            _ = check.tick() => {
-                let current = store.get_execution(exec.id).await?;
-                if current.state != ExecutionState::Running || current.owner.as_deref() != Some(ctx.node.as_str()) {
-                    let _ = stop_tx.send(Stop::Cancel);
-                    drain(&mut running).await;
-                    return Ok(End::Lost(format!("execution is now {} (owner {:?})", current.state, current.owner)));
-                }
-                exec_version = current.version;
-            }
-            _ = kill.changed() => {
-                if *kill.borrow() == Stop::Shutdown {
-                    let _ = stop_tx.send(Stop::Shutdown);
-                    drain(&mut running).await;
-                    return Ok(End::Shutdown);
-                }
-            }
-        }
     }
 }
 
@@ -333,40 +102,375 @@ async fn pinned_definition(store: &dyn StateStore, exec: &Execution) -> Result<s
     }
 }
 
-async fn drain(running: &mut JoinSet<(String, Result<Finished>)>) {
-    while running.join_next().await.is_some() {}
-}
-
-fn lost(e: StoreError) -> Result<End> {
-    match e {
-        StoreError::Conflict { .. } | StoreError::InvalidTransition { .. } => {
-            Ok(End::Lost(e.to_string()))
-        }
-        other => Err(other.into()),
-    }
-}
-
-async fn finish(
-    ctx: &Ctx,
-    exec: &Execution,
+/// A task run's identity and optimistic-lock version, which the planner
+/// leaves to the driver.
+struct Row {
+    id: Uuid,
     version: i64,
-    state: ExecutionState,
-    reason: Option<Reason>,
-    error: String,
-) -> Result<End> {
-    let mut t = ExecutionTransition::new(state, version);
-    if reason.is_some() {
-        t.reason = reason;
-        t.error = Some(error);
+}
+
+/// An attempt's end, as its runner hands it back.
+struct Ended {
+    key: String,
+    /// `None` when the runner stopped before starting an attempt.
+    attempt: Option<Attempt>,
+    /// The task run's version after it moved to RUNNING.
+    version: i64,
+    outcome: Outcome,
+    outputs: Vec<(String, String)>,
+}
+
+/// The imperative half of driving one execution.
+struct Driver<'w> {
+    ctx: Arc<Ctx>,
+    id: Uuid,
+    exec_version: i64,
+    snap: Snapshot<'w>,
+    rows: HashMap<String, Row>,
+    /// The run views replaced by `Start`, to restore if no attempt starts.
+    before_start: HashMap<String, RunView>,
+    /// The attempt whose end the planner is deciding on, by task key.
+    ending: HashMap<String, Attempt>,
+    running: JoinSet<Result<Ended>>,
+    stop_tx: watch::Sender<Stop>,
+    /// Why the execution was taken away, once it was.
+    lost: Option<String>,
+    /// Whether it was taken away by a cancel (not by recovery or another node).
+    cancelled: bool,
+    check: tokio::time::Interval,
+}
+
+impl<'w> Driver<'w> {
+    /// Reads the task runs, the outputs so far and the inputs.
+    async fn load(ctx: Arc<Ctx>, exec: &Execution, workflow: &'w Workflow) -> Result<Self> {
+        let store = ctx.store.clone();
+        let runs = store.list_task_runs(exec.id).await?;
+        let key_of: HashMap<Uuid, String> =
+            runs.iter().map(|r| (r.id, r.task_key.clone())).collect();
+        let mut outputs: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        if runs.iter().any(|r| r.state == TaskState::Succeeded) {
+            for o in store.list_outputs(exec.id).await? {
+                if let Some(key) = key_of.get(&o.task_run_id) {
+                    let entry = outputs.entry(key.clone()).or_default();
+                    entry.push((o.key, json_text(&o.value)));
+                }
+            }
+        }
+        let inputs = match &exec.input {
+            serde_json::Value::Object(map) => {
+                map.iter().map(|(k, v)| (k.clone(), json_text(v))).collect()
+            }
+            _ => Vec::new(),
+        };
+        let mut check = tokio::time::interval(ctx.poll.max(Duration::from_millis(200)));
+        check.tick().await;
+        Ok(Driver {
+            id: exec.id,
+            exec_version: exec.version,
+            snap: Snapshot {
+                workflow,
+                runs: runs
+                    .iter()
+                    .map(|r| (r.task_key.clone(), RunView::from(r)))
+                    .collect(),
+                in_flight: Default::default(),
+                outputs,
+                inputs,
+                stop: Stop::No,
+            },
+            rows: runs
+                .into_iter()
+                .map(|r| {
+                    (
+                        r.task_key,
+                        Row {
+                            id: r.id,
+                            version: r.version,
+                        },
+                    )
+                })
+                .collect(),
+            before_start: HashMap::new(),
+            ending: HashMap::new(),
+            running: JoinSet::new(),
+            stop_tx: watch::channel(Stop::No).0,
+            lost: None,
+            cancelled: false,
+            check,
+            ctx,
+        })
     }
-    match ctx.store.transition_execution(exec.id, t).await {
+
+    /// Applies the decisions in order; `Some` when the execution has ended
+    /// or been parked. A conflict means someone else moved it: lost.
+    async fn apply_all(&mut self, decisions: Vec<Decision>) -> Result<Option<End>> {
+        for d in decisions {
+            match self.apply(&d).await {
+                Ok(Some(end)) => return Ok(Some(end)),
+                Ok(None) => self.snap.apply(&d),
+                Err(e) => return self.abort(e).await.map(Some),
+            }
+        }
+        Ok(None)
+    }
+
+    async fn apply(&mut self, d: &Decision) -> Result<Option<End>> {
+        match d {
+            Decision::Abandon { key, to, reason } => self.move_task(key, *to, *reason).await?,
+            Decision::Skip { key, reason } => {
+                self.move_task(key, TaskState::Skipped, *reason).await?
+            }
+            Decision::Start { key, env } => self.start(key, env.clone()),
+            Decision::EndAttempt { .. } => self.end_attempt(d).await?,
+            Decision::Park { wake_at } => {
+                let mut t = ExecutionTransition::new(ExecutionState::Waiting, self.exec_version);
+                t.wake_at = Some(*wake_at);
+                self.ctx.store.transition_execution(self.id, t).await?;
+                return Ok(Some(End::Waiting(*wake_at)));
+            }
+            Decision::Finish {
+                state,
+                reason,
+                error,
+            } => {
+                let mut t = ExecutionTransition::new(*state, self.exec_version);
+                t.reason = *reason;
+                t.error = error.clone();
+                return finish(&self.ctx, self.id, t).await.map(Some);
+            }
+            Decision::Cancel { runs } => self.cancel(runs).await,
+            Decision::Release => {
+                let _ = self.stop_tx.send(Stop::Shutdown);
+            }
+        }
+        Ok(None)
+    }
+
+    async fn move_task(&mut self, key: &str, to: TaskState, reason: Reason) -> Result<()> {
+        let row = self
+            .rows
+            .get_mut(key)
+            .expect("a task run of this execution");
+        let mut t = TaskTransition::new(row.id, to, row.version);
+        t.reason = Some(reason);
+        row.version = self.ctx.store.transition_task(t).await?;
+        Ok(())
+    }
+
+    /// Spawns the runner of the task's next attempt.
+    fn start(&mut self, key: &str, env: Vec<(String, String)>) {
+        let row = &self.rows[key];
+        if let Some(view) = self.snap.runs.get(key) {
+            self.before_start.insert(key.to_owned(), view.clone());
+        }
+        let job = Job {
+            ctx: self.ctx.clone(),
+            execution_id: self.id,
+            task: self.snap.workflow.task(key).expect("planned").clone(),
+            run_id: row.id,
+            version: row.version,
+            env,
+            stop: self.stop_tx.subscribe(),
+        };
+        self.running.spawn(job.run());
+    }
+
+    /// Records an ended attempt, its outputs and its task run's move in one
+    /// transaction. A cancelled one is recorded as far as it can be: the
+    /// canceller has moved the task run already.
+    async fn end_attempt(&mut self, d: &Decision) -> Result<()> {
+        let Decision::EndAttempt {
+            key,
+            result,
+            task_state,
+            reason,
+            retry_at,
+            outputs,
+            ..
+        } = d
+        else {
+            unreachable!("called for EndAttempt only")
+        };
+        let attempt = self.ending.remove(key).expect("the attempt that ended");
+        let row = self
+            .rows
+            .get_mut(key)
+            .expect("a task run of this execution");
+        let mut t = TaskTransition::new(row.id, *task_state, row.version);
+        t.reason = *reason;
+        t.next_attempt_at = *retry_at;
+        let store = self.ctx.store.clone();
+        metrics::counter!("flowstate_attempts_finished_total", "state" => result.state.as_str())
+            .increment(1);
+        if *task_state == TaskState::Cancelled {
+            let _ = store.finish_attempt(attempt.id, result.clone()).await;
+            let _ = store.transition_task(t).await;
+            return Ok(());
+        }
+        if retry_at.is_some() {
+            let target = LogTarget {
+                execution_id: self.id,
+                task_run_id: Some(row.id),
+                attempt: Some(attempt.number),
+            };
+            let task = self.snap.workflow.task(key).expect("planned");
+            let line = format!(
+                "attempt {} failed ({}); retrying in {}",
+                attempt.number,
+                result.error.clone().unwrap_or_default(),
+                crate::duration::format_duration(task.backoff(attempt.number + 1))
+            );
+            logs::system(store.as_ref(), target, line).await;
+        }
+        let values = outputs
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        let tx = store.begin().await?;
+        tx.put_outputs(self.id, row.id, values).await?;
+        tx.finish_attempt(attempt.id, result.clone()).await?;
+        row.version = tx.transition_task(t).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stops the attempts in flight. After a cancel, also cancels the task
+    /// runs not in flight (`Engine::cancel` has usually moved them already,
+    /// so a conflict is expected and ignored). An execution taken by
+    /// recovery or another node keeps its task runs as they are.
+    async fn cancel(&mut self, runs: &[String]) {
+        let _ = self.stop_tx.send(Stop::Cancel);
+        if !self.cancelled {
+            return;
+        }
+        for key in runs {
+            let _ = self
+                .move_task(key, TaskState::Cancelled, Reason::Cancelled)
+                .await;
+        }
+    }
+
+    /// Waits for the next event: an attempt ended, a retry is due, the
+    /// execution changed hands, or the engine is shutting down. `None` once
+    /// the execution is stopping and every attempt has come back.
+    async fn next_event(&mut self) -> Result<Option<Event>> {
+        let mut kill = self.ctx.kill.clone();
+        loop {
+            if self.snap.stop != Stop::No && self.running.is_empty() {
+                return Ok(None);
+            }
+            let retry = planner::next_wake(&self.snap).filter(|_| self.snap.stop == Stop::No);
+            let retry_sleep = async {
+                match retry {
+                    Some(at) => tokio::time::sleep((at - now()).to_std().unwrap_or_default()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some(joined) = self.running.join_next() => {
+                    let ended = joined.map_err(|e| EngineError::Io {
+                        context: "a task runner panicked".into(),
+                        source: std::io::Error::other(e.to_string()),
+                    })??;
+                    if let Some(event) = self.ended(ended) {
+                        return Ok(Some(event));
+                    }
+                }
+                _ = retry_sleep => return Ok(Some(Event::Timer)),
+                _ = self.check.tick() => {
+                    if let Some(event) = self.still_ours().await? {
+                        return Ok(Some(event));
+                    }
+                }
+                _ = kill.changed() => {
+                    if *kill.borrow() == Stop::Shutdown {
+                        return Ok(Some(Event::ShutdownRequested));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The event for a runner that came back; `None` when it started no
+    /// attempt (the execution was stopping), which only undoes its `Start`.
+    fn ended(&mut self, ended: Ended) -> Option<Event> {
+        let key = ended.key;
+        if let Some(row) = self.rows.get_mut(&key) {
+            row.version = ended.version;
+        }
+        let Some(attempt) = ended.attempt else {
+            self.snap.in_flight.remove(&key);
+            if let Some(view) = self.before_start.remove(&key) {
+                self.snap.runs.insert(key, view);
+            }
+            return None;
+        };
+        let number = attempt.number;
+        self.ending.insert(key.clone(), attempt);
+        Some(Event::TaskEnded {
+            key,
+            attempt: number,
+            outcome: ended.outcome,
+            outputs: ended.outputs,
+        })
+    }
+
+    /// `None` while the execution is still RUNNING under this node; else
+    /// the cancel that stops its attempts, remembering why.
+    async fn still_ours(&mut self) -> Result<Option<Event>> {
+        let current = self.ctx.store.get_execution(self.id).await?;
+        if current.state == ExecutionState::Running
+            && current.owner.as_deref() == Some(self.ctx.node.as_str())
+        {
+            self.exec_version = current.version;
+            return Ok(None);
+        }
+        self.cancelled = current.state == ExecutionState::Cancelled;
+        self.lost = Some(format!(
+            "execution is now {} (owner {:?})",
+            current.state, current.owner
+        ));
+        Ok(Some(Event::CancelRequested))
+    }
+
+    /// How driving ends once stopping is done and nothing runs.
+    fn stopped(&mut self) -> End {
+        match (self.snap.stop, self.lost.take()) {
+            (Stop::Shutdown, _) => End::Shutdown,
+            (_, Some(why)) => End::Lost(why),
+            _ => End::Lost("the execution was cancelled".into()),
+        }
+    }
+
+    /// Stops every attempt and waits for them after a failed write: a
+    /// conflict means someone else moved the execution (lost), anything
+    /// else is an error.
+    async fn abort(&mut self, e: EngineError) -> Result<End> {
+        let _ = self.stop_tx.send(Stop::Cancel);
+        while self.running.join_next().await.is_some() {}
+        match e {
+            EngineError::Store(
+                e @ (StoreError::Conflict { .. } | StoreError::InvalidTransition { .. }),
+            ) => Ok(End::Lost(e.to_string())),
+            other => Err(other),
+        }
+    }
+}
+
+/// Ends the execution with `t`; a conflict means someone else moved it.
+async fn finish(ctx: &Ctx, id: Uuid, t: ExecutionTransition) -> Result<End> {
+    let state = t.to;
+    match ctx.store.transition_execution(id, t).await {
         Ok(_) => {
             metrics::counter!("flowstate_executions_finished_total", "state" => state.as_str())
                 .increment(1);
-            tracing::info!(execution = %exec.id, %state, "execution finished");
+            tracing::info!(execution = %id, %state, "execution finished");
             Ok(End::Finished(state))
         }
-        Err(e) => lost(e),
+        Err(e @ (StoreError::Conflict { .. } | StoreError::InvalidTransition { .. })) => {
+            Ok(End::Lost(e.to_string()))
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -378,37 +482,22 @@ fn json_text(v: &serde_json::Value) -> String {
     }
 }
 
-/// An environment variable name made of `s`: upper case, `_` for the rest.
-fn env_name(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// A task run as its attempt left it, with the outputs it published.
-struct Finished {
-    run: TaskRun,
-    outputs: Vec<(String, String)>,
-}
-
-/// One attempt of one task, start to recorded end.
+/// One attempt of one task, from taking a worker to the process's end.
 struct Job {
     ctx: Arc<Ctx>,
-    execution_id: uuid::Uuid,
+    execution_id: Uuid,
     task: Task,
-    run: TaskRun,
+    run_id: Uuid,
+    version: i64,
     env: Vec<(String, String)>,
     stop: watch::Receiver<Stop>,
 }
 
 impl Job {
-    async fn run(self) -> Result<Finished> {
+    /// Moves the task run to RUNNING, starts the attempt, runs the process
+    /// and reads its outputs. Recording the end is the driver's (it asks the
+    /// planner how the attempt moves the task run).
+    async fn run(self) -> Result<Ended> {
         let store = self.ctx.store.clone();
         let _permit = self
             .ctx
@@ -417,37 +506,58 @@ impl Job {
             .acquire_owned()
             .await
             .expect("the worker pool is never closed");
-        if *self.stop.borrow() != Stop::No {
-            return Ok(Finished {
-                run: self.run,
-                outputs: Vec::new(),
-            });
+        let stop = *self.stop.borrow();
+        if stop != Stop::No {
+            return Ok(self.not_started(stop));
         }
-        let running_version = store
+        let version = store
             .transition_task(TaskTransition::new(
-                self.run.id,
+                self.run_id,
                 TaskState::Running,
-                self.run.version,
+                self.version,
             ))
             .await?;
-        let attempt = store.start_attempt(self.run.id).await?;
+        let attempt = store.start_attempt(self.run_id).await?;
         metrics::counter!("flowstate_attempts_started_total").increment(1);
         let target = LogTarget {
             execution_id: self.execution_id,
-            task_run_id: Some(self.run.id),
+            task_run_id: Some(self.run_id),
             attempt: Some(attempt.number),
         };
-        logs::system(
-            store.as_ref(),
-            target,
-            format!(
-                "attempt {} of {} started",
-                attempt.number,
-                self.task.retries + 1
-            ),
-        )
-        .await;
+        let started = format!(
+            "attempt {} of {} started",
+            attempt.number,
+            self.task.retries + 1
+        );
+        logs::system(store.as_ref(), target, started).await;
+        let (outcome, outputs) = self.process(&attempt, target).await?;
+        Ok(Ended {
+            key: self.task.id.clone(),
+            attempt: Some(attempt),
+            version,
+            outcome,
+            outputs,
+        })
+    }
 
+    fn not_started(&self, stop: Stop) -> Ended {
+        Ended {
+            key: self.task.id.clone(),
+            attempt: None,
+            version: self.version,
+            outcome: Outcome::Stopped(stop),
+            outputs: Vec::new(),
+        }
+    }
+
+    /// Runs the shell with the attempt's environment and, when it exits 0,
+    /// reads the outputs it wrote to `$FLOWSTATE_OUTPUT`.
+    async fn process(
+        &self,
+        attempt: &Attempt,
+        target: LogTarget,
+    ) -> Result<(Outcome, Vec<(String, String)>)> {
+        let store = self.ctx.store.clone();
         let output_file = tempfile::NamedTempFile::new()
             .map_err(EngineError::io("create the task's output file"))?;
         let mut env = self.env.clone();
@@ -470,133 +580,12 @@ impl Job {
         let (lines, writer) = logs::writer(store.clone(), target);
         let outcome = process::run(spec, lines, self.stop.clone()).await;
         let _ = writer.await;
-
-        let (state, reason, exit_code, error) = match &outcome {
-            Outcome::Stopped(Stop::Shutdown) => {
-                // Left RUNNING on purpose: the next start's recovery records it.
-                return Ok(Finished {
-                    run: self.run,
-                    outputs: Vec::new(),
-                });
-            }
-            Outcome::Exited(0) => (AttemptState::Succeeded, None, Some(0), None),
-            Outcome::Exited(code) => (
-                AttemptState::Failed,
-                Some(Reason::ExitCode),
-                Some(*code),
-                Some(format!("exit status {code}")),
-            ),
-            Outcome::Signaled(sig) => (
-                AttemptState::Failed,
-                Some(Reason::Signal),
-                None,
-                Some(format!("killed by signal {sig}")),
-            ),
-            Outcome::TimedOut => (
-                AttemptState::Failed,
-                Some(Reason::Timeout),
-                None,
-                Some(format!(
-                    "timed out after {}",
-                    crate::duration::format_duration(self.task.timeout().unwrap_or_default())
-                )),
-            ),
-            Outcome::Stopped(_) => (
-                AttemptState::Cancelled,
-                Some(Reason::Cancelled),
-                None,
-                Some("the execution was cancelled".into()),
-            ),
-            Outcome::SpawnFailed(m) => (
-                AttemptState::Failed,
-                Some(Reason::SpawnFailed),
-                None,
-                Some(m.clone()),
-            ),
-        };
-        metrics::counter!("flowstate_attempts_finished_total", "state" => state.as_str())
-            .increment(1);
-        let result = AttemptResult {
-            state,
-            reason,
-            exit_code,
-            error: error.clone(),
-        };
-
-        if state == AttemptState::Cancelled {
-            // The canceller has moved the task run already; record the attempt.
-            let _ = store.finish_attempt(attempt.id, result).await;
-            let mut t = TaskTransition::new(self.run.id, TaskState::Cancelled, running_version);
-            t.reason = Some(Reason::Cancelled);
-            let _ = store.transition_task(t).await;
-            let run = store.get_task_run(self.run.id).await?;
-            return Ok(Finished {
-                run,
-                outputs: Vec::new(),
-            });
-        }
-
-        let values = if state == AttemptState::Succeeded {
+        let outputs = if outcome == Outcome::Exited(0) {
             read_outputs(output_file.path(), store.as_ref(), target).await
         } else {
             Vec::new()
         };
-        let retry = state == AttemptState::Failed && attempt.number <= self.task.retries as i32;
-        let mut move_task = match (state, retry) {
-            (AttemptState::Succeeded, _) => {
-                TaskTransition::new(self.run.id, TaskState::Succeeded, running_version)
-            }
-            (_, true) => {
-                let delay = self.task.backoff(attempt.number + 1);
-                let mut t = TaskTransition::new(self.run.id, TaskState::Waiting, running_version);
-                t.next_attempt_at =
-                    Some(now() + chrono::Duration::from_std(delay).unwrap_or_default());
-                logs::system(
-                    store.as_ref(),
-                    target,
-                    format!(
-                        "attempt {} failed ({}); retrying in {}",
-                        attempt.number,
-                        error.clone().unwrap_or_default(),
-                        crate::duration::format_duration(delay)
-                    ),
-                )
-                .await;
-                t
-            }
-            (_, false) => TaskTransition::new(self.run.id, TaskState::Failed, running_version),
-        };
-        if move_task.to != TaskState::Succeeded {
-            move_task.reason = reason;
-        }
-        // The attempt's end, its outputs and the task's move land together.
-        let published: Vec<(String, String)> = values
-            .iter()
-            .map(|(k, v)| (k.clone(), json_text(v)))
-            .collect();
-        let tx = store.begin().await?;
-        tx.put_outputs(self.execution_id, self.run.id, values)
-            .await?;
-        tx.finish_attempt(attempt.id, result).await?;
-        let version = tx.transition_task(move_task.clone()).await?;
-        tx.commit().await?;
-        // The row as that transition left it; reading it back would cost a query.
-        let ended = now();
-        let run = TaskRun {
-            state: move_task.to,
-            reason: move_task.reason,
-            version,
-            attempt_count: attempt.number,
-            next_attempt_at: move_task.next_attempt_at,
-            updated_at: ended,
-            started_at: self.run.started_at.or(Some(attempt.started_at)),
-            finished_at: move_task.to.is_terminal().then_some(ended),
-            ..self.run
-        };
-        Ok(Finished {
-            run,
-            outputs: published,
-        })
+        Ok((outcome, outputs))
     }
 }
 
@@ -606,9 +595,9 @@ async fn read_outputs(
     path: &std::path::Path,
     store: &dyn StateStore,
     target: LogTarget,
-) -> Vec<(String, serde_json::Value)> {
+) -> Vec<(String, String)> {
     let text = tokio::fs::read_to_string(path).await.unwrap_or_default();
-    let mut values: Vec<(String, serde_json::Value)> = Vec::new();
+    let mut values: Vec<(String, String)> = Vec::new();
     for line in text.lines() {
         let line = line.trim_end_matches('\r');
         if line.trim().is_empty() || line.starts_with('#') {
@@ -618,7 +607,7 @@ async fn read_outputs(
             Some((k, v)) if !k.trim().is_empty() && k.trim().len() <= 255 => {
                 let k = k.trim().to_owned();
                 values.retain(|(old, _)| old != &k);
-                values.push((k, serde_json::Value::String(v.to_owned())));
+                values.push((k, v.to_owned()));
             }
             _ => {
                 logs::system(

@@ -25,8 +25,6 @@ pub mod error;
 pub mod logs;
 pub mod metrics;
 pub mod node;
-// Not used by the driver yet: driver.rs moves onto it next (issue 11).
-#[allow(dead_code)]
 pub(crate) mod planner;
 pub mod process;
 pub mod workflow;
