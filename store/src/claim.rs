@@ -9,7 +9,7 @@
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 use crate::now;
-use crate::sea::conn::write_on_pool;
+use crate::sea::db::{Db, Pool};
 use crate::types::{Execution, ExecutionState};
 use chrono::{DateTime, Utc};
 use flowstate_entity::execution;
@@ -52,9 +52,10 @@ fn move_to_running(
         )
 }
 
+/// [`StateStore::claim_due`](crate::StateStore::claim_due): one write
+/// transaction through the runner, retried whole on transient failures.
 pub(crate) async fn claim_due(
-    db: &DatabaseConnection,
-    backend: &'static dyn Backend,
+    pool: &Pool,
     node_id: &str,
     limit: u64,
     lease: Duration,
@@ -69,11 +70,13 @@ pub(crate) async fn claim_due(
     }
     let started = Instant::now();
     let node = node_id.to_owned();
-    let claimed = write_on_pool(db, backend, move |tx| {
-        let node = node.clone();
-        Box::pin(async move { claim_in(tx, backend, &node, limit, lease).await })
-    })
-    .await?;
+    let backend = pool.backend();
+    let claimed = pool
+        .write(move |tx| {
+            let node = node.clone();
+            Box::pin(async move { claim_in(tx, backend, &node, limit, lease).await })
+        })
+        .await?;
     metrics::histogram!("flowstate_claim_seconds").record(started.elapsed().as_secs_f64());
     metrics::counter!("flowstate_claimed_executions_total").increment(claimed.len() as u64);
     Ok(claimed)
@@ -144,9 +147,10 @@ async fn claim_in(
     Ok(rows)
 }
 
+/// [`StateStore::claim_execution`](crate::StateStore::claim_execution): one
+/// write transaction through the runner, retried whole on transient failures.
 pub(crate) async fn claim_one(
-    db: &DatabaseConnection,
-    backend: &'static dyn Backend,
+    pool: &Pool,
     node_id: &str,
     id: Uuid,
     lease: Duration,
@@ -155,7 +159,7 @@ pub(crate) async fn claim_one(
         return Err(StoreError::InvalidInput("node id is empty".into()));
     }
     let node = node_id.to_owned();
-    write_on_pool(db, backend, move |tx| {
+    pool.write(move |tx| {
         let node = node.clone();
         Box::pin(async move { claim_one_in(tx, &node, id, lease).await })
     })
@@ -192,6 +196,10 @@ async fn claim_one_in(
     Ok(row)
 }
 
+/// [`StateStore::renew_lease`](crate::StateStore::renew_lease): one UPDATE
+/// on the pool, in no transaction and not retried here: the engine renews
+/// every third of the lease, so a failed renewal is made again before the
+/// lease runs out.
 pub(crate) async fn renew_lease(
     db: &DatabaseConnection,
     node_id: &str,

@@ -16,14 +16,21 @@
 //! - [`state_store`]: the [`StateOps`], [`StateStore`] and [`StoreTransaction`] traits.
 //! - [`types`] and [`query`]: what goes in and comes out; filters and paging.
 //! - [`state_machine`]: which state moves are legal, enforced by every write.
-//! - `sea`: the SeaORM implementation; `backend`: the few things that differ
-//!   per database (transaction mode, row locks, retryable errors).
+//! - `sea`: the SeaORM implementation (the pool and transaction types, the
+//!   write runner, the operations by aggregate); `backend`: the few things
+//!   that differ per database (transaction mode, row locks, retryable errors).
 //! - `recovery`, `retention` and `claim`: the set-based whole-table jobs.
 //!
-//! Every write on the pool runs in its own write transaction (IMMEDIATE on
-//! SQLite) and is retried on lock timeouts and deadlocks; transitions are one
-//! guarded UPDATE each, checked against the state machine and the caller's
-//! version.
+//! Every write transaction the store runs by itself (operations on the
+//! pool, recovery, retention, claiming, applying migrations) goes through one
+//! runner: it begins the transaction the backend's way (IMMEDIATE on
+//! SQLite), runs the unit, commits, rolls back on any error, and runs the
+//! whole unit again on lock timeouts, deadlocks and serialisation failures.
+//! Writes that are one statement (transitions, small log batches) skip the
+//! transaction and are retried alike; the lease renewal is not retried here,
+//! the engine renews often. A transaction from [`StateStore::begin`] is the
+//! caller's to commit and to retry. Transitions are one guarded UPDATE each,
+//! checked against the state machine and the caller's version.
 
 mod backend;
 mod claim;

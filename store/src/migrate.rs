@@ -1,13 +1,13 @@
 //! Schema versions: the checks made when a store opens, and the operations
 //! behind `flowstate-migrate` (and later `flowstate migrate`).
 
-use crate::backend;
+use crate::backend::{self, Backend};
 use crate::connect::Access;
 use crate::error::{Result, StoreError};
-use crate::sea::conn::begin_write;
+use crate::sea::write;
 pub use flowstate_migration::{known_versions, AppliedMigration, MigrationStatus};
 use flowstate_migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
 
 /// Applied, pending and unknown migrations of a database, read through a
 /// connection or a transaction. Writes nothing.
@@ -62,21 +62,36 @@ async fn ensure_migrated(
     apply_pending(db).await
 }
 
-/// Applies every pending migration under the backend's migration lock. The
-/// status is read again once the lock is held: another process may have
-/// applied them meanwhile.
+/// Applies every pending migration under the backend's migration lock, in
+/// one write transaction through the store's runner: committed when every
+/// migration applied, rolled back on any error.
+///
+/// The runner also retries the whole unit on transient failures (say a
+/// deadlock on PostgreSQL's advisory lock), and that is safe here: each try
+/// takes the lock and reads the status again under it, so it applies only
+/// what is still pending. On SQLite and PostgreSQL the DDL is transactional,
+/// so a failed try leaves nothing behind. MySQL commits each DDL statement
+/// implicitly: a try that failed halfway through a migration leaves it half
+/// applied, and the retry then stops with that migration's (not transient)
+/// error, as a run without retries would have.
 async fn apply_pending(db: &DatabaseConnection) -> Result<()> {
     let backend = backend::for_backend(db.get_database_backend());
-    let tx = begin_write(db, backend).await?;
+    write::transaction(db, backend, move |tx| Box::pin(migrate_locked(tx, backend))).await
+}
+
+/// The unit of [`apply_pending`]: lock, re-read, migrate, unlock. The unlock
+/// runs whatever happened, before the runner commits or rolls back: MySQL's
+/// lock belongs to the session, which goes back to the pool.
+async fn migrate_locked(tx: &DatabaseTransaction, backend: &dyn Backend) -> Result<()> {
     if let Some(sql) = backend.migration_lock() {
         tx.execute_unprepared(sql).await?;
     }
     let result = async {
-        let status = status(&tx).await?;
+        let status = status(tx).await?;
         refuse_unknown(&status)?;
         if !status.pending.is_empty() {
             tracing::info!(pending = ?status.pending, "applying pending migrations");
-            Migrator::up(&tx, None).await?;
+            Migrator::up(tx, None).await?;
         }
         Ok::<_, StoreError>(())
     }
@@ -84,13 +99,7 @@ async fn apply_pending(db: &DatabaseConnection) -> Result<()> {
     if let Some(sql) = backend.migration_unlock() {
         let _ = tx.execute_unprepared(sql).await;
     }
-    match result {
-        Ok(()) => Ok(tx.commit().await?),
-        Err(e) => {
-            let _ = tx.rollback().await;
-            Err(e)
-        }
-    }
+    result
 }
 
 fn refuse_unknown(status: &MigrationStatus) -> Result<()> {

@@ -1,4 +1,4 @@
-//! Crash recovery: a few set-based statements in one transaction.
+//! Crash recovery: a few set-based statements in one write transaction.
 //!
 //! The executions to fail and to release are read once, with a row lock on
 //! the servers; then each table is updated with one statement per chunk of
@@ -7,14 +7,14 @@
 
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::sea::conn::begin_write;
+use crate::sea::db::{Db, Pool};
 use crate::truncate_micros;
 use crate::types::{AttemptState, ExecutionState, Reason, RecoveryReport, TaskState};
 use chrono::{DateTime, Utc};
 use flowstate_entity::{attempt, execution, task_run};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
     QuerySelect, QueryTrait,
 };
 use uuid::Uuid;
@@ -62,108 +62,140 @@ fn requeueable(node_id: Option<&str>, now: DateTime<Utc>) -> Condition {
 }
 
 /// Recovery for `node_id` (at start-up: its own executions too), or with
-/// `None` only executions whose lease expired (the periodic sweep).
+/// `None` only executions whose lease expired (the periodic sweep). One write
+/// transaction through the runner, retried whole on transient failures; the
+/// log lines and metrics follow its commit.
 pub(crate) async fn recover(
-    db: &DatabaseConnection,
+    pool: &Pool,
+    node_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<RecoveryReport> {
+    let now = truncate_micros(now);
+    let backend = pool.backend();
+    let node = node_id.map(str::to_owned);
+    let report = pool
+        .write(move |tx| {
+            let node = node.clone();
+            Box::pin(async move { recover_in(tx, backend, node.as_deref(), now).await })
+        })
+        .await?;
+    for id in &report.failed {
+        tracing::warn!(execution = %id, node = node_id.unwrap_or("-"), "execution failed by crash recovery");
+    }
+    metrics::counter!("flowstate_recovered_executions_total").increment(report.failed.len() as u64);
+    metrics::counter!("flowstate_requeued_executions_total")
+        .increment(report.requeued.len() as u64);
+    Ok(report)
+}
+
+/// The work of [`recover`] inside its transaction.
+async fn recover_in(
+    tx: &DatabaseTransaction,
     backend: &dyn Backend,
     node_id: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<RecoveryReport> {
     use execution::Column as C;
-    let now = truncate_micros(now);
-    let tx = begin_write(db, backend).await?;
     let lock = backend.row_lock_suffix();
     let select_ids = |cond: Condition| {
         let mut stmt = execution::Entity::find()
             .select_only()
             .column(C::Id)
             .filter(cond)
-            .build(db.get_database_backend());
+            .build(tx.get_database_backend());
         stmt.sql.push_str(lock);
         stmt
     };
-    let failed: Vec<Uuid> = ids(&tx, select_ids(orphaned(node_id, now))).await?;
-    let requeued: Vec<Uuid> = ids(&tx, select_ids(requeueable(node_id, now))).await?;
+    let failed: Vec<Uuid> = ids(tx, select_ids(orphaned(node_id, now))).await?;
+    let requeued: Vec<Uuid> = ids(tx, select_ids(requeueable(node_id, now))).await?;
 
-    let reason = Some(CRASH_RECOVERY);
-    let message = Some(match node_id {
+    let message = match node_id {
         Some(node) => format!(
             "the engine running this execution stopped (recovered by node '{node}' at start-up)"
         ),
         None => "the engine running this execution stopped renewing its lease".to_owned(),
-    });
+    };
     let mut report = RecoveryReport::default();
     // Keyed on the ids read above, a chunk at a time: every statement is an
     // index lookup, whatever else the tables hold.
     for chunk in failed.chunks(ID_CHUNK) {
-        let ids = chunk.iter().copied();
-        execution::Entity::update_many()
-            .col_expr(C::State, Expr::val(ExecutionState::Failed))
-            .col_expr(C::Reason, Expr::val(reason))
-            .col_expr(C::Error, Expr::val(message.clone()))
-            .col_expr(C::Version, Expr::col(C::Version).add(1))
-            .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>))
-            .col_expr(C::UpdatedAt, Expr::val(now))
-            .col_expr(C::FinishedAt, Expr::val(now))
-            .filter(C::Id.is_in(ids.clone()))
-            .filter(C::State.eq(ExecutionState::Running))
-            .exec(&tx)
-            .await?;
-        let their_task_runs = Query::select()
-            .column(task_run::Column::Id)
-            .from(task_run::Entity)
-            .and_where(task_run::Column::ExecutionId.is_in(ids.clone()))
-            .to_owned();
-        report.attempts_failed += attempt::Entity::update_many()
-            .col_expr(attempt::Column::State, Expr::val(AttemptState::Failed))
-            .col_expr(attempt::Column::Reason, Expr::val(reason))
-            .col_expr(attempt::Column::Error, Expr::val(message.clone()))
-            .col_expr(attempt::Column::FinishedAt, Expr::val(now))
-            .filter(attempt::Column::TaskRunId.in_subquery(their_task_runs))
-            .filter(attempt::Column::State.eq(AttemptState::Running))
-            .exec(&tx)
-            .await?
-            .rows_affected;
-        report.task_runs_failed += task_run::Entity::update_many()
-            .col_expr(task_run::Column::State, Expr::val(TaskState::Failed))
-            .col_expr(task_run::Column::Reason, Expr::val(reason))
-            .col_expr(
-                task_run::Column::Version,
-                Expr::col(task_run::Column::Version).add(1),
-            )
-            .col_expr(task_run::Column::UpdatedAt, Expr::val(now))
-            .col_expr(task_run::Column::FinishedAt, Expr::val(now))
-            .filter(task_run::Column::ExecutionId.is_in(ids))
-            .filter(task_run::Column::State.eq(TaskState::Running))
-            .exec(&tx)
-            .await?
-            .rows_affected;
+        fail_chunk(tx, chunk, &message, now, &mut report).await?;
     }
     for chunk in requeued.chunks(ID_CHUNK) {
         execution::Entity::update_many()
             .col_expr(C::Owner, Expr::val(None::<String>))
             .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>))
             .filter(C::Id.is_in(chunk.iter().copied()))
-            .exec(&tx)
+            .exec(tx)
             .await?;
     }
     report.queued = execution::Entity::find()
         .filter(C::State.is_in([ExecutionState::Pending, ExecutionState::Waiting]))
-        .count(&tx)
+        .count(tx)
         .await?;
-    tx.commit().await?;
-
-    for id in &failed {
-        tracing::warn!(execution = %id, node = node_id.unwrap_or("-"), "execution failed by crash recovery");
-    }
-    metrics::counter!("flowstate_recovered_executions_total").increment(failed.len() as u64);
-    metrics::counter!("flowstate_requeued_executions_total").increment(requeued.len() as u64);
     report.failed = failed;
     report.requeued = requeued;
     Ok(report)
 }
 
-async fn ids(tx: &sea_orm::DatabaseTransaction, stmt: sea_orm::Statement) -> Result<Vec<Uuid>> {
+/// Fails the RUNNING executions `ids`, with their RUNNING attempts and task
+/// runs, counting the attempts and task runs into `report`.
+async fn fail_chunk(
+    tx: &DatabaseTransaction,
+    ids: &[Uuid],
+    message: &str,
+    now: DateTime<Utc>,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    use execution::Column as C;
+    let reason = Some(CRASH_RECOVERY);
+    let message = Some(message.to_owned());
+    let ids = ids.iter().copied();
+    execution::Entity::update_many()
+        .col_expr(C::State, Expr::val(ExecutionState::Failed))
+        .col_expr(C::Reason, Expr::val(reason))
+        .col_expr(C::Error, Expr::val(message.clone()))
+        .col_expr(C::Version, Expr::col(C::Version).add(1))
+        .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>))
+        .col_expr(C::UpdatedAt, Expr::val(now))
+        .col_expr(C::FinishedAt, Expr::val(now))
+        .filter(C::Id.is_in(ids.clone()))
+        .filter(C::State.eq(ExecutionState::Running))
+        .exec(tx)
+        .await?;
+    let their_task_runs = Query::select()
+        .column(task_run::Column::Id)
+        .from(task_run::Entity)
+        .and_where(task_run::Column::ExecutionId.is_in(ids.clone()))
+        .to_owned();
+    report.attempts_failed += attempt::Entity::update_many()
+        .col_expr(attempt::Column::State, Expr::val(AttemptState::Failed))
+        .col_expr(attempt::Column::Reason, Expr::val(reason))
+        .col_expr(attempt::Column::Error, Expr::val(message))
+        .col_expr(attempt::Column::FinishedAt, Expr::val(now))
+        .filter(attempt::Column::TaskRunId.in_subquery(their_task_runs))
+        .filter(attempt::Column::State.eq(AttemptState::Running))
+        .exec(tx)
+        .await?
+        .rows_affected;
+    report.task_runs_failed += task_run::Entity::update_many()
+        .col_expr(task_run::Column::State, Expr::val(TaskState::Failed))
+        .col_expr(task_run::Column::Reason, Expr::val(reason))
+        .col_expr(
+            task_run::Column::Version,
+            Expr::col(task_run::Column::Version).add(1),
+        )
+        .col_expr(task_run::Column::UpdatedAt, Expr::val(now))
+        .col_expr(task_run::Column::FinishedAt, Expr::val(now))
+        .filter(task_run::Column::ExecutionId.is_in(ids))
+        .filter(task_run::Column::State.eq(TaskState::Running))
+        .exec(tx)
+        .await?
+        .rows_affected;
+    Ok(())
+}
+
+async fn ids(tx: &DatabaseTransaction, stmt: sea_orm::Statement) -> Result<Vec<Uuid>> {
     let rows = tx.query_all_raw(stmt).await?;
     rows.iter()
         .map(|r| r.try_get_by_index::<Uuid>(0).map_err(Into::into))

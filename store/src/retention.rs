@@ -6,16 +6,15 @@
 //! and [`purge`] sizes batches by how long they take, so none holds the write
 //! lock for long however many rows hang under an execution.
 
-use crate::backend::Backend;
 use crate::error::{Result, StoreError};
-use crate::sea::conn::begin_write;
+use crate::sea::db::{Db, Pool};
 use crate::truncate_micros;
 use crate::types::{ExecutionState, PurgeCounts, PurgeReport};
 use chrono::{DateTime, Utc};
 use flowstate_entity::{attempt, execution, log, output, task_run};
 use sea_orm::sea_query::{Query, SelectStatement};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect,
 };
 use std::time::{Duration, Instant};
@@ -39,8 +38,7 @@ const TERMINAL: [ExecutionState; 3] = [
 ];
 
 pub(crate) async fn purge(
-    db: &DatabaseConnection,
-    backend: &dyn Backend,
+    pool: &Pool,
     cutoff: DateTime<Utc>,
     batch_size: u64,
     dry_run: bool,
@@ -61,6 +59,7 @@ pub(crate) async fn purge(
             .from(execution::Entity)
             .and_where(execution::Column::FinishedAt.lt(cutoff))
             .to_owned();
+        let db = pool.connection();
         report.counts = count_children(db, candidates).await?;
         report.counts.executions = execution::Entity::find()
             .filter(execution::Column::FinishedAt.lt(cutoff))
@@ -74,7 +73,7 @@ pub(crate) async fn purge(
     // rows hang under each execution, which no batch size can know ahead.
     let mut size = batch_size.min(START_BATCH);
     loop {
-        let batch = purge_batch(db, backend, cutoff, size).await?;
+        let batch = purge_batch(pool, cutoff, size).await?;
         let done = batch.counts.executions < size;
         report.longest_batch = report.longest_batch.max(batch.longest_batch);
         report.batches += batch.batches;
@@ -83,7 +82,7 @@ pub(crate) async fn purge(
             break;
         }
         // Let writers waiting for the lock in before the next batch takes it.
-        tokio::time::sleep(backend.pause_between_batches(batch.longest_batch)).await;
+        tokio::time::sleep(pool.backend().pause_between_batches(batch.longest_batch)).await;
         if batch.longest_batch > SLOW_BATCH {
             size = (size / 2).max(1);
         } else if batch.longest_batch < FAST_BATCH {
@@ -99,10 +98,10 @@ pub(crate) async fn purge(
     Ok(report)
 }
 
-/// Deletes one batch of at most `batch_size` executions in one transaction.
+/// Deletes one batch of at most `batch_size` executions in one write
+/// transaction through the runner (retried whole on transient failures).
 pub(crate) async fn purge_batch(
-    db: &DatabaseConnection,
-    backend: &dyn Backend,
+    pool: &Pool,
     cutoff: DateTime<Utc>,
     batch_size: u64,
 ) -> Result<PurgeReport> {
@@ -113,37 +112,12 @@ pub(crate) async fn purge_batch(
     }
     let cutoff = truncate_micros(cutoff);
     let started = Instant::now();
-    let tx = begin_write(db, backend).await?;
-    // Only `finished_at` selects: the store sets it exactly when an execution
-    // becomes terminal, and a state filter here made planners walk the state
-    // index (90% of the table) and sort it instead of reading the oldest
-    // entries of the finished_at index. The DELETE re-checks the state.
-    let ids: Vec<Uuid> = execution::Entity::find()
-        .select_only()
-        .column(execution::Column::Id)
-        .filter(execution::Column::FinishedAt.lt(cutoff))
-        .order_by_asc(execution::Column::FinishedAt)
-        .limit(batch_size)
-        .into_tuple()
-        .all(&tx)
+    let counts = pool
+        .write(move |tx| Box::pin(delete_batch(tx, cutoff, batch_size)))
         .await?;
-    if ids.is_empty() {
-        tx.rollback().await?;
+    let Some(counts) = counts else {
         return Ok(PurgeReport::default());
-    }
-    let chosen = Query::select()
-        .column(execution::Column::Id)
-        .from(execution::Entity)
-        .and_where(execution::Column::Id.is_in(ids.iter().copied()))
-        .to_owned();
-    let mut counts = count_children(&tx, chosen).await?;
-    counts.executions = execution::Entity::delete_many()
-        .filter(execution::Column::Id.is_in(ids.iter().copied()))
-        .filter(execution::Column::State.is_in(TERMINAL))
-        .exec(&tx)
-        .await?
-        .rows_affected;
-    tx.commit().await?;
+    };
     let took = started.elapsed();
     metrics::counter!("flowstate_purged_executions_total").increment(counts.executions);
     tracing::debug!(
@@ -157,6 +131,44 @@ pub(crate) async fn purge_batch(
         dry_run: false,
         longest_batch: took,
     })
+}
+
+/// The work of [`purge_batch`] inside its transaction: what it deleted, or
+/// `None` when nothing was old enough.
+async fn delete_batch(
+    tx: &DatabaseTransaction,
+    cutoff: DateTime<Utc>,
+    batch_size: u64,
+) -> Result<Option<PurgeCounts>> {
+    // Only `finished_at` selects: the store sets it exactly when an execution
+    // becomes terminal, and a state filter here made planners walk the state
+    // index (90% of the table) and sort it instead of reading the oldest
+    // entries of the finished_at index. The DELETE re-checks the state.
+    let ids: Vec<Uuid> = execution::Entity::find()
+        .select_only()
+        .column(execution::Column::Id)
+        .filter(execution::Column::FinishedAt.lt(cutoff))
+        .order_by_asc(execution::Column::FinishedAt)
+        .limit(batch_size)
+        .into_tuple()
+        .all(tx)
+        .await?;
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    let chosen = Query::select()
+        .column(execution::Column::Id)
+        .from(execution::Entity)
+        .and_where(execution::Column::Id.is_in(ids.iter().copied()))
+        .to_owned();
+    let mut counts = count_children(tx, chosen).await?;
+    counts.executions = execution::Entity::delete_many()
+        .filter(execution::Column::Id.is_in(ids.iter().copied()))
+        .filter(execution::Column::State.is_in(TERMINAL))
+        .exec(tx)
+        .await?
+        .rows_affected;
+    Ok(Some(counts))
 }
 
 /// Counts the rows under the executions `ids` selects, table by table (not

@@ -115,7 +115,13 @@ pub trait StateStore: StateOps {
     /// Which backend this store talks to.
     fn storage_type(&self) -> StorageType;
 
-    /// Begins a write transaction. Dropping it without `commit` rolls it back.
+    /// Begins a write transaction that the caller holds and ends. It begins
+    /// like every write transaction of the store (IMMEDIATE on SQLite), and
+    /// the BEGIN is retried on transient failures; the caller's unit of work
+    /// is not: a lock timeout, deadlock or serialisation failure inside it
+    /// comes back as an error, and only the caller can run its statements
+    /// again. Writes the store runs by itself are retried whole. Dropping
+    /// the transaction without `commit` rolls it back.
     async fn begin(&self) -> Result<Box<dyn StoreTransaction>>;
 
     /// Applied and pending migrations of the database.

@@ -1,7 +1,8 @@
 //! The SeaORM implementation of the store, one for every backend.
 
-pub(crate) mod conn;
+pub(crate) mod db;
 mod ops;
+pub(crate) mod write;
 
 use crate::config::{StorageConfig, StorageType};
 use crate::connect::Access;
@@ -12,15 +13,14 @@ use crate::types::{Execution, PurgeReport, RecoveryReport};
 use crate::{claim, recovery, retention};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use conn::Conn;
-use ops::HasConn;
+use db::{HasDb, Pool, Tx};
 use sea_orm::DatabaseConnection;
 use std::time::Duration;
 use uuid::Uuid;
 
 /// The store over a connection pool.
 pub struct SeaStore {
-    conn: Conn,
+    pool: Pool,
     kind: StorageType,
 }
 
@@ -81,51 +81,46 @@ impl SeaStore {
             _ => StorageType::Mysql,
         };
         Ok(SeaStore {
-            conn: Conn::Pool(db),
+            pool: Pool::new(db),
             kind,
         })
     }
 
     /// The underlying pool, for tools that need raw SQL (EXPLAIN, benchmarks).
     pub fn connection(&self) -> &DatabaseConnection {
-        match &self.conn {
-            Conn::Pool(db) => db,
-            Conn::Tx(_) => unreachable!("a SeaStore always holds a pool"),
-        }
+        self.pool.connection()
     }
 }
 
-impl HasConn for SeaStore {
-    fn conn(&self) -> &Conn {
-        &self.conn
+impl HasDb for SeaStore {
+    type Db = Pool;
+
+    fn db(&self) -> &Pool {
+        &self.pool
     }
 }
 
-/// An open write transaction of a [`SeaStore`].
+/// An open write transaction of a [`SeaStore`], from [`StateStore::begin`].
 pub struct SeaTransaction {
-    conn: Conn,
+    tx: Tx,
 }
 
-impl HasConn for SeaTransaction {
-    fn conn(&self) -> &Conn {
-        &self.conn
+impl HasDb for SeaTransaction {
+    type Db = Tx;
+
+    fn db(&self) -> &Tx {
+        &self.tx
     }
 }
 
 #[async_trait]
 impl StoreTransaction for SeaTransaction {
     async fn commit(self: Box<Self>) -> Result<()> {
-        match self.conn {
-            Conn::Tx(tx) => Ok(tx.commit().await?),
-            Conn::Pool(_) => Ok(()),
-        }
+        self.tx.commit().await
     }
 
     async fn rollback(self: Box<Self>) -> Result<()> {
-        match self.conn {
-            Conn::Tx(tx) => Ok(tx.rollback().await?),
-            Conn::Pool(_) => Ok(()),
-        }
+        self.tx.rollback().await
     }
 }
 
@@ -136,8 +131,9 @@ impl StateStore for SeaStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn StoreTransaction>> {
-        let tx = conn::begin_write(self.connection(), self.conn.backend()).await?;
-        Ok(Box::new(SeaTransaction { conn: Conn::Tx(tx) }))
+        Ok(Box::new(SeaTransaction {
+            tx: self.pool.begin().await?,
+        }))
     }
 
     async fn migration_status(&self) -> Result<MigrationStatus> {
@@ -148,11 +144,11 @@ impl StateStore for SeaStore {
         if node_id.is_empty() {
             return Err(StoreError::InvalidInput("node id is empty".into()));
         }
-        recovery::recover(self.connection(), self.conn.backend(), Some(node_id), now).await
+        recovery::recover(&self.pool, Some(node_id), now).await
     }
 
     async fn recover_expired(&self, now: DateTime<Utc>) -> Result<RecoveryReport> {
-        recovery::recover(self.connection(), self.conn.backend(), None, now).await
+        recovery::recover(&self.pool, None, now).await
     }
 
     async fn purge(
@@ -161,18 +157,11 @@ impl StateStore for SeaStore {
         batch_size: u64,
         dry_run: bool,
     ) -> Result<PurgeReport> {
-        retention::purge(
-            self.connection(),
-            self.conn.backend(),
-            cutoff,
-            batch_size,
-            dry_run,
-        )
-        .await
+        retention::purge(&self.pool, cutoff, batch_size, dry_run).await
     }
 
     async fn purge_batch(&self, cutoff: DateTime<Utc>, batch_size: u64) -> Result<PurgeReport> {
-        retention::purge_batch(self.connection(), self.conn.backend(), cutoff, batch_size).await
+        retention::purge_batch(&self.pool, cutoff, batch_size).await
     }
 
     async fn claim_due(
@@ -181,14 +170,7 @@ impl StateStore for SeaStore {
         limit: u64,
         lease: Duration,
     ) -> Result<Vec<Execution>> {
-        claim::claim_due(
-            self.connection(),
-            self.conn.backend(),
-            node_id,
-            limit,
-            lease,
-        )
-        .await
+        claim::claim_due(&self.pool, node_id, limit, lease).await
     }
 
     async fn claim_execution(
@@ -197,7 +179,7 @@ impl StateStore for SeaStore {
         id: Uuid,
         lease: Duration,
     ) -> Result<Option<Execution>> {
-        claim::claim_one(self.connection(), self.conn.backend(), node_id, id, lease).await
+        claim::claim_one(&self.pool, node_id, id, lease).await
     }
 
     async fn renew_lease(&self, node_id: &str, lease: Duration) -> Result<u64> {

@@ -1,0 +1,154 @@
+//! What operations run on, behind one trait [`Db`]: the pool ([`Pool`]),
+//! where each write gets a transaction of its own from the runner
+//! ([`write::transaction`]), and one open transaction ([`Tx`]), which writes
+//! join. Each type holds only what it can be, so no operation has to handle
+//! the other case.
+
+use super::write::{self, TxFuture};
+use crate::backend::{self, Backend};
+use crate::error::Result;
+use sea_orm::{DatabaseConnection, DatabaseExecutor, DatabaseTransaction};
+use std::future::Future;
+
+/// A database that operations read from and write to: the pool or an open
+/// transaction. Generic methods, so not object safe; the object-safe traits
+/// (`StateOps` and the rest) are implemented over it.
+pub(crate) trait Db: Send + Sync {
+    /// Where reads go.
+    fn exec(&self) -> DatabaseExecutor<'_>;
+
+    /// The behaviour of this database's backend.
+    fn backend(&self) -> &'static dyn Backend;
+
+    /// Runs a write that is one statement on its happy path (a guarded
+    /// UPDATE, one INSERT). On the pool it runs without a transaction of its
+    /// own (one round trip instead of three) and is retried on transient
+    /// failures like [`write`](Self::write); in a transaction it runs there.
+    fn single<T, F>(&self, f: F) -> impl Future<Output = Result<T>> + Send
+    where
+        T: Send,
+        F: for<'c> Fn(DatabaseExecutor<'c>) -> TxFuture<'c, T> + Send + Sync;
+
+    /// Runs `f` in a write transaction. On the pool that is a fresh one from
+    /// the runner ([`write::transaction`]): committed when `f` succeeds,
+    /// rolled back otherwise, and run again whole on transient failures, so
+    /// `f` takes its inputs by clone. In a transaction `f` runs inside it,
+    /// once: the caller holding it commits, rolls back and retries.
+    fn write<T, F>(&self, f: F) -> impl Future<Output = Result<T>> + Send
+    where
+        T: Send,
+        F: for<'c> Fn(&'c DatabaseTransaction) -> TxFuture<'c, T> + Send + Sync;
+}
+
+/// Anything whose operations run on a [`Db`]: the store on its [`Pool`], a
+/// store transaction on its [`Tx`].
+pub(crate) trait HasDb: Send + Sync {
+    /// The pool or the transaction.
+    type Db: Db;
+
+    /// Where this handle's operations run.
+    fn db(&self) -> &Self::Db;
+}
+
+/// The connection pool, with its backend's behaviour.
+pub(crate) struct Pool {
+    db: DatabaseConnection,
+    backend: &'static dyn Backend,
+}
+
+impl Pool {
+    /// Wraps an open pool.
+    pub(crate) fn new(db: DatabaseConnection) -> Self {
+        let backend = backend::for_backend(db.get_database_backend());
+        Pool { db, backend }
+    }
+
+    /// The SeaORM pool, for reads outside [`Db`] and raw SQL.
+    pub(crate) fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Begins a transaction that the caller holds, commits and rolls back
+    /// (`StateStore::begin`). It begins like every other write transaction
+    /// ([`write::begin`]), and only the BEGIN is retried on transient
+    /// failures: the statements that follow are the caller's, and only the
+    /// caller could run them again.
+    pub(crate) async fn begin(&self) -> Result<Tx> {
+        let tx =
+            write::retry_transient(self.backend, || write::begin(&self.db, self.backend)).await?;
+        Ok(Tx {
+            tx,
+            backend: self.backend,
+        })
+    }
+}
+
+impl Db for Pool {
+    fn exec(&self) -> DatabaseExecutor<'_> {
+        (&self.db).into()
+    }
+
+    fn backend(&self) -> &'static dyn Backend {
+        self.backend
+    }
+
+    async fn single<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send,
+        F: for<'c> Fn(DatabaseExecutor<'c>) -> TxFuture<'c, T> + Send + Sync,
+    {
+        write::retry_transient(self.backend, || f(self.exec())).await
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send,
+        F: for<'c> Fn(&'c DatabaseTransaction) -> TxFuture<'c, T> + Send + Sync,
+    {
+        write::transaction(&self.db, self.backend, f).await
+    }
+}
+
+/// One open write transaction, begun by [`Pool::begin`].
+pub(crate) struct Tx {
+    tx: DatabaseTransaction,
+    backend: &'static dyn Backend,
+}
+
+impl Tx {
+    /// Makes the transaction's writes durable.
+    pub(crate) async fn commit(self) -> Result<()> {
+        Ok(self.tx.commit().await?)
+    }
+
+    /// Discards the transaction's writes.
+    pub(crate) async fn rollback(self) -> Result<()> {
+        Ok(self.tx.rollback().await?)
+    }
+}
+
+impl Db for Tx {
+    fn exec(&self) -> DatabaseExecutor<'_> {
+        (&self.tx).into()
+    }
+
+    fn backend(&self) -> &'static dyn Backend {
+        self.backend
+    }
+
+    async fn single<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send,
+        F: for<'c> Fn(DatabaseExecutor<'c>) -> TxFuture<'c, T> + Send + Sync,
+    {
+        f(self.exec()).await
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send,
+        F: for<'c> Fn(&'c DatabaseTransaction) -> TxFuture<'c, T> + Send + Sync,
+    {
+        f(&self.tx).await
+    }
+}

@@ -1,0 +1,272 @@
+//! Executions: lookups, the detail view and pages, then creating one with its
+//! task runs and moving it (alone, or together with task runs) through the
+//! state machine.
+
+use super::tasks::{self, check_task_keys, new_task_run};
+use super::{not_found, refusal};
+use crate::error::{Result, StoreError};
+use crate::query::{self, ExecutionQuery, Page};
+use crate::sea::db::Db;
+use crate::state_machine::execution_sources;
+use crate::types::*;
+use crate::{now, truncate_micros};
+use chrono::{DateTime, Utc};
+use flowstate_entity::{execution, task_run, workflow};
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+// --- queries ---
+
+pub(super) async fn get<D: Db>(db: &D, id: Uuid) -> Result<Execution> {
+    execution::Entity::find_by_id(id)
+        .one(&db.exec())
+        .await?
+        .ok_or_else(|| not_found("execution", id))
+}
+
+/// The execution with its workflow name, task runs, attempts and outputs:
+/// four queries whatever the number of task runs.
+pub(super) async fn detail<D: Db>(db: &D, id: Uuid) -> Result<ExecutionDetail> {
+    let db = db.exec();
+    let (execution, wf) = execution::Entity::find_by_id(id)
+        .find_also_related(workflow::Entity)
+        .one(&db)
+        .await?
+        .ok_or_else(|| not_found("execution", id))?;
+    let task_runs = query::task_runs_of(id).all(&db).await?;
+    let mut attempts = query::attempts_of_execution(id).all(&db).await?;
+    attempts.sort_by_key(|a| a.number);
+    let mut outputs = query::outputs_of(id).all(&db).await?;
+    outputs.sort_by(|a, b| a.key.cmp(&b.key));
+    let task_runs = task_runs
+        .into_iter()
+        .map(|task_run| {
+            let (mine, rest): (Vec<_>, Vec<_>) = attempts
+                .drain(..)
+                .partition(|a| a.task_run_id == task_run.id);
+            attempts = rest;
+            TaskRunDetail {
+                task_run,
+                attempts: mine,
+            }
+        })
+        .collect();
+    Ok(ExecutionDetail {
+        execution,
+        workflow_name: wf.map(|w| w.name).unwrap_or_default(),
+        task_runs,
+        outputs,
+    })
+}
+
+pub(super) async fn list<D: Db>(db: &D, q: ExecutionQuery) -> Result<Page<Execution>> {
+    let (select, limit) = query::execution_page(&q)?;
+    let db = db.exec();
+    let mut items = select.all(&db).await?;
+    let counted = db
+        .query_one_raw(query::execution_count_statement(
+            db.get_database_backend(),
+            &q,
+        ))
+        .await?
+        .map(|row| row.try_get_by_index::<i64>(0))
+        .transpose()?
+        .unwrap_or(0) as u64;
+    let (total, total_exact) = if q.exact_total || counted <= query::TOTAL_CAP {
+        (counted, true)
+    } else {
+        (query::TOTAL_CAP, false)
+    };
+    let next_cursor = if items.len() as u64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|e| {
+            query::Cursor {
+                created_at: e.created_at,
+                id: e.id,
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    Ok(Page {
+        items,
+        total,
+        total_exact,
+        limit,
+        offset: if q.after.is_some() {
+            0
+        } else {
+            q.offset.unwrap_or(0)
+        },
+        next_cursor,
+    })
+}
+
+// --- mutations ---
+
+pub(super) async fn create<D: Db>(db: &D, new: NewExecution) -> Result<(Execution, Vec<TaskRun>)> {
+    check_task_keys(&new.task_keys)?;
+    let chunk = db.backend().insert_chunk();
+    db.write(move |tx| {
+        let new = new.clone();
+        Box::pin(async move { create_in(tx, new, chunk).await })
+    })
+    .await
+}
+
+pub(super) async fn transition<D: Db>(db: &D, id: Uuid, t: ExecutionTransition) -> Result<i64> {
+    check_transition(&t)?;
+    db.single(move |c| {
+        let t = t.clone();
+        Box::pin(async move { transition_in(&c, id, &t).await })
+    })
+    .await
+}
+
+/// Moves the execution and its task runs `tasks` in one transaction; a task
+/// run of another execution is not found.
+pub(super) async fn transition_with_tasks<D: Db>(
+    db: &D,
+    id: Uuid,
+    e: ExecutionTransition,
+    tasks: Vec<TaskTransition>,
+) -> Result<()> {
+    check_transition(&e)?;
+    for t in &tasks {
+        tasks::check_transition(t)?;
+    }
+    db.write(move |tx| {
+        let (e, tasks) = (e.clone(), tasks.clone());
+        Box::pin(async move {
+            transition_in(tx, id, &e).await?;
+            for t in &tasks {
+                tasks::transition_in(tx, t, Some(id)).await?;
+            }
+            Ok(())
+        })
+    })
+    .await
+}
+
+/// The work of [`create`] inside its transaction; task runs are inserted
+/// `chunk` rows per statement.
+async fn create_in(
+    tx: &DatabaseTransaction,
+    new: NewExecution,
+    chunk: usize,
+) -> Result<(Execution, Vec<TaskRun>)> {
+    let wf = workflow::Entity::find_by_id(new.workflow_id)
+        .one(tx)
+        .await?
+        .ok_or_else(|| not_found("workflow", new.workflow_id))?;
+    if wf.deleted_at.is_some() {
+        return Err(StoreError::InvalidInput(format!(
+            "workflow '{}' is deleted; register it again before running it",
+            wf.name
+        )));
+    }
+    let ts = now();
+    let exec = Execution {
+        id: Uuid::now_v7(),
+        workflow_id: wf.id,
+        workflow_version: wf.version,
+        state: ExecutionState::Pending,
+        reason: None,
+        error: None,
+        input: new.input,
+        version: 1,
+        owner: None,
+        lease_expires_at: None,
+        wake_at: None,
+        created_at: ts,
+        updated_at: ts,
+        started_at: None,
+        finished_at: None,
+    };
+    execution::Entity::insert(execution::ActiveModel::from(exec.clone()))
+        .exec_without_returning(tx)
+        .await?;
+    let runs: Vec<TaskRun> = new
+        .task_keys
+        .into_iter()
+        .enumerate()
+        .map(|(i, key)| new_task_run(exec.id, key, i as i32, ts))
+        .collect();
+    for rows in runs.chunks(chunk) {
+        task_run::Entity::insert_many(rows.iter().cloned().map(task_run::ActiveModel::from))
+            .exec_without_returning(tx)
+            .await?;
+    }
+    Ok((exec, runs))
+}
+
+fn check_transition(t: &ExecutionTransition) -> Result<()> {
+    if t.to == ExecutionState::Waiting && t.wake_at.is_none() {
+        return Err(StoreError::InvalidInput(
+            "a move to WAITING needs wake_at: when the execution is due again".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// One UPDATE guarded by id, version and the allowed source states; only when
+/// it matches nothing is the row read, to say why.
+async fn transition_in<C: ConnectionTrait>(
+    tx: &C,
+    id: Uuid,
+    t: &ExecutionTransition,
+) -> Result<i64> {
+    use execution::Column as C;
+    let ts = now();
+    let mut update = execution::Entity::update_many()
+        .col_expr(C::State, Expr::val(t.to))
+        .col_expr(C::Version, Expr::col(C::Version).add(1))
+        .col_expr(C::Reason, Expr::val(t.reason))
+        .col_expr(C::Error, Expr::val(t.error.clone()))
+        .col_expr(C::UpdatedAt, Expr::val(ts))
+        .col_expr(C::WakeAt, Expr::val(t.wake_at.map(truncate_micros)));
+    match t.to {
+        ExecutionState::Running => {
+            update = update.col_expr(
+                C::StartedAt,
+                Func::coalesce([Expr::col(C::StartedAt), Expr::val(ts)]).into(),
+            );
+        }
+        ExecutionState::Waiting => {
+            // Release the slot: whoever is free when it is due may claim it.
+            update = update
+                .col_expr(C::Owner, Expr::val(None::<String>))
+                .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>));
+        }
+        s if s.is_terminal() => {
+            update = update
+                .col_expr(C::FinishedAt, Expr::val(ts))
+                .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>));
+        }
+        _ => {}
+    }
+    let changed = update
+        .filter(C::Id.eq(id))
+        .filter(C::Version.eq(t.expected_version))
+        .filter(C::State.is_in(execution_sources(t.to).iter().copied()))
+        .exec(tx)
+        .await?
+        .rows_affected;
+    if changed == 1 {
+        return Ok(t.expected_version + 1);
+    }
+    let current = execution::Entity::find_by_id(id)
+        .one(tx)
+        .await?
+        .ok_or_else(|| not_found("execution", id))?;
+    Err(refusal(
+        "execution",
+        id,
+        t.expected_version,
+        current.version,
+        current.state.to_string(),
+        t.to.to_string(),
+    ))
+}

@@ -1,0 +1,293 @@
+//! Task runs and their attempts: lookups and lists, then adding a task run,
+//! moving one through the state machine, and starting and finishing attempts.
+
+use super::{check_name, not_found, refusal};
+use crate::error::{Result, StoreError};
+use crate::sea::db::Db;
+use crate::state_machine::task_sources;
+use crate::text::shown;
+use crate::types::*;
+use crate::{now, truncate_micros};
+use chrono::{DateTime, Utc};
+use flowstate_entity::{attempt, execution, task_run};
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use uuid::Uuid;
+
+// --- queries ---
+
+pub(super) async fn get_run<D: Db>(db: &D, id: Uuid) -> Result<TaskRun> {
+    task_run::Entity::find_by_id(id)
+        .one(&db.exec())
+        .await?
+        .ok_or_else(|| not_found("task run", id))
+}
+
+pub(super) async fn list_runs<D: Db>(db: &D, execution_id: Uuid) -> Result<Vec<TaskRun>> {
+    Ok(crate::query::task_runs_of(execution_id)
+        .all(&db.exec())
+        .await?)
+}
+
+pub(super) async fn list_attempts<D: Db>(db: &D, task_run_id: Uuid) -> Result<Vec<Attempt>> {
+    Ok(attempt::Entity::find()
+        .filter(attempt::Column::TaskRunId.eq(task_run_id))
+        .order_by_asc(attempt::Column::Number)
+        .all(&db.exec())
+        .await?)
+}
+
+// --- mutations ---
+
+pub(super) async fn create_run<D: Db>(
+    db: &D,
+    execution_id: Uuid,
+    task_key: &str,
+) -> Result<TaskRun> {
+    check_task_keys(&[task_key.to_owned()])?;
+    let key = task_key.to_owned();
+    db.write(move |tx| {
+        let key = key.clone();
+        Box::pin(async move { create_run_in(tx, execution_id, key).await })
+    })
+    .await
+}
+
+pub(super) async fn transition<D: Db>(db: &D, t: TaskTransition) -> Result<i64> {
+    check_transition(&t)?;
+    db.single(move |c| {
+        let t = t.clone();
+        Box::pin(async move { transition_in(&c, &t, None).await })
+    })
+    .await
+}
+
+pub(super) async fn start_attempt<D: Db>(db: &D, task_run_id: Uuid) -> Result<Attempt> {
+    db.write(move |tx| Box::pin(async move { start_attempt_in(tx, task_run_id).await }))
+        .await
+}
+
+pub(super) async fn finish_attempt<D: Db>(
+    db: &D,
+    attempt_id: Uuid,
+    r: AttemptResult,
+) -> Result<()> {
+    if r.state == AttemptState::Running {
+        return Err(StoreError::InvalidInput(
+            "an attempt cannot finish as RUNNING; use SUCCEEDED, FAILED or CANCELLED".into(),
+        ));
+    }
+    db.single(move |c| {
+        let r = r.clone();
+        Box::pin(async move { finish_attempt_in(&c, attempt_id, &r).await })
+    })
+    .await
+}
+
+/// The work of [`create_run`] inside its transaction: the new task run goes
+/// after the execution's last one.
+async fn create_run_in(
+    tx: &DatabaseTransaction,
+    execution_id: Uuid,
+    key: String,
+) -> Result<TaskRun> {
+    let exec = execution::Entity::find_by_id(execution_id)
+        .one(tx)
+        .await?
+        .ok_or_else(|| not_found("execution", execution_id))?;
+    if exec.state.is_terminal() {
+        return Err(StoreError::InvalidInput(format!(
+            "execution '{execution_id}' is {}; a finished execution takes no new task runs",
+            exec.state
+        )));
+    }
+    let last: Option<Option<i32>> = task_run::Entity::find()
+        .select_only()
+        .column_as(task_run::Column::Position.max(), "p")
+        .filter(task_run::Column::ExecutionId.eq(execution_id))
+        .into_tuple()
+        .one(tx)
+        .await?;
+    let position = last.flatten().map_or(0, |p| p + 1);
+    let run = new_task_run(execution_id, key, position, now());
+    task_run::Entity::insert(task_run::ActiveModel::from(run.clone()))
+        .exec_without_returning(tx)
+        .await?;
+    Ok(run)
+}
+
+/// Task keys must be valid names and unique within an execution.
+pub(super) fn check_task_keys(keys: &[String]) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for key in keys {
+        check_name("task key", key)?;
+        if !seen.insert(key) {
+            return Err(StoreError::InvalidInput(format!(
+                "task key '{}' appears twice; task keys are unique within an execution",
+                shown(key)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A PENDING task run of `execution_id` at `position`, not yet written.
+pub(super) fn new_task_run(
+    execution_id: Uuid,
+    key: String,
+    position: i32,
+    ts: DateTime<Utc>,
+) -> TaskRun {
+    TaskRun {
+        id: Uuid::now_v7(),
+        execution_id,
+        task_key: key,
+        position,
+        state: TaskState::Pending,
+        reason: None,
+        version: 1,
+        attempt_count: 0,
+        next_attempt_at: None,
+        created_at: ts,
+        updated_at: ts,
+        started_at: None,
+        finished_at: None,
+    }
+}
+
+pub(super) fn check_transition(t: &TaskTransition) -> Result<()> {
+    if t.to == TaskState::Waiting && t.next_attempt_at.is_none() {
+        return Err(StoreError::InvalidInput(
+            "a move to WAITING needs next_attempt_at: when the task may retry".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// One UPDATE guarded by id, version and the allowed source states (and, when
+/// given, the execution the task run must belong to); only when it matches
+/// nothing is the row read, to say why.
+pub(super) async fn transition_in<C: ConnectionTrait>(
+    tx: &C,
+    t: &TaskTransition,
+    execution_id: Option<Uuid>,
+) -> Result<i64> {
+    use task_run::Column as C;
+    let ts = now();
+    let mut update = task_run::Entity::update_many()
+        .col_expr(C::State, Expr::val(t.to))
+        .col_expr(C::Version, Expr::col(C::Version).add(1))
+        .col_expr(C::Reason, Expr::val(t.reason))
+        .col_expr(C::UpdatedAt, Expr::val(ts))
+        .col_expr(
+            C::NextAttemptAt,
+            Expr::val(t.next_attempt_at.map(truncate_micros)),
+        );
+    if t.to == TaskState::Running {
+        update = update.col_expr(
+            C::StartedAt,
+            Func::coalesce([Expr::col(C::StartedAt), Expr::val(ts)]).into(),
+        );
+    } else if t.to.is_terminal() {
+        update = update.col_expr(C::FinishedAt, Expr::val(ts));
+    }
+    let mut update = update
+        .filter(C::Id.eq(t.task_run_id))
+        .filter(C::Version.eq(t.expected_version))
+        .filter(C::State.is_in(task_sources(t.to).iter().copied()));
+    if let Some(e) = execution_id {
+        update = update.filter(C::ExecutionId.eq(e));
+    }
+    let changed = update.exec(tx).await?.rows_affected;
+    if changed == 1 {
+        return Ok(t.expected_version + 1);
+    }
+    let current = task_run::Entity::find_by_id(t.task_run_id)
+        .one(tx)
+        .await?
+        .filter(|r| execution_id.is_none_or(|e| r.execution_id == e))
+        .ok_or_else(|| not_found("task run", t.task_run_id))?;
+    Err(refusal(
+        "task run",
+        t.task_run_id,
+        t.expected_version,
+        current.version,
+        current.state.to_string(),
+        t.to.to_string(),
+    ))
+}
+
+/// Counting up on the task run row first serialises concurrent starters on
+/// that row's lock, so numbers are dense and unique.
+async fn start_attempt_in(tx: &DatabaseTransaction, task_run_id: Uuid) -> Result<Attempt> {
+    use task_run::Column as C;
+    let ts = now();
+    let changed = task_run::Entity::update_many()
+        .col_expr(C::AttemptCount, Expr::col(C::AttemptCount).add(1))
+        .col_expr(C::UpdatedAt, Expr::val(ts))
+        .filter(C::Id.eq(task_run_id))
+        .exec(tx)
+        .await?
+        .rows_affected;
+    if changed == 0 {
+        return Err(not_found("task run", task_run_id));
+    }
+    let number: Option<i32> = task_run::Entity::find_by_id(task_run_id)
+        .select_only()
+        .column(C::AttemptCount)
+        .into_tuple()
+        .one(tx)
+        .await?;
+    let number = number.ok_or_else(|| not_found("task run", task_run_id))?;
+    let row = Attempt {
+        id: Uuid::now_v7(),
+        task_run_id,
+        number,
+        state: AttemptState::Running,
+        reason: None,
+        exit_code: None,
+        error: None,
+        started_at: ts,
+        finished_at: None,
+    };
+    attempt::Entity::insert(attempt::ActiveModel::from(row.clone()))
+        .exec_without_returning(tx)
+        .await?;
+    Ok(row)
+}
+
+/// One UPDATE guarded by the RUNNING state; only when it matches nothing is
+/// the row read, to say why.
+async fn finish_attempt_in<C: ConnectionTrait>(
+    c: &C,
+    attempt_id: Uuid,
+    r: &AttemptResult,
+) -> Result<()> {
+    let changed = attempt::Entity::update_many()
+        .col_expr(attempt::Column::State, Expr::val(r.state))
+        .col_expr(attempt::Column::Reason, Expr::val(r.reason))
+        .col_expr(attempt::Column::ExitCode, Expr::val(r.exit_code))
+        .col_expr(attempt::Column::Error, Expr::val(r.error.clone()))
+        .col_expr(attempt::Column::FinishedAt, Expr::val(now()))
+        .filter(attempt::Column::Id.eq(attempt_id))
+        .filter(attempt::Column::State.eq(AttemptState::Running))
+        .exec(c)
+        .await?
+        .rows_affected;
+    if changed == 1 {
+        return Ok(());
+    }
+    let current = attempt::Entity::find_by_id(attempt_id)
+        .one(c)
+        .await?
+        .ok_or_else(|| not_found("attempt", attempt_id))?;
+    Err(StoreError::InvalidTransition {
+        entity: "attempt",
+        id: attempt_id.to_string(),
+        from: current.state.to_string(),
+        to: r.state.to_string(),
+    })
+}
