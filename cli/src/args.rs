@@ -72,12 +72,7 @@ pub fn input(text: &str) -> Result<(String, String), String> {
     let Some((k, v)) = text.split_once('=') else {
         return Err(format!("bad input '{}'; use key=value", shown(text)));
     };
-    let portable = k.len() <= 255
-        && k.chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !portable {
+    if !flowstate_engine::workflow::valid_env_name(k) {
         return Err(format!(
             "bad input name '{}'; use letters, digits and '_', not starting with a digit (it becomes an environment variable)",
             shown(k)

@@ -80,7 +80,7 @@ pub async fn run(g: &Globals, a: RunArgs) -> CmdResult {
             started.elapsed().as_secs_f64()
         );
         if let Some(e) = &done.error {
-            line.push_str(&format!(": {e}"));
+            line.push_str(&format!(": {}", crate::logging::printable(e)));
         }
         errln!("{line}");
         if done.state != ExecutionState::Succeeded {
@@ -113,7 +113,11 @@ async fn print_failures(store: &dyn StateStore, id: Uuid) {
             None => "no attempt ran".to_owned(),
         };
         let reason = r.reason.map_or("FAILED", |r| r.as_str());
-        errln!("  task {} {reason}: {why}", r.task_key);
+        errln!(
+            "  task {} {reason}: {}",
+            r.task_key,
+            crate::logging::printable(&why)
+        );
     }
 }
 

@@ -162,7 +162,9 @@ fn valid_name(s: &str) -> bool {
 }
 
 /// A portable environment variable name: `[A-Za-z_][A-Za-z0-9_]*`, at most 255.
-fn valid_env_name(s: &str) -> bool {
+/// Whether `s` is a portable environment variable name: a letter or `_`,
+/// then letters, digits and `_`, at most 255 bytes.
+pub fn valid_env_name(s: &str) -> bool {
     let mut bytes = s.bytes();
     matches!(bytes.next(), Some(b'A'..=b'Z' | b'a'..=b'z' | b'_'))
         && s.len() <= 255
