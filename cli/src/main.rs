@@ -48,8 +48,8 @@ mod serve;
 mod workflows;
 
 use clap::{Parser, Subcommand};
+use flowstate_cli::migrate::MigrateCommand;
 use flowstate_engine::{Config, EngineError};
-use flowstate_store::migrate::MigrateCommand;
 use flowstate_store::{StateStore, StoreError};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -2,8 +2,8 @@
 
 use crate::{args, CmdResult, Failure, Globals};
 use chrono::Utc;
+use flowstate_cli::confirm;
 use flowstate_engine::Engine;
-use flowstate_store::confirm;
 use flowstate_store::types::PurgeCounts;
 use serde_json::json;
 use std::io::IsTerminal;

@@ -3,8 +3,8 @@
 use crate::output;
 use crate::run::input_object;
 use crate::{args, CmdResult, Failure, Globals};
+use flowstate_cli::confirm;
 use flowstate_engine::Workflow;
-use flowstate_store::confirm;
 use flowstate_store::query::{ExecutionQuery, WorkflowQuery, WorkflowSort};
 use flowstate_store::text::{escape_controls, shown};
 use flowstate_store::StateStore;

@@ -8,7 +8,10 @@
 use crate::config::{StorageConfig, StorageType};
 use crate::error::{Result, StoreError};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+/// The connection pool [`connect`] opens, for callers (the migration
+/// commands) that hold one without a store.
+pub use sea_orm::DatabaseConnection;
+use sea_orm::{ConnectOptions, Database};
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -35,7 +35,6 @@
 mod backend;
 mod claim;
 pub mod config;
-pub mod confirm;
 pub mod connect;
 pub mod error;
 pub mod migrate;

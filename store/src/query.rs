@@ -258,6 +258,7 @@ pub(crate) fn execution_page(q: &ExecutionQuery) -> Result<(Select<execution::En
     Ok((select, limit))
 }
 
+#[cfg(feature = "diagnostics")]
 /// The SQL of the page query of `q` for `backend`, for `EXPLAIN` and docs.
 pub fn execution_list_statement(backend: DbBackend, q: &ExecutionQuery) -> Result<Statement> {
     Ok(execution_page(q)?.0.build(backend))
@@ -284,6 +285,7 @@ pub fn execution_count_statement(backend: DbBackend, q: &ExecutionQuery) -> Stat
     backend.build(&outer)
 }
 
+#[cfg(feature = "diagnostics")]
 /// The cursor of a row at `(created_at, id)`: pass it as `after` to list the
 /// rows behind it (for tools that jump deep into a list).
 pub fn cursor_at(created_at: DateTime<Utc>, id: Uuid) -> String {
@@ -371,6 +373,7 @@ pub(crate) fn logs_page(q: &LogQuery) -> Result<Select<log::Entity>> {
     Ok(select.order_by_asc(log::Column::Id).limit(limit))
 }
 
+#[cfg(feature = "diagnostics")]
 /// The queries behind `list_workflow_versions` for `backend`, named, for
 /// `EXPLAIN` and docs.
 pub fn history_statements(backend: DbBackend, workflow_id: Uuid) -> Vec<(&'static str, Statement)> {
@@ -390,6 +393,7 @@ pub(crate) fn workflow_versions_of(workflow_id: Uuid) -> Select<workflow_version
         .order_by_asc(workflow_version::Column::Version)
 }
 
+#[cfg(feature = "diagnostics")]
 /// The lookups behind `get_execution_detail` and `read_logs` for `backend`,
 /// named, for `EXPLAIN` and docs.
 pub fn lookup_statements(backend: DbBackend, execution_id: Uuid) -> Vec<(&'static str, Statement)> {

@@ -87,6 +87,7 @@ impl SeaStore {
     }
 
     /// The underlying pool, for tools that need raw SQL (EXPLAIN, benchmarks).
+    #[cfg(feature = "diagnostics")]
     pub fn connection(&self) -> &DatabaseConnection {
         self.pool.connection()
     }
@@ -137,7 +138,7 @@ impl StateStore for SeaStore {
     }
 
     async fn migration_status(&self) -> Result<MigrationStatus> {
-        migrate::status(self.connection()).await
+        migrate::status(self.pool.connection()).await
     }
 
     async fn recover(&self, node_id: &str, now: DateTime<Utc>) -> Result<RecoveryReport> {
@@ -183,10 +184,10 @@ impl StateStore for SeaStore {
     }
 
     async fn renew_lease(&self, node_id: &str, lease: Duration) -> Result<u64> {
-        claim::renew_lease(self.connection(), node_id, lease).await
+        claim::renew_lease(self.pool.connection(), node_id, lease).await
     }
 
     async fn close(&self) -> Result<()> {
-        Ok(self.connection().clone().close().await?)
+        Ok(self.pool.connection().clone().close().await?)
     }
 }

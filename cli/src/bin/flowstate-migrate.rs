@@ -6,7 +6,7 @@
 //! the same code. Messages never show a password.
 
 use clap::Parser;
-use flowstate_store::migrate::MigrateCommand;
+use flowstate_cli::migrate::MigrateCommand;
 use flowstate_store::{StorageConfig, StoreError};
 use std::io::Write;
 use std::path::PathBuf;

@@ -3,7 +3,7 @@
 //! delete and ask on a terminal; without one they need `--yes`, and refuse
 //! before opening anything, so a script that forgot it changes nothing.
 
-use crate::error::{Result, StoreError};
+use flowstate_store::{Result, StoreError};
 use std::io::{BufRead, IsTerminal, Write};
 
 /// Checked before anything is opened: without `--yes` there must be a
