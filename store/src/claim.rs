@@ -144,7 +144,7 @@ async fn claim_in(
         .await?;
     rows.retain(|e| e.owner.as_deref() == Some(node_id) && e.state == ExecutionState::Running);
     rows.sort_by_key(|e| (e.created_at, e.id));
-    Ok(rows)
+    Ok(rows.into_iter().map(Into::into).collect())
 }
 
 /// [`StateStore::claim_execution`](crate::StateStore::claim_execution): one
@@ -189,7 +189,10 @@ async fn claim_one_in(
         .await?
         .rows_affected;
     let row = if changed == 1 {
-        execution::Entity::find_by_id(id).one(tx).await?
+        execution::Entity::find_by_id(id)
+            .one(tx)
+            .await?
+            .map(Into::into)
     } else {
         None
     };

@@ -1,9 +1,15 @@
 //! The records the store hands out and the inputs it takes.
 //!
-//! Records are the entity models themselves (plain structs); callers never
-//! query through them, they only read them.
+//! Records are plain structs of this crate, not SeaORM models: callers read
+//! them and never query through them, and the entity crate can change how a
+//! row is mapped without changing what callers see. The store converts every
+//! row it reads (and every row it builds and writes) with the `From` impls
+//! below, the one place the two are tied together. Each impl destructures
+//! the model without `..`, so a column added to an entity fails to compile
+//! here instead of being silently left out of its record.
 
 use chrono::{DateTime, Utc};
+use flowstate_entity::{attempt, execution, log, output, task_run, workflow, workflow_version};
 pub use flowstate_entity::{
     AttemptState, ExecutionState, LogStream, ParseEnumError, Reason, TaskState,
 };
@@ -11,19 +17,355 @@ use serde_json::Value;
 use uuid::Uuid;
 
 /// A stored workflow definition.
-pub type Workflow = flowstate_entity::workflow::Model;
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workflow {
+    /// The workflow's id.
+    pub id: Uuid,
+    /// Unique name.
+    pub name: String,
+    /// The current version, counted up each time the definition changes.
+    pub version: i32,
+    /// The current definition (tasks, needs, ...).
+    pub definition: Value,
+    /// Free text.
+    pub description: Option<String>,
+    /// When the workflow was first registered.
+    pub created_at: DateTime<Utc>,
+    /// When the row last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Set by a soft delete; soft-deleted workflows are hidden from lists by default.
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl From<workflow::Model> for Workflow {
+    fn from(m: workflow::Model) -> Self {
+        let workflow::Model {
+            id,
+            name,
+            version,
+            definition,
+            description,
+            created_at,
+            updated_at,
+            deleted_at,
+        } = m;
+        Workflow {
+            id,
+            name,
+            version,
+            definition,
+            description,
+            created_at,
+            updated_at,
+            deleted_at,
+        }
+    }
+}
+
 /// One version of a workflow's definition.
-pub type WorkflowVersion = flowstate_entity::workflow_version::Model;
-/// A stored execution.
-pub type Execution = flowstate_entity::execution::Model;
-/// A stored task run.
-pub type TaskRun = flowstate_entity::task_run::Model;
-/// A stored attempt.
-pub type Attempt = flowstate_entity::attempt::Model;
-/// A stored output.
-pub type Output = flowstate_entity::output::Model;
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowVersion {
+    /// The workflow it belongs to.
+    pub workflow_id: Uuid,
+    /// The version number.
+    pub version: i32,
+    /// The definition as registered then.
+    pub definition: Value,
+    /// The description as registered then.
+    pub description: Option<String>,
+    /// When this version was registered.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<workflow_version::Model> for WorkflowVersion {
+    fn from(m: workflow_version::Model) -> Self {
+        let workflow_version::Model {
+            workflow_id,
+            version,
+            definition,
+            description,
+            created_at,
+        } = m;
+        WorkflowVersion {
+            workflow_id,
+            version,
+            definition,
+            description,
+            created_at,
+        }
+    }
+}
+
+/// A stored execution. `version` is the optimistic-lock counter every
+/// transition checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Execution {
+    /// The execution's id.
+    pub id: Uuid,
+    /// The workflow it runs.
+    pub workflow_id: Uuid,
+    /// The workflow's `version` when this execution was created.
+    pub workflow_version: i32,
+    /// Where it is in its state machine.
+    pub state: ExecutionState,
+    /// Machine-readable cause of the last transition (CRASH_RECOVERY, TASK_FAILED, ...).
+    pub reason: Option<Reason>,
+    /// Human-readable error.
+    pub error: Option<String>,
+    /// Input values (a JSON object).
+    pub input: Value,
+    /// The optimistic-lock counter.
+    pub version: i64,
+    /// The engine node holding the lease, if any.
+    pub owner: Option<String>,
+    /// When the owner's lease runs out.
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// When a WAITING execution is due again.
+    pub wake_at: Option<DateTime<Utc>>,
+    /// When it was submitted.
+    pub created_at: DateTime<Utc>,
+    /// When the row last changed.
+    pub updated_at: DateTime<Utc>,
+    /// When it first became RUNNING.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it reached a terminal state.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<execution::Model> for Execution {
+    fn from(m: execution::Model) -> Self {
+        let execution::Model {
+            id,
+            workflow_id,
+            workflow_version,
+            state,
+            reason,
+            error,
+            input,
+            version,
+            owner,
+            lease_expires_at,
+            wake_at,
+            created_at,
+            updated_at,
+            started_at,
+            finished_at,
+        } = m;
+        Execution {
+            id,
+            workflow_id,
+            workflow_version,
+            state,
+            reason,
+            error,
+            input,
+            version,
+            owner,
+            lease_expires_at,
+            wake_at,
+            created_at,
+            updated_at,
+            started_at,
+            finished_at,
+        }
+    }
+}
+
+/// A stored task run: one task of one execution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRun {
+    /// The task run's id.
+    pub id: Uuid,
+    /// The execution it belongs to.
+    pub execution_id: Uuid,
+    /// The task's key in the workflow.
+    pub task_key: String,
+    /// Its place in workflow order, from 0.
+    pub position: i32,
+    /// Where it is in its state machine.
+    pub state: TaskState,
+    /// Machine-readable cause of the last transition.
+    pub reason: Option<Reason>,
+    /// The optimistic-lock counter every transition checks.
+    pub version: i64,
+    /// How many attempts have been started; the next attempt is numbered one more.
+    pub attempt_count: i32,
+    /// When a WAITING task run may start its next attempt.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When the row last changed.
+    pub updated_at: DateTime<Utc>,
+    /// When it first became RUNNING.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it reached a terminal state.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<task_run::Model> for TaskRun {
+    fn from(m: task_run::Model) -> Self {
+        let task_run::Model {
+            id,
+            execution_id,
+            task_key,
+            position,
+            state,
+            reason,
+            version,
+            attempt_count,
+            next_attempt_at,
+            created_at,
+            updated_at,
+            started_at,
+            finished_at,
+        } = m;
+        TaskRun {
+            id,
+            execution_id,
+            task_key,
+            position,
+            state,
+            reason,
+            version,
+            attempt_count,
+            next_attempt_at,
+            created_at,
+            updated_at,
+            started_at,
+            finished_at,
+        }
+    }
+}
+
+/// A stored attempt: one process run of a task run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    /// The attempt's id.
+    pub id: Uuid,
+    /// The task run it belongs to.
+    pub task_run_id: Uuid,
+    /// Its number within the task run, from 1.
+    pub number: i32,
+    /// RUNNING, or how it ended.
+    pub state: AttemptState,
+    /// Machine-readable cause (TIMEOUT, ...).
+    pub reason: Option<Reason>,
+    /// The process's exit code, if it exited.
+    pub exit_code: Option<i32>,
+    /// Human-readable error.
+    pub error: Option<String>,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<attempt::Model> for Attempt {
+    fn from(m: attempt::Model) -> Self {
+        let attempt::Model {
+            id,
+            task_run_id,
+            number,
+            state,
+            reason,
+            exit_code,
+            error,
+            started_at,
+            finished_at,
+        } = m;
+        Attempt {
+            id,
+            task_run_id,
+            number,
+            state,
+            reason,
+            exit_code,
+            error,
+            started_at,
+            finished_at,
+        }
+    }
+}
+
+/// A stored output: one value a task run handed downstream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    /// The output's id.
+    pub id: Uuid,
+    /// The execution it belongs to.
+    pub execution_id: Uuid,
+    /// The task run that wrote it.
+    pub task_run_id: Uuid,
+    /// Its key, unique per task run.
+    pub key: String,
+    /// The value.
+    pub value: Value,
+    /// When it was (last) written.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<output::Model> for Output {
+    fn from(m: output::Model) -> Self {
+        let output::Model {
+            id,
+            execution_id,
+            task_run_id,
+            key,
+            value,
+            created_at,
+        } = m;
+        Output {
+            id,
+            execution_id,
+            task_run_id,
+            key,
+            value,
+            created_at,
+        }
+    }
+}
+
 /// A stored log line.
-pub type LogLine = flowstate_entity::log::Model;
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    /// The line's id, increasing in the order lines were appended.
+    pub id: i64,
+    /// The execution it belongs to.
+    pub execution_id: Uuid,
+    /// None for lines about the execution as a whole.
+    pub task_run_id: Option<Uuid>,
+    /// The attempt number the line belongs to, if any.
+    pub attempt: Option<i32>,
+    /// When the line was captured.
+    pub ts: DateTime<Utc>,
+    /// Which stream it came from.
+    pub stream: LogStream,
+    /// The text, without its line break.
+    pub line: String,
+}
+
+impl From<log::Model> for LogLine {
+    fn from(m: log::Model) -> Self {
+        let log::Model {
+            id,
+            execution_id,
+            task_run_id,
+            attempt,
+            ts,
+            stream,
+            line,
+        } = m;
+        LogLine {
+            id,
+            execution_id,
+            task_run_id,
+            attempt,
+            ts,
+            stream,
+            line,
+        }
+    }
+}
 
 /// A workflow to save under its name.
 #[derive(Debug, Clone, PartialEq)]

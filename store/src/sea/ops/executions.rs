@@ -22,6 +22,7 @@ pub(super) async fn get<D: Db>(db: &D, id: Uuid) -> Result<Execution> {
     execution::Entity::find_by_id(id)
         .one(&db.exec())
         .await?
+        .map(Into::into)
         .ok_or_else(|| not_found("execution", id))
 }
 
@@ -35,13 +36,24 @@ pub(super) async fn detail<D: Db>(db: &D, id: Uuid) -> Result<ExecutionDetail> {
         .await?
         .ok_or_else(|| not_found("execution", id))?;
     let task_runs = query::task_runs_of(id).all(&db).await?;
-    let mut attempts = query::attempts_of_execution(id).all(&db).await?;
+    let mut attempts: Vec<Attempt> = query::attempts_of_execution(id)
+        .all(&db)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
     attempts.sort_by_key(|a| a.number);
-    let mut outputs = query::outputs_of(id).all(&db).await?;
+    let mut outputs: Vec<Output> = query::outputs_of(id)
+        .all(&db)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
     outputs.sort_by(|a, b| a.key.cmp(&b.key));
     let task_runs = task_runs
         .into_iter()
         .map(|task_run| {
+            let task_run = TaskRun::from(task_run);
             let (mine, rest): (Vec<_>, Vec<_>) = attempts
                 .drain(..)
                 .partition(|a| a.task_run_id == task_run.id);
@@ -53,7 +65,7 @@ pub(super) async fn detail<D: Db>(db: &D, id: Uuid) -> Result<ExecutionDetail> {
         })
         .collect();
     Ok(ExecutionDetail {
-        execution,
+        execution: execution.into(),
         workflow_name: wf.map(|w| w.name).unwrap_or_default(),
         task_runs,
         outputs,
@@ -63,7 +75,7 @@ pub(super) async fn detail<D: Db>(db: &D, id: Uuid) -> Result<ExecutionDetail> {
 pub(super) async fn list<D: Db>(db: &D, q: ExecutionQuery) -> Result<Page<Execution>> {
     let (select, limit) = query::execution_page(&q)?;
     let db = db.exec();
-    let mut items = select.all(&db).await?;
+    let mut items: Vec<Execution> = select.all(&db).await?.into_iter().map(Into::into).collect();
     let counted = db
         .query_one_raw(query::execution_count_statement(
             db.get_database_backend(),
@@ -168,7 +180,7 @@ async fn create_in(
         )));
     }
     let ts = now();
-    let exec = Execution {
+    let exec = execution::Model {
         id: Uuid::now_v7(),
         workflow_id: wf.id,
         workflow_version: wf.version,
@@ -188,7 +200,7 @@ async fn create_in(
     execution::Entity::insert(execution::ActiveModel::from(exec.clone()))
         .exec_without_returning(tx)
         .await?;
-    let runs: Vec<TaskRun> = new
+    let runs: Vec<task_run::Model> = new
         .task_keys
         .into_iter()
         .enumerate()
@@ -199,7 +211,7 @@ async fn create_in(
             .exec_without_returning(tx)
             .await?;
     }
-    Ok((exec, runs))
+    Ok((exec.into(), runs.into_iter().map(Into::into).collect()))
 }
 
 fn check_transition(t: &ExecutionTransition) -> Result<()> {

@@ -18,13 +18,23 @@ use uuid::Uuid;
 // --- queries ---
 
 pub(super) async fn list_outputs<D: Db>(db: &D, execution_id: Uuid) -> Result<Vec<Output>> {
-    let mut outputs = query::outputs_of(execution_id).all(&db.exec()).await?;
+    let mut outputs: Vec<Output> = query::outputs_of(execution_id)
+        .all(&db.exec())
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
     outputs.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(outputs)
 }
 
 pub(super) async fn read<D: Db>(db: &D, q: LogQuery) -> Result<Vec<LogLine>> {
-    Ok(query::logs_page(&q)?.all(&db.exec()).await?)
+    Ok(query::logs_page(&q)?
+        .all(&db.exec())
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect())
 }
 
 // --- mutations ---

@@ -23,13 +23,17 @@ pub(super) async fn get_run<D: Db>(db: &D, id: Uuid) -> Result<TaskRun> {
     task_run::Entity::find_by_id(id)
         .one(&db.exec())
         .await?
+        .map(Into::into)
         .ok_or_else(|| not_found("task run", id))
 }
 
 pub(super) async fn list_runs<D: Db>(db: &D, execution_id: Uuid) -> Result<Vec<TaskRun>> {
     Ok(crate::query::task_runs_of(execution_id)
         .all(&db.exec())
-        .await?)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect())
 }
 
 pub(super) async fn list_attempts<D: Db>(db: &D, task_run_id: Uuid) -> Result<Vec<Attempt>> {
@@ -37,7 +41,10 @@ pub(super) async fn list_attempts<D: Db>(db: &D, task_run_id: Uuid) -> Result<Ve
         .filter(attempt::Column::TaskRunId.eq(task_run_id))
         .order_by_asc(attempt::Column::Number)
         .all(&db.exec())
-        .await?)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect())
 }
 
 // --- mutations ---
@@ -116,7 +123,7 @@ async fn create_run_in(
     task_run::Entity::insert(task_run::ActiveModel::from(run.clone()))
         .exec_without_returning(tx)
         .await?;
-    Ok(run)
+    Ok(run.into())
 }
 
 /// Task keys must be valid names and unique within an execution.
@@ -134,14 +141,15 @@ pub(super) fn check_task_keys(keys: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// A PENDING task run of `execution_id` at `position`, not yet written.
+/// A PENDING task run of `execution_id` at `position`, not yet written: the
+/// row to insert, which the caller converts to a [`TaskRun`] to hand out.
 pub(super) fn new_task_run(
     execution_id: Uuid,
     key: String,
     position: i32,
     ts: DateTime<Utc>,
-) -> TaskRun {
-    TaskRun {
+) -> task_run::Model {
+    task_run::Model {
         id: Uuid::now_v7(),
         execution_id,
         task_key: key,
@@ -242,7 +250,7 @@ async fn start_attempt_in(tx: &DatabaseTransaction, task_run_id: Uuid) -> Result
         .one(tx)
         .await?;
     let number = number.ok_or_else(|| not_found("task run", task_run_id))?;
-    let row = Attempt {
+    let row = attempt::Model {
         id: Uuid::now_v7(),
         task_run_id,
         number,
@@ -256,7 +264,7 @@ async fn start_attempt_in(tx: &DatabaseTransaction, task_run_id: Uuid) -> Result
     attempt::Entity::insert(attempt::ActiveModel::from(row.clone()))
         .exec_without_returning(tx)
         .await?;
-    Ok(row)
+    Ok(row.into())
 }
 
 /// One UPDATE guarded by the RUNNING state; only when it matches nothing is

@@ -21,6 +21,7 @@ pub(super) async fn get<D: Db>(db: &D, id: Uuid) -> Result<Workflow> {
     workflow::Entity::find_by_id(id)
         .one(&db.exec())
         .await?
+        .map(Into::into)
         .ok_or_else(|| not_found("workflow", id))
 }
 
@@ -29,6 +30,7 @@ pub(super) async fn get_by_name<D: Db>(db: &D, name: &str) -> Result<Workflow> {
         .filter(workflow::Column::Name.eq(name))
         .one(&db.exec())
         .await?
+        .map(Into::into)
         .ok_or_else(|| not_found("workflow", name))
 }
 
@@ -44,7 +46,7 @@ pub(super) async fn list<D: Db>(db: &D, q: WorkflowQuery) -> Result<Page<Workflo
         .all(&db)
         .await?;
     Ok(Page {
-        items,
+        items: items.into_iter().map(Into::into).collect(),
         total,
         total_exact: true,
         limit,
@@ -61,6 +63,7 @@ pub(super) async fn get_version<D: Db>(
     workflow_version::Entity::find_by_id((workflow_id, version))
         .one(&db.exec())
         .await?
+        .map(Into::into)
         .ok_or_else(|| not_found("workflow version", format!("{workflow_id} v{version}")))
 }
 
@@ -143,14 +146,14 @@ async fn save_in(tx: &DatabaseTransaction, w: NewWorkflow) -> Result<SavedWorkfl
             .await?;
         insert_version(tx, &row).await?;
         return Ok(SavedWorkflow {
-            workflow: row,
+            workflow: row.into(),
             changed: true,
         });
     };
     let changed = current.definition != w.definition || current.description != w.description;
     if !changed && current.deleted_at.is_none() {
         return Ok(SavedWorkflow {
-            workflow: current,
+            workflow: current.into(),
             changed: false,
         });
     }
@@ -166,14 +169,14 @@ async fn save_in(tx: &DatabaseTransaction, w: NewWorkflow) -> Result<SavedWorkfl
         insert_version(tx, &current).await?;
     }
     Ok(SavedWorkflow {
-        workflow: current,
+        workflow: current.into(),
         changed,
     })
 }
 
 /// Writes `w`'s version, definition, description and update time over its
 /// row, restoring it when it was soft-deleted.
-async fn update(tx: &DatabaseTransaction, w: &Workflow) -> Result<()> {
+async fn update(tx: &DatabaseTransaction, w: &workflow::Model) -> Result<()> {
     workflow::Entity::update_many()
         .col_expr(workflow::Column::Version, Expr::val(w.version))
         .col_expr(
@@ -197,7 +200,7 @@ async fn update(tx: &DatabaseTransaction, w: &Workflow) -> Result<()> {
 
 /// Keeps the definition of the workflow's current version, so executions of
 /// it run what they were submitted with after later changes.
-async fn insert_version(tx: &DatabaseTransaction, w: &Workflow) -> Result<()> {
+async fn insert_version(tx: &DatabaseTransaction, w: &workflow::Model) -> Result<()> {
     let row = workflow_version::Model {
         workflow_id: w.id,
         version: w.version,
