@@ -926,7 +926,13 @@ async fn drain(target: &mut Target, backlog: u64, flowstate: &PathBuf) -> Value 
         };
         format!("storage:\n  type: {kind}\n  {kind}:\n    url: {url}\n")
     };
-    std::fs::write(&config, storage).unwrap();
+    // The engine's Prometheus endpoint says how many statements it ran.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let engine = format!("engine:\n  metricsAddr: 127.0.0.1:{port}\n");
+    std::fs::write(&config, format!("{storage}{engine}")).unwrap();
     let start = Instant::now();
     let mut child = std::process::Command::new(flowstate)
         .args(["--config", config.to_str().unwrap(), "serve"])
@@ -954,6 +960,7 @@ async fn drain(target: &mut Target, backlog: u64, flowstate: &PathBuf) -> Value 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let took = start.elapsed();
+    let statements = scrape_counter(port, "flowstate_store_statements_total");
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
@@ -961,11 +968,30 @@ async fn drain(target: &mut Target, backlog: u64, flowstate: &PathBuf) -> Value 
     let half = halfway.unwrap_or(took);
     json!({
         "scenario": format!("engine drain, backlog {backlog}"),
+        "statementsPerExecution": statements.map(|n| (n / backlog as f64 * 10.0).round() / 10.0),
         "seconds": (took.as_secs_f64() * 100.0).round() / 100.0,
         "perSec": (backlog as f64 / took.as_secs_f64()).round(),
         "firstHalfPerSec": ((backlog / 2) as f64 / half.as_secs_f64()).round(),
         "secondHalfPerSec": ((backlog - backlog / 2) as f64 / (took - half).as_secs_f64().max(1e-3)).round(),
     })
+}
+
+/// The value of a counter on the Prometheus endpoint at `port` (summed over
+/// its labels), by a plain HTTP/1.0 GET; `None` if it cannot be read.
+fn scrape_counter(port: u16, name: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    conn.read_to_string(&mut body).ok()?;
+    let values: Vec<f64> = body
+        .lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
 }
 
 fn tempfile_dir() -> PathBuf {

@@ -43,10 +43,21 @@ pub async fn connect_within(
     access: Access,
     deadline: Duration,
 ) -> Result<DatabaseConnection> {
-    match config.kind {
-        StorageType::Sqlite => connect_sqlite(config, access).await,
-        StorageType::Postgres | StorageType::Mysql => connect_server(config, deadline).await,
-    }
+    let mut db = match config.kind {
+        StorageType::Sqlite => connect_sqlite(config, access).await?,
+        StorageType::Postgres | StorageType::Mysql => connect_server(config, deadline).await?,
+    };
+    db.set_metric_callback(count_statement);
+    Ok(db)
+}
+
+/// Counts every statement SeaORM runs (not BEGIN and COMMIT) as
+/// `flowstate_store_statements_total`: through sqlx a statement costs about
+/// 100-150 us whatever the database does, so round trips per execution are
+/// the number that decides throughput. Without a metrics recorder (every
+/// command but `serve` with `metricsAddr`) the count is a no-op.
+fn count_statement(_: &sea_orm::metric::Info<'_>) {
+    metrics::counter!("flowstate_store_statements_total").increment(1);
 }
 
 /// The error for a SQLite file that is not there, naming the way to create it.
