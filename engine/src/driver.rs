@@ -221,7 +221,20 @@ impl<'w> Driver<'w> {
                 self.move_task(key, TaskState::Skipped, *reason).await?
             }
             Decision::Start { key, env } => self.start(key, env.clone()),
-            Decision::EndAttempt { .. } => self.end_attempt(d).await?,
+            Decision::EndAttempt {
+                key,
+                result,
+                task_state,
+                reason,
+                retry_at,
+                outputs,
+                ..
+            } => {
+                let mut moved = TaskTransition::new(Uuid::nil(), *task_state, 0);
+                moved.reason = *reason;
+                moved.next_attempt_at = *retry_at;
+                self.end_attempt(key, result, moved, outputs).await?
+            }
             Decision::Park { wake_at } => {
                 let mut t = ExecutionTransition::new(ExecutionState::Waiting, self.exec_version);
                 t.wake_at = Some(*wake_at);
@@ -278,31 +291,30 @@ impl<'w> Driver<'w> {
     /// Records an ended attempt, its outputs and its task run's move in one
     /// transaction. A cancelled one is recorded as far as it can be: the
     /// canceller has moved the task run already.
-    async fn end_attempt(&mut self, d: &Decision) -> Result<()> {
-        let Decision::EndAttempt {
-            key,
-            result,
-            task_state,
-            reason,
-            retry_at,
-            outputs,
-            ..
-        } = d
-        else {
-            unreachable!("called for EndAttempt only")
-        };
+    /// `moved` says where the task run goes; its id and version are the
+    /// driver's and filled in here.
+    async fn end_attempt(
+        &mut self,
+        key: &str,
+        result: &AttemptResult,
+        moved: TaskTransition,
+        outputs: &[(String, String)],
+    ) -> Result<()> {
         let attempt = self.ending.remove(key).expect("the attempt that ended");
         let row = self
             .rows
             .get_mut(key)
             .expect("a task run of this execution");
-        let mut t = TaskTransition::new(row.id, *task_state, row.version);
-        t.reason = *reason;
-        t.next_attempt_at = *retry_at;
+        let t = TaskTransition {
+            task_run_id: row.id,
+            expected_version: row.version,
+            ..moved
+        };
+        let (task_state, retry_at) = (t.to, t.next_attempt_at);
         let store = self.ctx.store.clone();
         metrics::counter!("flowstate_attempts_finished_total", "state" => result.state.as_str())
             .increment(1);
-        if *task_state == TaskState::Cancelled {
+        if task_state == TaskState::Cancelled {
             let _ = store.finish_attempt(attempt.id, result.clone()).await;
             let _ = store.transition_task(t).await;
             return Ok(());
