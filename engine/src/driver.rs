@@ -12,6 +12,7 @@
 //! Everything a restart needs is in the database: the driver keeps only each
 //! task run's id and version beside the planner's snapshot.
 
+use crate::definitions::Definitions;
 use crate::error::{EngineError, Result};
 use crate::logs::{self, LogTarget};
 use crate::planner::{self, Decision, Event, RunView, Snapshot};
@@ -35,6 +36,8 @@ pub(crate) struct Ctx {
     pub poll: Duration,
     /// Becomes [`Stop::Shutdown`] when running attempts must be abandoned.
     pub kill: watch::Receiver<Stop>,
+    /// The engine's parsed workflow versions.
+    pub definitions: Arc<Definitions>,
 }
 
 /// How driving ended.
@@ -50,19 +53,23 @@ pub enum End {
     Shutdown,
 }
 
-/// Drives `exec`, which this node has just claimed (state RUNNING).
-pub(crate) async fn drive(ctx: Arc<Ctx>, exec: Execution) -> Result<End> {
-    let definition = pinned_definition(ctx.store.as_ref(), &exec).await?;
-    let workflow = match Workflow::from_definition(&definition) {
+/// Drives `exec`, which this node has just claimed (state RUNNING), with its
+/// task runs when the claim read them (else they are read here).
+pub(crate) async fn drive(
+    ctx: Arc<Ctx>,
+    exec: Execution,
+    runs: Option<Vec<TaskRun>>,
+) -> Result<End> {
+    let workflow = match ctx.definitions.pinned(ctx.store.as_ref(), &exec).await? {
         Ok(w) => w,
         Err(e) => {
             let mut t = ExecutionTransition::new(ExecutionState::Failed, exec.version);
             t.reason = Some(Reason::InvalidDefinition);
-            t.error = Some(e.to_string());
+            t.error = Some(e);
             return finish(&ctx, exec.id, t).await;
         }
     };
-    let mut driver = Driver::load(ctx, &exec, &workflow).await?;
+    let mut driver = Driver::load(ctx, &exec, runs, &workflow).await?;
     let mut event = Event::Resume;
     loop {
         let decisions = planner::plan(&driver.snap, &event, now());
@@ -75,30 +82,6 @@ pub(crate) async fn drive(ctx: Arc<Ctx>, exec: Execution) -> Result<End> {
             Ok(None) => return Ok(driver.stopped()),
             Err(e) => return driver.abort(e).await,
         };
-    }
-}
-
-/// The definition `exec` was submitted with. Executions submitted before
-/// versions were kept (no `workflow_versions` row) run the current one.
-async fn pinned_definition(store: &dyn StateStore, exec: &Execution) -> Result<serde_json::Value> {
-    match store
-        .get_workflow_version(exec.workflow_id, exec.workflow_version)
-        .await
-    {
-        Ok(v) => Ok(v.definition),
-        Err(StoreError::NotFound { .. }) => {
-            let current = store.get_workflow(exec.workflow_id).await?;
-            if current.version != exec.workflow_version {
-                tracing::warn!(
-                    execution = %exec.id,
-                    submitted = exec.workflow_version,
-                    current = current.version,
-                    "the version this execution was submitted with is not stored; running the current one"
-                );
-            }
-            Ok(current.definition)
-        }
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -141,10 +124,19 @@ struct Driver<'w> {
 }
 
 impl<'w> Driver<'w> {
-    /// Reads the task runs, the outputs so far and the inputs.
-    async fn load(ctx: Arc<Ctx>, exec: &Execution, workflow: &'w Workflow) -> Result<Self> {
+    /// Reads the task runs (unless the claim did), the outputs so far and
+    /// the inputs.
+    async fn load(
+        ctx: Arc<Ctx>,
+        exec: &Execution,
+        runs: Option<Vec<TaskRun>>,
+        workflow: &'w Workflow,
+    ) -> Result<Self> {
         let store = ctx.store.clone();
-        let runs = store.list_task_runs(exec.id).await?;
+        let runs = match runs {
+            Some(runs) => runs,
+            None => store.list_task_runs(exec.id).await?,
+        };
         let key_of: HashMap<Uuid, String> =
             runs.iter().map(|r| (r.id, r.task_key.clone())).collect();
         let mut outputs: HashMap<String, Vec<(String, String)>> = HashMap::new();
@@ -202,25 +194,37 @@ impl<'w> Driver<'w> {
     }
 
     /// Applies the decisions in order; `Some` when the execution has ended
-    /// or been parked. A conflict means someone else moved it: lost.
+    /// or been parked. The writes of consecutive decisions land in one
+    /// transaction (an attempt's end, the skips it causes and the
+    /// execution's end: one commit), flushed before anything that acts
+    /// outside the store. A conflict means someone else moved it: lost.
     async fn apply_all(&mut self, decisions: Vec<Decision>) -> Result<Option<End>> {
+        let mut batch = Batch::default();
         for d in decisions {
-            match self.apply(&d).await {
-                Ok(Some(end)) => return Ok(Some(end)),
-                Ok(None) => self.snap.apply(&d),
-                Err(e) => return self.abort(e).await.map(Some),
+            if self.batch(&d, &mut batch) {
+                batch.decisions.push(d);
+                continue;
             }
+            if let Some(end) = self.flush(&mut batch).await? {
+                return Ok(Some(end));
+            }
+            self.act(&d).await;
+            self.snap.apply(&d);
         }
-        Ok(None)
+        self.flush(&mut batch).await
     }
 
-    async fn apply(&mut self, d: &Decision) -> Result<Option<End>> {
-        match d {
-            Decision::Abandon { key, to, reason } => self.move_task(key, *to, *reason).await?,
+    /// Adds the writes of `d` to `batch`; false for a decision that acts
+    /// outside the store (or whose writes may fail alone).
+    fn batch(&mut self, d: &Decision, batch: &mut Batch) -> bool {
+        let writes = match d {
+            Decision::Abandon { key, to, reason } => vec![self.move_task(key, *to, *reason)],
             Decision::Skip { key, reason } => {
-                self.move_task(key, TaskState::Skipped, *reason).await?
+                vec![self.move_task(key, TaskState::Skipped, *reason)]
             }
-            Decision::Start { key, env } => self.start(key, env.clone()),
+            Decision::EndAttempt { task_state, .. } if *task_state == TaskState::Cancelled => {
+                return false
+            }
             Decision::EndAttempt {
                 key,
                 result,
@@ -229,17 +233,11 @@ impl<'w> Driver<'w> {
                 retry_at,
                 outputs,
                 ..
-            } => {
-                let mut moved = TaskTransition::new(Uuid::nil(), *task_state, 0);
-                moved.reason = *reason;
-                moved.next_attempt_at = *retry_at;
-                self.end_attempt(key, result, moved, outputs).await?
-            }
+            } => self.end_attempt(key, result, (*task_state, *reason, *retry_at), outputs),
             Decision::Park { wake_at } => {
                 let mut t = ExecutionTransition::new(ExecutionState::Waiting, self.exec_version);
                 t.wake_at = Some(*wake_at);
-                self.ctx.store.transition_execution(self.id, t).await?;
-                return Ok(Some(End::Waiting(*wake_at)));
+                vec![self.move_execution(t)]
             }
             Decision::Finish {
                 state,
@@ -249,25 +247,75 @@ impl<'w> Driver<'w> {
                 let mut t = ExecutionTransition::new(*state, self.exec_version);
                 t.reason = *reason;
                 t.error = error.clone();
-                return finish(&self.ctx, self.id, t).await.map(Some);
+                vec![self.move_execution(t)]
             }
+            Decision::Start { .. } | Decision::Cancel { .. } | Decision::Release => return false,
+        };
+        batch.writes.extend(writes);
+        true
+    }
+
+    /// Lands the batched writes in one transaction, then applies their
+    /// decisions to the snapshot; `Some` when one of them ended driving.
+    async fn flush(&mut self, batch: &mut Batch) -> Result<Option<End>> {
+        if batch.decisions.is_empty() {
+            return Ok(None);
+        }
+        let writes = std::mem::take(&mut batch.writes);
+        if let Err(e) = self.ctx.store.apply_writes(writes).await {
+            return self.abort(e.into()).await.map(Some);
+        }
+        let mut end = None;
+        for d in std::mem::take(&mut batch.decisions) {
+            match &d {
+                Decision::EndAttempt { result, .. } => {
+                    metrics::counter!("flowstate_attempts_finished_total", "state" => result.state.as_str())
+                        .increment(1);
+                }
+                Decision::Park { wake_at } => end = Some(End::Waiting(*wake_at)),
+                Decision::Finish { state, .. } => {
+                    finished(self.id, *state);
+                    end = Some(End::Finished(*state));
+                }
+                _ => {}
+            }
+            self.snap.apply(&d);
+        }
+        Ok(end)
+    }
+
+    /// Carries out a decision that acts outside the store.
+    async fn act(&mut self, d: &Decision) {
+        match d {
+            Decision::Start { key, env } => self.start(key, env.clone()),
+            Decision::EndAttempt { key, result, .. } => self.end_cancelled(key, result).await,
             Decision::Cancel { runs } => self.cancel(runs).await,
             Decision::Release => {
                 let _ = self.stop_tx.send(Stop::Shutdown);
             }
+            _ => {}
         }
-        Ok(None)
     }
 
-    async fn move_task(&mut self, key: &str, to: TaskState, reason: Reason) -> Result<()> {
+    /// The move of a task run to `to`, from the version the driver holds,
+    /// which it counts up: a batch that fails ends driving.
+    fn move_task(&mut self, key: &str, to: TaskState, reason: Reason) -> Write {
         let row = self
             .rows
             .get_mut(key)
             .expect("a task run of this execution");
         let mut t = TaskTransition::new(row.id, to, row.version);
         t.reason = Some(reason);
-        row.version = self.ctx.store.transition_task(t).await?;
-        Ok(())
+        row.version += 1;
+        Write::MoveTask(t)
+    }
+
+    fn move_execution(&mut self, transition: ExecutionTransition) -> Write {
+        self.exec_version += 1;
+        Write::MoveExecution {
+            id: self.id,
+            transition,
+        }
     }
 
     /// Spawns the runner of the task's next attempt.
@@ -288,43 +336,27 @@ impl<'w> Driver<'w> {
         self.running.spawn(job.run());
     }
 
-    /// Records an ended attempt, its outputs and its task run's move in one
-    /// transaction. A cancelled one is recorded as far as it can be: the
-    /// canceller has moved the task run already.
-    /// `moved` says where the task run goes; its id and version are the
-    /// driver's and filled in here.
-    async fn end_attempt(
+    /// The writes that record an ended attempt: the retry notice in its
+    /// log, its outputs, its end and its task run's move (`to`).
+    fn end_attempt(
         &mut self,
         key: &str,
         result: &AttemptResult,
-        moved: TaskTransition,
+        to: (TaskState, Option<Reason>, Option<DateTime<Utc>>),
         outputs: &[(String, String)],
-    ) -> Result<()> {
+    ) -> Vec<Write> {
         let attempt = self.ending.remove(key).expect("the attempt that ended");
         let row = self
             .rows
             .get_mut(key)
             .expect("a task run of this execution");
-        let t = TaskTransition {
-            task_run_id: row.id,
-            expected_version: row.version,
-            ..moved
-        };
-        let (task_state, retry_at) = (t.to, t.next_attempt_at);
-        let store = self.ctx.store.clone();
-        metrics::counter!("flowstate_attempts_finished_total", "state" => result.state.as_str())
-            .increment(1);
-        if task_state == TaskState::Cancelled {
-            let _ = store.finish_attempt(attempt.id, result.clone()).await;
-            let _ = store.transition_task(t).await;
-            return Ok(());
-        }
+        let (to, reason, retry_at) = to;
+        let mut t = TaskTransition::new(row.id, to, row.version);
+        t.reason = reason;
+        t.next_attempt_at = retry_at;
+        row.version += 1;
+        let mut writes = Vec::with_capacity(4);
         if retry_at.is_some() {
-            let target = LogTarget {
-                execution_id: self.id,
-                task_run_id: Some(row.id),
-                attempt: Some(attempt.number),
-            };
             let task = self.snap.workflow.task(key).expect("planned");
             let line = format!(
                 "attempt {} failed ({}); retrying in {}",
@@ -332,18 +364,43 @@ impl<'w> Driver<'w> {
                 result.error.clone().unwrap_or_default(),
                 crate::duration::format_duration(task.backoff(attempt.number + 1))
             );
-            logs::system(store.as_ref(), target, line).await;
+            let target = LogTarget {
+                execution_id: self.id,
+                task_run_id: Some(row.id),
+                attempt: Some(attempt.number),
+            };
+            writes.push(Write::AppendLogs(vec![logs::system_line(target, line)]));
         }
-        let values = outputs
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect();
-        let tx = store.begin().await?;
-        tx.put_outputs(self.id, row.id, values).await?;
-        tx.finish_attempt(attempt.id, result.clone()).await?;
-        row.version = tx.transition_task(t).await?;
-        tx.commit().await?;
-        Ok(())
+        if !outputs.is_empty() {
+            writes.push(Write::PutOutputs {
+                execution_id: self.id,
+                task_run_id: row.id,
+                values: outputs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                    .collect(),
+            });
+        }
+        writes.push(Write::FinishAttempt {
+            attempt_id: attempt.id,
+            result: result.clone(),
+        });
+        writes.push(Write::MoveTask(t));
+        writes
+    }
+
+    /// Records a cancelled attempt as far as it can be: the canceller has
+    /// moved the task run already, so a conflict is expected and ignored.
+    async fn end_cancelled(&mut self, key: &str, result: &AttemptResult) {
+        metrics::counter!("flowstate_attempts_finished_total", "state" => result.state.as_str())
+            .increment(1);
+        let attempt = self.ending.remove(key).expect("the attempt that ended");
+        let store = self.ctx.store.clone();
+        let _ = store.finish_attempt(attempt.id, result.clone()).await;
+        let row = &self.rows[key];
+        let mut t = TaskTransition::new(row.id, TaskState::Cancelled, row.version);
+        t.reason = Some(Reason::Cancelled);
+        let _ = store.transition_task(t).await;
     }
 
     /// Stops the attempts in flight. After a cancel, also cancels the task
@@ -356,9 +413,13 @@ impl<'w> Driver<'w> {
             return;
         }
         for key in runs {
-            let _ = self
-                .move_task(key, TaskState::Cancelled, Reason::Cancelled)
-                .await;
+            let Write::MoveTask(t) = self.move_task(key, TaskState::Cancelled, Reason::Cancelled)
+            else {
+                unreachable!("move_task makes a MoveTask")
+            };
+            if let Ok(version) = self.ctx.store.transition_task(t).await {
+                self.rows.get_mut(key).expect("a task run").version = version;
+            }
         }
     }
 
@@ -474,9 +535,7 @@ async fn finish(ctx: &Ctx, id: Uuid, t: ExecutionTransition) -> Result<End> {
     let state = t.to;
     match ctx.store.transition_execution(id, t).await {
         Ok(_) => {
-            metrics::counter!("flowstate_executions_finished_total", "state" => state.as_str())
-                .increment(1);
-            tracing::info!(execution = %id, %state, "execution finished");
+            finished(id, state);
             Ok(End::Finished(state))
         }
         Err(e @ (StoreError::Conflict { .. } | StoreError::InvalidTransition { .. })) => {
@@ -484,6 +543,21 @@ async fn finish(ctx: &Ctx, id: Uuid, t: ExecutionTransition) -> Result<End> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Counts and logs an execution's end.
+fn finished(id: Uuid, state: ExecutionState) {
+    metrics::counter!("flowstate_executions_finished_total", "state" => state.as_str())
+        .increment(1);
+    tracing::info!(execution = %id, %state, "execution finished");
+}
+
+/// The writes of consecutive decisions, landed together by
+/// [`Driver::flush`].
+#[derive(Default)]
+struct Batch {
+    writes: Vec<Write>,
+    decisions: Vec<Decision>,
 }
 
 /// A JSON value as an environment variable's text: strings bare, the rest as JSON.
@@ -522,26 +596,20 @@ impl Job {
         if stop != Stop::No {
             return Ok(self.not_started(stop));
         }
-        let version = store
-            .transition_task(TaskTransition::new(
+        // The attempt row records its start: no log line for it.
+        let (attempt, version) = store
+            .start_run_attempt(TaskTransition::new(
                 self.run_id,
                 TaskState::Running,
                 self.version,
             ))
             .await?;
-        let attempt = store.start_attempt(self.run_id).await?;
         metrics::counter!("flowstate_attempts_started_total").increment(1);
         let target = LogTarget {
             execution_id: self.execution_id,
             task_run_id: Some(self.run_id),
             attempt: Some(attempt.number),
         };
-        let started = format!(
-            "attempt {} of {} started",
-            attempt.number,
-            self.task.retries + 1
-        );
-        logs::system(store.as_ref(), target, started).await;
         let (outcome, outputs) = self.process(&attempt, target).await?;
         Ok(Ended {
             key: self.task.id.clone(),

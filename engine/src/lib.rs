@@ -7,6 +7,7 @@
 //! - [`workflow`]: workflow files, validated into a stored definition.
 //! - [`engine`]: start-up recovery, the scheduler that claims due executions
 //!   under a lease, lease renewal, the expired-lease sweep, retention and shutdown.
+//! - `definitions`: the workflow version each execution runs, parsed once per version.
 //! - `driver`: one claimed execution, task by task, through the store's state machine.
 //! - `planner`: the driver's decisions as pure functions of its state and an event.
 //! - [`process`]: one attempt: `sh -c` in its own process group, with a timeout.
@@ -18,6 +19,7 @@
 //! transition.
 
 pub mod config;
+mod definitions;
 mod driver;
 pub mod duration;
 pub mod engine;

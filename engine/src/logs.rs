@@ -73,17 +73,20 @@ pub fn writer(
 
 /// Stores one line the engine itself writes (attempt started, retrying, ...).
 pub async fn system(store: &dyn StateStore, target: LogTarget, line: String) {
-    let result = store
-        .append_logs(vec![NewLogLine {
-            execution_id: target.execution_id,
-            task_run_id: target.task_run_id,
-            attempt: target.attempt,
-            ts: flowstate_store::now(),
-            stream: LogStream::System,
-            line,
-        }])
-        .await;
+    let result = store.append_logs(vec![system_line(target, line)]).await;
     if let Err(e) = result {
         tracing::error!(error = %e, "could not store a system log line");
+    }
+}
+
+/// A line the engine itself writes to `target`'s log, stamped now.
+pub fn system_line(target: LogTarget, line: String) -> NewLogLine {
+    NewLogLine {
+        execution_id: target.execution_id,
+        task_run_id: target.task_run_id,
+        attempt: target.attempt,
+        ts: flowstate_store::now(),
+        stream: LogStream::System,
+        line,
     }
 }

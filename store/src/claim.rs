@@ -3,20 +3,23 @@
 //!
 //! The candidates are selected with the backend's claim lock (`FOR UPDATE SKIP
 //! LOCKED` on servers; SQLite's IMMEDIATE transaction already excludes every
-//! other writer), then moved to RUNNING with one UPDATE that re-checks their
-//! state, so even a backend without row locks cannot hand one out twice.
+//! other writer), retries that are due before new work, and moved to RUNNING
+//! under the lease. Where the backend has `UPDATE ... RETURNING` (SQLite,
+//! PostgreSQL) that is one statement per claim; MySQL and MariaDB select,
+//! update and read back.
 
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 use crate::now;
 use crate::sea::db::{Db, Pool};
-use crate::types::{Execution, ExecutionState};
+use crate::types::{Execution, ExecutionState, TaskRun};
 use chrono::{DateTime, Utc};
-use flowstate_entity::execution;
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func};
+use flowstate_entity::{execution, task_run};
+use sea_orm::sea_query::{
+    Condition, Expr, ExprTrait, Func, Order, Query, SelectStatement, UnionType,
+};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
 };
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -60,6 +63,29 @@ pub(crate) async fn claim_due(
     limit: u64,
     lease: Duration,
 ) -> Result<Vec<Execution>> {
+    let claimed = claim(pool, node_id, limit, lease, false).await?;
+    Ok(claimed.into_iter().map(|(e, _)| e).collect())
+}
+
+/// [`StateStore::claim_due_with_runs`](crate::StateStore::claim_due_with_runs):
+/// the claim and one read of every claimed execution's task runs, in one
+/// transaction.
+pub(crate) async fn claim_due_with_runs(
+    pool: &Pool,
+    node_id: &str,
+    limit: u64,
+    lease: Duration,
+) -> Result<Vec<(Execution, Vec<TaskRun>)>> {
+    claim(pool, node_id, limit, lease, true).await
+}
+
+async fn claim(
+    pool: &Pool,
+    node_id: &str,
+    limit: u64,
+    lease: Duration,
+    with_runs: bool,
+) -> Result<Vec<(Execution, Vec<TaskRun>)>> {
     if !(1..=MAX_CLAIM).contains(&limit) {
         return Err(StoreError::InvalidInput(format!(
             "claim limit {limit} is out of range; use 1 to {MAX_CLAIM}"
@@ -74,12 +100,44 @@ pub(crate) async fn claim_due(
     let claimed = pool
         .write(move |tx| {
             let node = node.clone();
-            Box::pin(async move { claim_in(tx, backend, &node, limit, lease).await })
+            Box::pin(async move {
+                let claimed = claim_in(tx, backend, &node, limit, lease).await?;
+                if with_runs {
+                    with_task_runs(tx, claimed).await
+                } else {
+                    Ok(claimed.into_iter().map(|e| (e, Vec::new())).collect())
+                }
+            })
         })
         .await?;
     metrics::histogram!("flowstate_claim_seconds").record(started.elapsed().as_secs_f64());
     metrics::counter!("flowstate_claimed_executions_total").increment(claimed.len() as u64);
     Ok(claimed)
+}
+
+/// Each execution with its task runs in workflow order, read with one query.
+async fn with_task_runs(
+    tx: &DatabaseTransaction,
+    claimed: Vec<Execution>,
+) -> Result<Vec<(Execution, Vec<TaskRun>)>> {
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut runs: Vec<TaskRun> = task_run::Entity::find()
+        .filter(task_run::Column::ExecutionId.is_in(claimed.iter().map(|e| e.id)))
+        .all(tx)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    runs.sort_by_key(|r| (r.execution_id, r.position));
+    let mut out = Vec::with_capacity(claimed.len());
+    for e in claimed {
+        let (mine, rest): (Vec<_>, Vec<_>) = runs.into_iter().partition(|r| r.execution_id == e.id);
+        runs = rest;
+        out.push((e, mine));
+    }
+    Ok(out)
 }
 
 async fn claim_in(
@@ -92,36 +150,99 @@ async fn claim_in(
     use execution::Column as C;
     let ts = now();
     let until = lease_until(ts, lease)?;
-    // Two index-ordered probes instead of one OR: PENDING oldest first on
-    // (state, created_at, id), then WAITING earliest due first on (state,
-    // wake_at), which never reads a WAITING row that is not due yet.
+    let mut rows = if tx.support_returning() {
+        // One statement: the due rows are picked by a subquery, moved, and
+        // come back through RETURNING.
+        move_to_running(node_id, until, ts)
+            .filter(C::Id.in_subquery(due_ids(backend, ts, limit)))
+            .exec_with_returning(tx)
+            .await?
+    } else {
+        claim_without_returning(tx, backend, node_id, limit, until, ts).await?
+    };
+    rows.retain(|e| e.owner.as_deref() == Some(node_id) && e.state == ExecutionState::Running);
+    rows.sort_by_key(|e| (e.created_at, e.id));
+    Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// The two index-ordered probes for due executions, each locked the
+/// backend's way: WAITING whose retry is due, earliest first, on (state,
+/// wake_at), which never reads a WAITING row that is not due yet; then
+/// PENDING, oldest first, on (state, created_at, id). Retries come first so
+/// that a backlog of new work cannot starve them.
+fn probes(backend: &dyn Backend, ts: DateTime<Utc>, limit: u64) -> [SelectStatement; 2] {
+    use execution::Column as C;
+    let mut waiting = Query::select();
+    waiting
+        .column(C::Id)
+        .from(execution::Entity)
+        .and_where(C::State.eq(ExecutionState::Waiting))
+        .and_where(C::WakeAt.lte(ts))
+        .order_by(C::WakeAt, Order::Asc)
+        .limit(limit);
+    let mut pending = Query::select();
+    pending
+        .column(C::Id)
+        .from(execution::Entity)
+        .and_where(C::State.eq(ExecutionState::Pending))
+        .order_by(C::CreatedAt, Order::Asc)
+        .order_by(C::Id, Order::Asc)
+        .limit(limit);
+    backend.lock_claimed(&mut waiting);
+    backend.lock_claimed(&mut pending);
+    [waiting, pending]
+}
+
+/// The ids of at most `limit` due executions in one SELECT: the two
+/// [`probes`] joined by UNION ALL, the retries' first.
+fn due_ids(backend: &dyn Backend, ts: DateTime<Utc>, limit: u64) -> SelectStatement {
+    let [waiting, pending] = probes(backend, ts, limit);
+    let mut rest = Query::select();
+    rest.column(execution::Column::Id)
+        .from_subquery(pending, "p");
+    let mut ids = Query::select();
+    ids.column(execution::Column::Id)
+        .from_subquery(waiting, "w")
+        .union(UnionType::All, rest)
+        .limit(limit);
+    ids
+}
+
+#[cfg(feature = "diagnostics")]
+/// The claim of at most `limit` executions as SQLite and PostgreSQL run it
+/// (without its RETURNING list), for `EXPLAIN` and docs.
+pub fn claim_statement(backend: sea_orm::DbBackend, limit: u64) -> sea_orm::Statement {
+    use sea_orm::QueryTrait;
+    let ts = now();
+    move_to_running("node", ts, ts)
+        .filter(execution::Column::Id.in_subquery(due_ids(
+            crate::backend::for_backend(backend),
+            ts,
+            limit,
+        )))
+        .build(backend)
+}
+
+/// For a backend without `UPDATE ... RETURNING` (MySQL, MariaDB, which also
+/// refuse `LIMIT` in an `IN` subquery): the probes one after the other, the
+/// move, and the rows read back.
+async fn claim_without_returning(
+    tx: &DatabaseTransaction,
+    backend: &dyn Backend,
+    node_id: &str,
+    limit: u64,
+    until: DateTime<Utc>,
+    ts: DateTime<Utc>,
+) -> Result<Vec<execution::Model>> {
+    use execution::Column as C;
     let mut ids: Vec<Uuid> = Vec::new();
-    let probes = [
-        (
-            Condition::all().add(C::State.eq(ExecutionState::Pending)),
-            vec![C::CreatedAt, C::Id],
-        ),
-        (
-            Condition::all()
-                .add(C::State.eq(ExecutionState::Waiting))
-                .add(C::WakeAt.lte(ts)),
-            vec![C::WakeAt],
-        ),
-    ];
-    for (cond, order) in probes {
+    for mut probe in probes(backend, ts, limit) {
         let want = limit - ids.len() as u64;
         if want == 0 {
             break;
         }
-        let mut select = execution::Entity::find()
-            .select_only()
-            .column(C::Id)
-            .filter(cond);
-        for col in order {
-            select = select.order_by_asc(col);
-        }
-        let mut stmt = select.limit(want).build(tx.get_database_backend());
-        stmt.sql.push_str(backend.claim_lock_suffix());
+        probe.limit(want);
+        let stmt = tx.get_database_backend().build(&probe);
         for row in tx.query_all_raw(stmt).await? {
             ids.push(row.try_get_by_index::<Uuid>(0)?);
         }
@@ -129,22 +250,19 @@ async fn claim_in(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    // By primary key only: the rows are locked (SQLite's write lock, or FOR
-    // UPDATE on servers), so their state cannot have changed, and a state
-    // filter here made SQLite walk every PENDING and WAITING row instead.
+    // By primary key only: the rows are locked (FOR UPDATE), so their state
+    // cannot have changed, and a state filter here made SQLite walk every
+    // PENDING and WAITING row instead.
     move_to_running(node_id, until, ts)
         .filter(C::Id.is_in(ids.iter().copied()))
         .exec(tx)
         .await?;
     // By primary key only: with the owner and state in the filter too, a
     // planner may walk every RUNNING row through the state index instead.
-    let mut rows = execution::Entity::find()
+    Ok(execution::Entity::find()
         .filter(C::Id.is_in(ids))
         .all(tx)
-        .await?;
-    rows.retain(|e| e.owner.as_deref() == Some(node_id) && e.state == ExecutionState::Running);
-    rows.sort_by_key(|e| (e.created_at, e.id));
-    Ok(rows.into_iter().map(Into::into).collect())
+        .await?)
 }
 
 /// [`StateStore::claim_execution`](crate::StateStore::claim_execution): one

@@ -84,6 +84,12 @@ pub trait StateOps: Send + Sync {
 
     /// Starts the next attempt of a task run, numbered previous + 1 atomically.
     async fn start_attempt(&self, task_run_id: Uuid) -> Result<Attempt>;
+    /// Moves a task run to RUNNING (`t.to` must be RUNNING; guarded like
+    /// [`transition_task`](Self::transition_task)) and starts its next
+    /// attempt, numbered previous + 1, in one transaction of two statements
+    /// where the backend has `UPDATE ... RETURNING`. Returns the attempt and
+    /// the task run's new version.
+    async fn start_run_attempt(&self, t: TaskTransition) -> Result<(Attempt, i64)>;
     /// Ends a RUNNING attempt.
     async fn finish_attempt(&self, attempt_id: Uuid, result: AttemptResult) -> Result<()>;
     /// The attempts of a task run by number.
@@ -107,6 +113,14 @@ pub trait StateOps: Send + Sync {
     async fn append_logs(&self, lines: Vec<NewLogLine>) -> Result<u64>;
     /// Lines of an execution in id order, after a given id.
     async fn read_logs(&self, query: LogQuery) -> Result<Vec<LogLine>>;
+
+    // --- several at once ---
+
+    /// Applies `writes` in order in one transaction, all or nothing, and
+    /// returns the new version of each move (`None` for the other writes).
+    /// On the store the whole batch is retried on transient failures; in a
+    /// [`StoreTransaction`] it joins that transaction.
+    async fn apply_writes(&self, writes: Vec<Write>) -> Result<Vec<Option<i64>>>;
 }
 
 /// The whole store.
@@ -159,6 +173,16 @@ pub trait StateStore: StateOps {
     /// claimers never get the same execution.
     async fn claim_due(&self, node_id: &str, limit: u64, lease: Duration)
         -> Result<Vec<Execution>>;
+
+    /// Like [`claim_due`](Self::claim_due), with each claimed execution's task
+    /// runs (in workflow order) read in the same transaction by one more
+    /// query for the whole batch: what an engine needs to start driving them.
+    async fn claim_due_with_runs(
+        &self,
+        node_id: &str,
+        limit: u64,
+        lease: Duration,
+    ) -> Result<Vec<(Execution, Vec<TaskRun>)>>;
 
     /// Moves one due execution (PENDING, or WAITING whose `wake_at` has passed)
     /// to RUNNING under `node_id`; `None` when it is not due or someone else

@@ -496,6 +496,46 @@ pub struct NewLogLine {
     pub line: String,
 }
 
+/// One write of a batch that [`StateOps::apply_writes`](crate::StateOps::apply_writes)
+/// lands in one transaction: what a driver records when an attempt ends (the
+/// attempt, its outputs, its task run's move, downstream skips, the
+/// execution's end) in one commit.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Write {
+    /// Ends a RUNNING attempt.
+    FinishAttempt {
+        /// The attempt.
+        attempt_id: Uuid,
+        /// How it ended.
+        result: AttemptResult,
+    },
+    /// Stores outputs of a task run; a key that exists is overwritten.
+    PutOutputs {
+        /// The execution.
+        execution_id: Uuid,
+        /// The task run that produced them.
+        task_run_id: Uuid,
+        /// Keys and values.
+        values: Vec<(String, Value)>,
+    },
+    /// Moves a task run (guarded like
+    /// [`transition_task`](crate::StateOps::transition_task)); its new version
+    /// is returned.
+    MoveTask(TaskTransition),
+    /// Moves an execution (guarded like
+    /// [`transition_execution`](crate::StateOps::transition_execution)); its
+    /// new version is returned.
+    MoveExecution {
+        /// The execution.
+        id: Uuid,
+        /// The move.
+        transition: ExecutionTransition,
+    },
+    /// Appends log lines.
+    AppendLogs(Vec<NewLogLine>),
+}
+
 /// A task run with its attempts, oldest first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskRunDetail {

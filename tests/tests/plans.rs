@@ -298,6 +298,17 @@ async fn bad_plans(
             failures.push(format!("lookup {name}: {steps:?}"));
         }
     }
+    // The claim: each probe walks its own index in order (WAITING due by
+    // wake_at, PENDING by created_at, id) and stops at the limit.
+    let claim = flowstate_store::claim_statement(DbBackend::Sqlite, 10);
+    let steps = plan(raw, &claim).await;
+    let probes = steps
+        .iter()
+        .filter(|d| d.contains("ix_executions_"))
+        .count();
+    if !bad_steps(&steps, "executions").is_empty() || probes < 2 {
+        failures.push(format!("claim: {steps:?}"));
+    }
     // A workflow's history: its versions by primary key, and the count per
     // version from the (workflow_id, ...) index. The GROUP BY sorts the few
     // versions of one workflow, which is allowed; walking a table is not.

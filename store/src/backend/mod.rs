@@ -6,6 +6,7 @@ mod mysql;
 mod postgres;
 mod sqlite;
 
+use sea_orm::sea_query::{LockBehavior, LockType, SelectStatement};
 use sea_orm::{DbBackend, DbErr, RuntimeErr, TransactionOptions};
 
 /// Backend-specific behaviour of the store.
@@ -21,10 +22,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// timeout, a deadlock, a serialisation failure).
     fn is_transient(&self, code: &str) -> bool;
 
-    /// Appended to a `SELECT` that picks rows to claim, so that concurrent
-    /// claimers skip each other's rows instead of waiting or double-claiming.
-    fn claim_lock_suffix(&self) -> &'static str {
-        " FOR UPDATE SKIP LOCKED"
+    /// Locks the rows a `SELECT` picks to claim, so that concurrent claimers
+    /// skip each other's rows instead of waiting or double-claiming.
+    fn lock_claimed(&self, select: &mut SelectStatement) {
+        select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     }
 
     /// Run first in the transaction that applies migrations, so that engines

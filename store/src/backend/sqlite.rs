@@ -2,6 +2,7 @@
 //! there is no row locking to ask for.
 
 use super::Backend;
+use sea_orm::sea_query::SelectStatement;
 use sea_orm::{SqliteTransactionMode, TransactionOptions};
 
 pub(crate) struct Sqlite;
@@ -27,9 +28,8 @@ impl Backend for Sqlite {
         )
     }
 
-    fn claim_lock_suffix(&self) -> &'static str {
+    fn lock_claimed(&self, _: &mut SelectStatement) {
         // The IMMEDIATE transaction already holds the only write lock.
-        ""
     }
 
     fn row_lock_suffix(&self) -> &'static str {

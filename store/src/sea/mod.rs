@@ -9,7 +9,7 @@ use crate::connect::Access;
 use crate::error::{Result, StoreError};
 use crate::migrate::{self, MigrationStatus};
 use crate::state_store::{StateStore, StoreTransaction};
-use crate::types::{Execution, PurgeReport, RecoveryReport};
+use crate::types::{Execution, PurgeReport, RecoveryReport, TaskRun};
 use crate::{claim, recovery, retention};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -172,6 +172,15 @@ impl StateStore for SeaStore {
         lease: Duration,
     ) -> Result<Vec<Execution>> {
         claim::claim_due(&self.pool, node_id, limit, lease).await
+    }
+
+    async fn claim_due_with_runs(
+        &self,
+        node_id: &str,
+        limit: u64,
+        lease: Duration,
+    ) -> Result<Vec<(Execution, Vec<TaskRun>)>> {
+        claim::claim_due_with_runs(&self.pool, node_id, limit, lease).await
     }
 
     async fn claim_execution(

@@ -214,7 +214,7 @@ async fn create_in(
     Ok((exec.into(), runs.into_iter().map(Into::into).collect()))
 }
 
-fn check_transition(t: &ExecutionTransition) -> Result<()> {
+pub(super) fn check_transition(t: &ExecutionTransition) -> Result<()> {
     if t.to == ExecutionState::Waiting && t.wake_at.is_none() {
         return Err(StoreError::InvalidInput(
             "a move to WAITING needs wake_at: when the execution is due again".into(),
@@ -225,7 +225,7 @@ fn check_transition(t: &ExecutionTransition) -> Result<()> {
 
 /// One UPDATE guarded by id, version and the allowed source states; only when
 /// it matches nothing is the row read, to say why.
-async fn transition_in<C: ConnectionTrait>(
+pub(super) async fn transition_in<C: ConnectionTrait>(
     tx: &C,
     id: Uuid,
     t: &ExecutionTransition,

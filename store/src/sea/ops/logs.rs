@@ -48,19 +48,24 @@ pub(super) async fn put_outputs<D: Db>(
     if values.is_empty() {
         return Ok(());
     }
-    for (key, _) in &values {
-        if key.is_empty() || key.len() > 255 {
-            return Err(StoreError::InvalidInput(format!(
-                "output key '{key}' must be 1 to 255 characters"
-            )));
-        }
-    }
+    check_output_keys(&values)?;
     let chunk = db.backend().insert_chunk();
     db.write(move |tx| {
         let values = values.clone();
         Box::pin(async move { put_outputs_in(tx, execution_id, task_run_id, &values, chunk).await })
     })
     .await
+}
+
+pub(super) fn check_output_keys(values: &[(String, Value)]) -> Result<()> {
+    for (key, _) in values {
+        if key.is_empty() || key.len() > 255 {
+            return Err(StoreError::InvalidInput(format!(
+                "output key '{key}' must be 1 to 255 characters"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Appends `lines`: one INSERT without a transaction when they fit in one,
@@ -93,7 +98,7 @@ pub(super) async fn append<D: Db>(db: &D, lines: Vec<NewLogLine>) -> Result<u64>
 
 /// The work of [`put_outputs`] inside its transaction: upserts of `chunk`
 /// rows each.
-async fn put_outputs_in(
+pub(super) async fn put_outputs_in(
     tx: &DatabaseTransaction,
     execution_id: Uuid,
     task_run_id: Uuid,
@@ -123,7 +128,7 @@ async fn put_outputs_in(
 }
 
 /// One multi-row INSERT of log lines.
-async fn insert_logs<C: ConnectionTrait>(c: &C, lines: &[NewLogLine]) -> Result<u64> {
+pub(super) async fn insert_logs<C: ConnectionTrait>(c: &C, lines: &[NewLogLine]) -> Result<u64> {
     let rows = lines.iter().map(|l| log::ActiveModel {
         id: NotSet,
         execution_id: Set(l.execution_id),

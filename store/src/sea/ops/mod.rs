@@ -3,8 +3,10 @@
 //! to one module per aggregate, each with its queries (reads) first and its
 //! mutations (writes) after, the way SeaORM's example service crates split
 //! them: [`workflows`], [`executions`], [`tasks`] (task runs and attempts)
-//! and [`logs`] (log lines and outputs).
+//! and [`logs`] (log lines and outputs); [`batch`] lands several of their
+//! writes in one transaction.
 
+mod batch;
 mod executions;
 mod logs;
 mod tasks;
@@ -102,6 +104,10 @@ impl<T: HasDb> crate::StateOps for T {
         tasks::start_attempt(self.db(), task_run_id).await
     }
 
+    async fn start_run_attempt(&self, t: TaskTransition) -> Result<(Attempt, i64)> {
+        tasks::start_run_attempt(self.db(), t).await
+    }
+
     async fn finish_attempt(&self, attempt_id: Uuid, r: AttemptResult) -> Result<()> {
         tasks::finish_attempt(self.db(), attempt_id, r).await
     }
@@ -129,6 +135,10 @@ impl<T: HasDb> crate::StateOps for T {
 
     async fn read_logs(&self, q: LogQuery) -> Result<Vec<LogLine>> {
         logs::read(self.db(), q).await
+    }
+
+    async fn apply_writes(&self, writes: Vec<Write>) -> Result<Vec<Option<i64>>> {
+        batch::apply(self.db(), writes).await
     }
 }
 

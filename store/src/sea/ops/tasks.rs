@@ -77,16 +77,28 @@ pub(super) async fn start_attempt<D: Db>(db: &D, task_run_id: Uuid) -> Result<At
         .await
 }
 
+/// Moves a task run to RUNNING and starts its next attempt, in one
+/// transaction; returns the attempt and the task run's new version.
+pub(super) async fn start_run_attempt<D: Db>(db: &D, t: TaskTransition) -> Result<(Attempt, i64)> {
+    if t.to != TaskState::Running {
+        return Err(StoreError::InvalidInput(format!(
+            "an attempt starts with a move to RUNNING, not to {}",
+            t.to
+        )));
+    }
+    db.write(move |tx| {
+        let t = t.clone();
+        Box::pin(async move { start_run_attempt_in(tx, &t).await })
+    })
+    .await
+}
+
 pub(super) async fn finish_attempt<D: Db>(
     db: &D,
     attempt_id: Uuid,
     r: AttemptResult,
 ) -> Result<()> {
-    if r.state == AttemptState::Running {
-        return Err(StoreError::InvalidInput(
-            "an attempt cannot finish as RUNNING; use SUCCEEDED, FAILED or CANCELLED".into(),
-        ));
-    }
+    check_result(&r)?;
     db.single(move |c| {
         let r = r.clone();
         Box::pin(async move { finish_attempt_in(&c, attempt_id, &r).await })
@@ -166,6 +178,15 @@ pub(super) fn new_task_run(
     }
 }
 
+pub(super) fn check_result(r: &AttemptResult) -> Result<()> {
+    if r.state == AttemptState::Running {
+        return Err(StoreError::InvalidInput(
+            "an attempt cannot finish as RUNNING; use SUCCEEDED, FAILED or CANCELLED".into(),
+        ));
+    }
+    Ok(())
+}
+
 pub(super) fn check_transition(t: &TaskTransition) -> Result<()> {
     if t.to == TaskState::Waiting && t.next_attempt_at.is_none() {
         return Err(StoreError::InvalidInput(
@@ -183,8 +204,24 @@ pub(super) async fn transition_in<C: ConnectionTrait>(
     t: &TaskTransition,
     execution_id: Option<Uuid>,
 ) -> Result<i64> {
+    let changed = guarded_move(t, execution_id, now())
+        .exec(tx)
+        .await?
+        .rows_affected;
+    if changed == 1 {
+        return Ok(t.expected_version + 1);
+    }
+    Err(refused(tx, t, execution_id).await)
+}
+
+/// The UPDATE that makes the move `t` at `ts`, guarded by id, version and
+/// the state machine's sources for `t.to` (and the execution, when given).
+fn guarded_move(
+    t: &TaskTransition,
+    execution_id: Option<Uuid>,
+    ts: DateTime<Utc>,
+) -> sea_orm::UpdateMany<task_run::Entity> {
     use task_run::Column as C;
-    let ts = now();
     let mut update = task_run::Entity::update_many()
         .col_expr(C::State, Expr::val(t.to))
         .col_expr(C::Version, Expr::col(C::Version).add(1))
@@ -209,23 +246,91 @@ pub(super) async fn transition_in<C: ConnectionTrait>(
     if let Some(e) = execution_id {
         update = update.filter(C::ExecutionId.eq(e));
     }
-    let changed = update.exec(tx).await?.rows_affected;
-    if changed == 1 {
-        return Ok(t.expected_version + 1);
-    }
-    let current = task_run::Entity::find_by_id(t.task_run_id)
-        .one(tx)
-        .await?
-        .filter(|r| execution_id.is_none_or(|e| r.execution_id == e))
-        .ok_or_else(|| not_found("task run", t.task_run_id))?;
-    Err(refusal(
+    update
+}
+
+/// Why the guarded move `t` matched no row: not found, a conflict or a
+/// move the state machine forbids.
+async fn refused<C: ConnectionTrait>(
+    tx: &C,
+    t: &TaskTransition,
+    execution_id: Option<Uuid>,
+) -> StoreError {
+    let current = match task_run::Entity::find_by_id(t.task_run_id).one(tx).await {
+        Ok(row) => row.filter(|r| execution_id.is_none_or(|e| r.execution_id == e)),
+        Err(e) => return e.into(),
+    };
+    let Some(current) = current else {
+        return not_found("task run", t.task_run_id);
+    };
+    refusal(
         "task run",
         t.task_run_id,
         t.expected_version,
         current.version,
         current.state.to_string(),
         t.to.to_string(),
-    ))
+    )
+}
+
+/// The work of [`start_run_attempt`] inside its transaction. The guarded
+/// move counts the attempt up, so concurrent starters serialise on the task
+/// run's row and numbers stay dense and unique; where the backend has
+/// `UPDATE ... RETURNING` the number comes back with the move (two
+/// statements in all), else it is read back.
+async fn start_run_attempt_in(
+    tx: &DatabaseTransaction,
+    t: &TaskTransition,
+) -> Result<(Attempt, i64)> {
+    use task_run::Column as C;
+    let ts = now();
+    let update =
+        guarded_move(t, None, ts).col_expr(C::AttemptCount, Expr::col(C::AttemptCount).add(1));
+    let number = if tx.support_returning() {
+        update
+            .exec_with_returning(tx)
+            .await?
+            .first()
+            .map(|r| r.attempt_count)
+    } else if update.exec(tx).await?.rows_affected == 1 {
+        task_run::Entity::find_by_id(t.task_run_id)
+            .select_only()
+            .column(C::AttemptCount)
+            .into_tuple::<i32>()
+            .one(tx)
+            .await?
+    } else {
+        None
+    };
+    let Some(number) = number else {
+        return Err(refused(tx, t, None).await);
+    };
+    let attempt = insert_attempt(tx, t.task_run_id, number, ts).await?;
+    Ok((attempt, t.expected_version + 1))
+}
+
+/// Inserts attempt `number` of a task run, RUNNING since `ts`.
+async fn insert_attempt(
+    tx: &DatabaseTransaction,
+    task_run_id: Uuid,
+    number: i32,
+    ts: DateTime<Utc>,
+) -> Result<Attempt> {
+    let row = attempt::Model {
+        id: Uuid::now_v7(),
+        task_run_id,
+        number,
+        state: AttemptState::Running,
+        reason: None,
+        exit_code: None,
+        error: None,
+        started_at: ts,
+        finished_at: None,
+    };
+    attempt::Entity::insert(attempt::ActiveModel::from(row.clone()))
+        .exec_without_returning(tx)
+        .await?;
+    Ok(row.into())
 }
 
 /// Counting up on the task run row first serialises concurrent starters on
@@ -250,26 +355,12 @@ async fn start_attempt_in(tx: &DatabaseTransaction, task_run_id: Uuid) -> Result
         .one(tx)
         .await?;
     let number = number.ok_or_else(|| not_found("task run", task_run_id))?;
-    let row = attempt::Model {
-        id: Uuid::now_v7(),
-        task_run_id,
-        number,
-        state: AttemptState::Running,
-        reason: None,
-        exit_code: None,
-        error: None,
-        started_at: ts,
-        finished_at: None,
-    };
-    attempt::Entity::insert(attempt::ActiveModel::from(row.clone()))
-        .exec_without_returning(tx)
-        .await?;
-    Ok(row.into())
+    insert_attempt(tx, task_run_id, number, ts).await
 }
 
 /// One UPDATE guarded by the RUNNING state; only when it matches nothing is
 /// the row read, to say why.
-async fn finish_attempt_in<C: ConnectionTrait>(
+pub(super) async fn finish_attempt_in<C: ConnectionTrait>(
     c: &C,
     attempt_id: Uuid,
     r: &AttemptResult,

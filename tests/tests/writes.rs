@@ -1,0 +1,237 @@
+//! The engine's write path on every backend: an attempt started with its
+//! task run's move, an attempt's end and everything it causes landed as one
+//! batch, and claims that bring their task runs and take due retries before
+//! new work.
+
+use chrono::{Duration as ChronoDuration, Utc};
+use flowstate_store::types::*;
+use flowstate_store::{StateOps, StateStore, StoreError};
+use flowstate_tests::{backend_tests, query_count, TestDb};
+use serde_json::json;
+use std::time::Duration;
+
+async fn one_execution(store: &dyn StateStore, tasks: &[&str]) -> (Execution, Vec<TaskRun>) {
+    let wf = store
+        .save_workflow(NewWorkflow {
+            name: "writes".into(),
+            definition: json!({"tasks": []}),
+            description: None,
+        })
+        .await
+        .unwrap()
+        .workflow;
+    store
+        .create_execution(NewExecution {
+            workflow_id: wf.id,
+            input: json!({}),
+            task_keys: tasks.iter().map(|s| s.to_string()).collect(),
+        })
+        .await
+        .unwrap()
+}
+
+fn failed(code: i32) -> AttemptResult {
+    AttemptResult {
+        state: AttemptState::Failed,
+        reason: Some(Reason::ExitCode),
+        exit_code: Some(code),
+        error: Some(format!("exited with {code}")),
+    }
+}
+
+async fn an_attempt_starts_with_its_task_run_and_numbers_stay_dense(db: TestDb) {
+    let store = db.store().await;
+    let (_, runs) = one_execution(&store, &["a"]).await;
+    let run = &runs[0];
+
+    let (first, version) = store
+        .start_run_attempt(TaskTransition::new(run.id, TaskState::Running, 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.number, first.state, version),
+        (1, AttemptState::Running, 2)
+    );
+    let now = store.get_task_run(run.id).await.unwrap();
+    assert_eq!(
+        (now.state, now.attempt_count, now.version),
+        (TaskState::Running, 1, 2)
+    );
+    assert!(now.started_at.is_some());
+
+    // A stale version changes nothing: no attempt row, no count.
+    let err = store
+        .start_run_attempt(TaskTransition::new(run.id, TaskState::Running, 1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    // Only a move to RUNNING starts an attempt.
+    let err = store
+        .start_run_attempt(TaskTransition::new(run.id, TaskState::Succeeded, 2))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidInput(_)), "{err:?}");
+
+    let mut retry = TaskTransition::new(run.id, TaskState::Waiting, 2);
+    retry.next_attempt_at = Some(Utc::now());
+    store
+        .apply_writes(vec![
+            Write::FinishAttempt {
+                attempt_id: first.id,
+                result: failed(3),
+            },
+            Write::MoveTask(retry),
+        ])
+        .await
+        .unwrap();
+    let (second, version) = store
+        .start_run_attempt(TaskTransition::new(run.id, TaskState::Running, 3))
+        .await
+        .unwrap();
+    assert_eq!((second.number, version), (2, 4));
+    let numbers: Vec<i32> = store
+        .list_attempts(run.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.number)
+        .collect();
+    assert_eq!(numbers, [1, 2]);
+}
+
+async fn a_batch_of_writes_lands_together_or_not_at_all(db: TestDb) {
+    let store = db.store().await;
+    let (exec, runs) = one_execution(&store, &["a", "b"]).await;
+    let exec = store
+        .claim_execution("n", exec.id, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    let (attempt, version) = store
+        .start_run_attempt(TaskTransition::new(runs[0].id, TaskState::Running, 1))
+        .await
+        .unwrap();
+    let line = |text: &str| NewLogLine {
+        execution_id: exec.id,
+        task_run_id: Some(runs[0].id),
+        attempt: Some(1),
+        ts: Utc::now(),
+        stream: LogStream::System,
+        line: text.into(),
+    };
+
+    // The last write is stale: nothing of the batch is kept.
+    let err = store
+        .apply_writes(vec![
+            Write::AppendLogs(vec![line("kept only with the rest")]),
+            Write::PutOutputs {
+                execution_id: exec.id,
+                task_run_id: runs[0].id,
+                values: vec![("k".into(), json!("v"))],
+            },
+            Write::FinishAttempt {
+                attempt_id: attempt.id,
+                result: failed(1),
+            },
+            Write::MoveTask(TaskTransition::new(runs[0].id, TaskState::Failed, version)),
+            Write::MoveTask(TaskTransition::new(runs[1].id, TaskState::Skipped, 7)),
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    let conn = db.raw().await;
+    assert_eq!(query_count(&conn, "SELECT COUNT(*) FROM logs").await, 0);
+    assert_eq!(query_count(&conn, "SELECT COUNT(*) FROM outputs").await, 0);
+    let a = &store.list_attempts(runs[0].id).await.unwrap()[0];
+    assert_eq!(a.state, AttemptState::Running);
+    assert_eq!(
+        store.get_task_run(runs[0].id).await.unwrap().state,
+        TaskState::Running
+    );
+
+    // The same batch with the right versions lands whole.
+    let mut end = ExecutionTransition::new(ExecutionState::Failed, exec.version);
+    end.reason = Some(Reason::TaskFailed);
+    let versions = store
+        .apply_writes(vec![
+            Write::AppendLogs(vec![line("attempt 1 failed")]),
+            Write::FinishAttempt {
+                attempt_id: attempt.id,
+                result: failed(1),
+            },
+            Write::MoveTask(TaskTransition::new(runs[0].id, TaskState::Failed, version)),
+            Write::MoveTask(TaskTransition::new(runs[1].id, TaskState::Skipped, 1)),
+            Write::MoveExecution {
+                id: exec.id,
+                transition: end,
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        versions,
+        [
+            None,
+            None,
+            Some(version + 1),
+            Some(2),
+            Some(exec.version + 1)
+        ]
+    );
+    let detail = store.get_execution_detail(exec.id).await.unwrap();
+    assert_eq!(detail.execution.state, ExecutionState::Failed);
+    assert_eq!(detail.execution.reason, Some(Reason::TaskFailed));
+    let states: Vec<_> = detail.task_runs.iter().map(|t| t.task_run.state).collect();
+    assert_eq!(states, [TaskState::Failed, TaskState::Skipped]);
+    assert_eq!(detail.task_runs[0].attempts[0].state, AttemptState::Failed);
+    assert_eq!(query_count(&conn, "SELECT COUNT(*) FROM logs").await, 1);
+}
+
+async fn claims_take_due_retries_first_and_bring_task_runs(db: TestDb) {
+    let store = db.store().await;
+    let lease = Duration::from_secs(60);
+    let (retried, _) = one_execution(&store, &["r"]).await;
+    let mut backlog = Vec::new();
+    for _ in 0..3 {
+        backlog.push(one_execution(&store, &["x", "y", "z"]).await.0.id);
+    }
+    // The oldest execution failed once and is due to retry: with three
+    // PENDING executions queued behind it, a claim of one takes the retry.
+    let claimed = store
+        .claim_execution("n", retried.id, lease)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut wait = ExecutionTransition::new(ExecutionState::Waiting, claimed.version);
+    wait.wake_at = Some(Utc::now() - ChronoDuration::milliseconds(1));
+    store.transition_execution(retried.id, wait).await.unwrap();
+    // Newer work is created after the retry was parked.
+    backlog.push(one_execution(&store, &["x", "y", "z"]).await.0.id);
+
+    let first = store.claim_due_with_runs("n", 1, lease).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].0.id, retried.id);
+    let keys: Vec<_> = first[0].1.iter().map(|r| r.task_key.as_str()).collect();
+    assert_eq!(keys, ["r"]);
+
+    let rest = store.claim_due_with_runs("n", 10, lease).await.unwrap();
+    let ids: Vec<_> = rest.iter().map(|(e, _)| e.id).collect();
+    assert_eq!(ids, backlog, "PENDING oldest first");
+    for (e, runs) in &rest {
+        assert_eq!(e.state, ExecutionState::Running);
+        let keys: Vec<_> = runs.iter().map(|r| r.task_key.as_str()).collect();
+        assert_eq!(keys, ["x", "y", "z"]);
+        assert!(runs.iter().all(|r| r.execution_id == e.id));
+    }
+    assert!(store
+        .claim_due_with_runs("n", 10, lease)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+backend_tests!(
+    an_attempt_starts_with_its_task_run_and_numbers_stay_dense,
+    a_batch_of_writes_lands_together_or_not_at_all,
+    claims_take_due_retries_first_and_bring_task_runs,
+);
