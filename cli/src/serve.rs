@@ -24,27 +24,29 @@ pub async fn serve(g: &Globals) -> CmdResult {
         flowstate_engine::metrics::serve_prometheus(addr)?;
         tracing::info!(%addr, "serving metrics at /metrics");
     }
+    // Listening starts before anything else: a SIGTERM that arrives during
+    // recovery or before the first poll would otherwise kill the process
+    // by its default action, as a crash.
+    let shutdown = shutdown_signal()
+        .map_err(|e| Failure::runtime(format!("cannot listen for SIGTERM and SIGINT: {e}")))?;
     let engine = Engine::start(config).await?;
-    engine.serve(shutdown_signal()).await?;
+    engine.serve(shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Starts listening for SIGINT and SIGTERM at once; the future resolves on
+/// the first of them.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => tracing::info!("SIGINT received"),
+            _ = term.recv() => tracing::info!("SIGTERM received"),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-    }
+    })
 }
 
 /// Deletes batch after batch until a batch comes back short, drawing a

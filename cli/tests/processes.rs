@@ -25,6 +25,10 @@ fn serve(config: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_flowstate"))
         .args(["--config", config, "serve"])
         .env_remove("FLOWSTATE_DATABASE_URL")
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -42,7 +46,11 @@ fn wait(mut child: Child, within: Duration) -> std::process::Output {
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("flowstate serve did not stop in {within:?}");
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "flowstate serve did not stop in {within:?}; it said:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -179,7 +187,7 @@ async fn a_killed_engine_is_recovered_by_the_next_start(db: TestDb) {
     signal(&second, libc::SIGTERM);
     let out = wait(second, Duration::from_secs(30));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
     assert!(
         stderr.contains("recovery: 1 RUNNING execution(s) failed"),
         "{stderr}"

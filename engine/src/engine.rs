@@ -201,8 +201,9 @@ impl Engine {
         let mut sweep = tokio::time::interval(cfg.lease);
         let mut retention = tokio::time::interval(RETENTION_EVERY);
         tokio::pin!(shutdown);
-        let renew = self.renew_loop();
-        tokio::pin!(renew);
+        // Boxed so it can be dropped before the pool closes: suspended in a
+        // renewal, it holds a connection that closing would wait for.
+        let mut renew = Box::pin(self.renew_loop());
         tracing::info!(node = %self.node, workers = capacity, "engine serving");
 
         loop {
@@ -258,12 +259,16 @@ impl Engine {
         }
 
         tracing::info!(running = drivers.len(), grace = ?cfg.shutdown_grace, "shutting down: no new claims");
-        let drained = tokio::time::timeout(cfg.shutdown_grace, async {
-            while let Some(done) = drivers.join_next().await {
-                log_end(done);
-            }
-        })
-        .await;
+        // Leases are renewed while the grace lasts.
+        let drained = tokio::select! {
+            drained = tokio::time::timeout(cfg.shutdown_grace, async {
+                while let Some(done) = drivers.join_next().await {
+                    log_end(done);
+                }
+            }) => drained,
+            _ = &mut renew => unreachable!("the renew loop never ends"),
+        };
+        drop(renew);
         if drained.is_err() {
             tracing::warn!(
                 running = drivers.len(),

@@ -50,9 +50,9 @@ pub mod text;
 pub mod types;
 pub mod yaml;
 
-pub use claim::MAX_CLAIM;
 #[cfg(feature = "diagnostics")]
 pub use claim::claim_statement;
+pub use claim::MAX_CLAIM;
 pub use config::{StorageConfig, StorageType};
 pub use error::{Result, StoreError};
 pub use recovery::CRASH_RECOVERY;

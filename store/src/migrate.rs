@@ -77,7 +77,10 @@ async fn ensure_migrated(
 /// error, as a run without retries would have.
 async fn apply_pending(db: &DatabaseConnection) -> Result<()> {
     let backend = backend::for_backend(db.get_database_backend());
-    write::transaction(db, backend, move |tx| Box::pin(migrate_locked(tx, backend))).await
+    write::transaction(db, backend, &write::Gate::default(), move |tx| {
+        Box::pin(migrate_locked(tx, backend))
+    })
+    .await
 }
 
 /// The unit of [`apply_pending`]: lock, re-read, migrate, unlock. The unlock

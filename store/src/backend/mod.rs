@@ -18,6 +18,12 @@ pub(crate) trait Backend: Send + Sync + 'static {
         TransactionOptions::default()
     }
 
+    /// Whether the database has one write lock for everyone, so that the
+    /// writers of this process are best queued in it (SQLite).
+    fn one_writer(&self) -> bool {
+        false
+    }
+
     /// Whether an error is worth retrying the whole transaction for (a lock
     /// timeout, a deadlock, a serialisation failure).
     fn is_transient(&self, code: &str) -> bool;

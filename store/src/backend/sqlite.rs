@@ -15,6 +15,10 @@ impl Backend for Sqlite {
         }
     }
 
+    fn one_writer(&self) -> bool {
+        true
+    }
+
     fn is_transient(&self, code: &str) -> bool {
         // SQLITE_BUSY (5) and its extended codes, SQLITE_LOCKED (6).
         matches!(code, "5" | "6" | "261" | "517" | "262")

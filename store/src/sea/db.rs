@@ -4,11 +4,13 @@
 //! join. Each type holds only what it can be, so no operation has to handle
 //! the other case.
 
-use super::write::{self, TxFuture};
+use super::write::{self, Gate, TxFuture};
 use crate::backend::{self, Backend};
 use crate::error::Result;
 use sea_orm::{DatabaseConnection, DatabaseExecutor, DatabaseTransaction};
 use std::future::Future;
+use std::time::Duration;
+use tokio::sync::OwnedMutexGuard;
 
 /// A database that operations read from and write to: the pool or an open
 /// transaction. Generic methods, so not object safe; the object-safe traits
@@ -54,13 +56,15 @@ pub(crate) trait HasDb: Send + Sync {
 pub(crate) struct Pool {
     db: DatabaseConnection,
     backend: &'static dyn Backend,
+    gate: Gate,
 }
 
 impl Pool {
-    /// Wraps an open pool.
-    pub(crate) fn new(db: DatabaseConnection) -> Self {
+    /// Wraps an open pool whose writers wait at most `busy` for their turn.
+    pub(crate) fn new(db: DatabaseConnection, busy: Duration) -> Self {
         let backend = backend::for_backend(db.get_database_backend());
-        Pool { db, backend }
+        let gate = Gate::for_backend(backend, busy);
+        Pool { db, backend, gate }
     }
 
     /// The SeaORM pool, for reads outside [`Db`] and raw SQL.
@@ -74,10 +78,12 @@ impl Pool {
     /// failures: the statements that follow are the caller's, and only the
     /// caller could run them again.
     pub(crate) async fn begin(&self) -> Result<Tx> {
+        let turn = self.gate.enter().await;
         let tx =
             write::retry_transient(self.backend, || write::begin(&self.db, self.backend)).await?;
         Ok(Tx {
             tx,
+            _turn: turn,
             backend: self.backend,
         })
     }
@@ -97,7 +103,11 @@ impl Db for Pool {
         T: Send,
         F: for<'c> Fn(DatabaseExecutor<'c>) -> TxFuture<'c, T> + Send + Sync,
     {
-        write::retry_transient(self.backend, || f(self.exec())).await
+        write::retry_transient(self.backend, || async {
+            let _turn = self.gate.enter().await;
+            f(self.exec()).await
+        })
+        .await
     }
 
     async fn write<T, F>(&self, f: F) -> Result<T>
@@ -105,13 +115,16 @@ impl Db for Pool {
         T: Send,
         F: for<'c> Fn(&'c DatabaseTransaction) -> TxFuture<'c, T> + Send + Sync,
     {
-        write::transaction(&self.db, self.backend, f).await
+        write::transaction(&self.db, self.backend, &self.gate, f).await
     }
 }
 
 /// One open write transaction, begun by [`Pool::begin`].
 pub(crate) struct Tx {
+    /// This process's write turn, held until the transaction ends (the
+    /// field order drops the transaction, and its rollback, first).
     tx: DatabaseTransaction,
+    _turn: Option<OwnedMutexGuard<()>>,
     backend: &'static dyn Backend,
 }
 

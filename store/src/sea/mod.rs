@@ -53,7 +53,8 @@ impl SeaStore {
         )
         .await?;
         let target = config.display_target();
-        match Self::check(db.clone(), config.auto_migrate, access, &target).await {
+        let busy = Duration::from_millis(config.sqlite.busy_timeout_ms);
+        match Self::check(db.clone(), config.auto_migrate, access, &target, busy).await {
             Ok(store) => Ok(store),
             Err(e) => {
                 let _ = db.close().await;
@@ -65,7 +66,15 @@ impl SeaStore {
     /// Wraps an open pool after checking its schema (migrating it when
     /// `auto_migrate` is set).
     pub async fn from_connection(db: DatabaseConnection, auto_migrate: bool) -> Result<Self> {
-        Self::check(db, auto_migrate, Access::Create, "the given connection").await
+        let busy = Duration::from_millis(StorageConfig::default().sqlite.busy_timeout_ms);
+        Self::check(
+            db,
+            auto_migrate,
+            Access::Create,
+            "the given connection",
+            busy,
+        )
+        .await
     }
 
     async fn check(
@@ -73,6 +82,7 @@ impl SeaStore {
         auto_migrate: bool,
         access: Access,
         target: &str,
+        busy: Duration,
     ) -> Result<Self> {
         migrate::ensure_current(&db, auto_migrate, access, target).await?;
         let kind = match db.get_database_backend() {
@@ -81,7 +91,7 @@ impl SeaStore {
             _ => StorageType::Mysql,
         };
         Ok(SeaStore {
-            pool: Pool::new(db),
+            pool: Pool::new(db, busy),
             kind,
         })
     }
