@@ -27,26 +27,33 @@ pub async fn serve(g: &Globals) -> CmdResult {
     // Listening starts before anything else: a SIGTERM that arrives during
     // recovery or before the first poll would otherwise kill the process
     // by its default action, as a crash.
-    let shutdown = shutdown_signal()
+    let signals = shutdown_signals()
         .map_err(|e| Failure::runtime(format!("cannot listen for SIGTERM and SIGINT: {e}")))?;
     let engine = Engine::start(config).await?;
-    engine.serve(shutdown).await?;
+    engine.serve_signals(signals).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Starts listening for SIGINT and SIGTERM at once; the future resolves on
-/// the first of them.
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+/// Starts listening for SIGINT and SIGTERM at once; each one that arrives
+/// is one message (the first drains, the second ends the grace).
+fn shutdown_signals() -> std::io::Result<tokio::sync::mpsc::Receiver<()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = int.recv() => tracing::info!("SIGINT received"),
-            _ = term.recv() => tracing::info!("SIGTERM received"),
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = int.recv() => tracing::info!("SIGINT received"),
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+            }
+            if tx.send(()).await.is_err() {
+                return;
+            }
         }
-    })
+    });
+    Ok(rx)
 }
 
 /// Deletes batch after batch until a batch comes back short, drawing a

@@ -1,6 +1,6 @@
 //! Engine processes (`flowstate serve`) on one database: two share 200
-//! executions without running any twice, and one killed with SIGKILL is
-//! recovered by its successor.
+//! executions without running any twice, one killed with SIGKILL is
+//! recovered by its successor, and one stopped by SIGTERM loses nothing.
 
 use flowstate_store::query::ExecutionQuery;
 use flowstate_store::types::{AttemptState, ExecutionState, Reason, TaskState};
@@ -12,8 +12,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn config_file(db: &TestDb, dir: &Path, node: &str, workers: usize) -> String {
+    config_with_grace(db, dir, node, workers, "5s")
+}
+
+fn config_with_grace(db: &TestDb, dir: &Path, node: &str, workers: usize, grace: &str) -> String {
     let text = format!(
-        "{}engine:\n  nodeId: {node}\n  workers: {workers}\n  pollInterval: 50ms\n  leaseSeconds: 10\n  shutdownGrace: 5s\n",
+        "{}engine:\n  nodeId: {node}\n  workers: {workers}\n  pollInterval: 50ms\n  leaseSeconds: 10\n  shutdownGrace: {grace}\n",
         db.storage_yaml()
     );
     let path = dir.join(format!("{node}.yaml"));
@@ -203,7 +207,171 @@ async fn a_killed_engine_is_recovered_by_the_next_start(db: TestDb) {
     assert_eq!(nap.attempts[0].reason, Some(Reason::CrashRecovery));
 }
 
+/// Waits until `file` exists and is not empty.
+async fn wait_for_file(file: &Path, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(file).map_or(true, |t| t.trim().is_empty()) {
+        assert!(Instant::now() < deadline, "{what} never happened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the execution reaches `state`.
+async fn wait_for_state(store: &dyn StateStore, id: uuid::Uuid, state: ExecutionState) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = store.get_execution(id).await.unwrap().state;
+        if now == state {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "execution still {now}, not {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Stops `child` with SIGTERM and checks it exits 0 within `within`.
+fn terminate(child: Child, within: Duration) -> String {
+    signal(&child, libc::SIGTERM);
+    let out = wait(child, within);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    stderr
+}
+
+async fn sigterm_lets_the_running_task_finish_and_hands_the_rest_back(db: TestDb) {
+    let store = db.store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("ran");
+    let yaml = format!(
+        "name: chain\ntasks:\n  - id: a\n    run: echo a >> {r}; sleep 1\n  - id: b\n    run: echo b >> {r}\n    needs: [a]\n  - id: c\n    run: echo c >> {r}\n    needs: [b]\n",
+        r = ran.display()
+    );
+    let wf = flowstate_engine::Workflow::from_yaml(&yaml, Path::new("chain.yaml")).unwrap();
+    let exec = flowstate_engine::submit(&store, &wf, serde_json::json!({}))
+        .await
+        .unwrap();
+    let config = config_file(&db, dir.path(), "graceful", 2);
+    let first = serve(&config);
+    wait_for_file(&ran, "task a's start").await;
+    let stopped_at = Instant::now();
+    terminate(first, Duration::from_secs(10));
+    assert!(
+        stopped_at.elapsed() < Duration::from_secs(4),
+        "the engine waited {:?}, not just for task a",
+        stopped_at.elapsed()
+    );
+    // a finished within the grace; b never started; the execution is
+    // handed back, free for any engine, with nothing failed.
+    let d = store.get_execution_detail(exec.id).await.unwrap();
+    assert_eq!(d.execution.state, ExecutionState::Waiting);
+    assert_eq!(d.execution.owner, None);
+    assert_eq!(d.execution.lease_expires_at, None);
+    let states: Vec<_> = d.task_runs.iter().map(|t| t.task_run.state).collect();
+    assert_eq!(
+        states,
+        [TaskState::Succeeded, TaskState::Pending, TaskState::Pending]
+    );
+    assert_eq!(std::fs::read_to_string(&ran).unwrap(), "a\n");
+
+    let second = serve(&config);
+    wait_for_state(&store, exec.id, ExecutionState::Succeeded).await;
+    let stderr = terminate(second, Duration::from_secs(10));
+    assert!(stderr.contains("recovery: 0 RUNNING"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&ran).unwrap(), "a\nb\nc\n");
+    let d = store.get_execution_detail(exec.id).await.unwrap();
+    for t in &d.task_runs {
+        assert_eq!(t.attempts.len(), 1, "{} ran once", t.task_run.task_key);
+        assert_eq!(t.attempts[0].state, AttemptState::Succeeded);
+    }
+}
+
+async fn the_end_of_the_grace_stops_a_task_politely_and_it_is_retried(db: TestDb) {
+    let store = db.store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (started, term, done) = (
+        dir.path().join("started"),
+        dir.path().join("term"),
+        dir.path().join("done"),
+    );
+    let script = format!(
+        "if [ \"$FLOWSTATE_ATTEMPT\" = 1 ]; then trap 'echo term >> {t}; exit 143' TERM; echo up > {s}; sleep 30 & wait; fi; echo done >> {d}",
+        s = started.display(),
+        t = term.display(),
+        d = done.display()
+    );
+    let yaml = format!(
+        "name: long\ntasks:\n  - id: t\n    retries: 1\n    retryDelay: 10m\n    run: '{}'\n",
+        script.replace('\'', "''")
+    );
+    let wf = flowstate_engine::Workflow::from_yaml(&yaml, Path::new("long.yaml")).unwrap();
+    let exec = flowstate_engine::submit(&store, &wf, serde_json::json!({}))
+        .await
+        .unwrap();
+    let config = config_with_grace(&db, dir.path(), "impatient", 1, "500ms");
+    let first = serve(&config);
+    wait_for_file(&started, "the first attempt's start").await;
+    terminate(first, Duration::from_secs(10));
+    // SIGTERM reached the task (its trap ran) once the grace was over.
+    assert_eq!(std::fs::read_to_string(&term).unwrap(), "term\n");
+    let d = store.get_execution_detail(exec.id).await.unwrap();
+    assert_eq!(d.execution.state, ExecutionState::Waiting);
+    assert_eq!(d.execution.owner, None);
+    let t = &d.task_runs[0];
+    assert_eq!(t.task_run.state, TaskState::Waiting);
+    assert_eq!(t.attempts[0].state, AttemptState::Failed);
+    assert_eq!(t.attempts[0].reason, Some(Reason::Shutdown));
+
+    // Retried at once by the next engine, not after the 10 minute back-off.
+    let second = serve(&config);
+    wait_for_state(&store, exec.id, ExecutionState::Succeeded).await;
+    terminate(second, Duration::from_secs(10));
+    assert_eq!(std::fs::read_to_string(&done).unwrap(), "done\n");
+    let d = store.get_execution_detail(exec.id).await.unwrap();
+    assert_eq!(d.task_runs[0].attempts.len(), 2);
+}
+
+async fn a_second_signal_ends_the_grace_at_once(db: TestDb) {
+    let store = db.store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let started = dir.path().join("started");
+    let yaml = format!(
+        "name: stuck\ntasks:\n  - id: t\n    run: echo up > {}; sleep 60\n",
+        started.display()
+    );
+    let wf = flowstate_engine::Workflow::from_yaml(&yaml, Path::new("stuck.yaml")).unwrap();
+    let exec = flowstate_engine::submit(&store, &wf, serde_json::json!({}))
+        .await
+        .unwrap();
+    let config = config_with_grace(&db, dir.path(), "twice", 1, "60s");
+    let child = serve(&config);
+    wait_for_file(&started, "the task's start").await;
+    signal(&child, libc::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked = Instant::now();
+    signal(&child, libc::SIGINT);
+    let out = wait(child, Duration::from_secs(10));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+    let d = store.get_execution_detail(exec.id).await.unwrap();
+    assert_eq!(d.execution.state, ExecutionState::Failed);
+    assert_eq!(d.task_runs[0].attempts[0].reason, Some(Reason::Shutdown));
+}
+
 backend_tests!(
     two_engines_share_the_work_and_run_nothing_twice,
     a_killed_engine_is_recovered_by_the_next_start,
+    sigterm_lets_the_running_task_finish_and_hands_the_rest_back,
+    the_end_of_the_grace_stops_a_task_politely_and_it_is_retried,
+    a_second_signal_ends_the_grace_at_once,
 );

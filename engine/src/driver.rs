@@ -34,7 +34,9 @@ pub(crate) struct Ctx {
     pub node: String,
     pub workers: Arc<Semaphore>,
     pub poll: Duration,
-    /// Becomes [`Stop::Shutdown`] when running attempts must be abandoned.
+    /// [`Stop::Drain`] when the engine starts shutting down (nothing new
+    /// starts), [`Stop::Shutdown`] when its grace is over (running attempts
+    /// are stopped).
     pub kill: watch::Receiver<Stop>,
     /// The engine's parsed workflow versions.
     pub definitions: Arc<Definitions>,
@@ -120,6 +122,8 @@ struct Driver<'w> {
     lost: Option<String>,
     /// Whether it was taken away by a cancel (not by recovery or another node).
     cancelled: bool,
+    /// The engine's stop, seen once per change.
+    kill: watch::Receiver<Stop>,
     check: tokio::time::Interval,
 }
 
@@ -188,6 +192,7 @@ impl<'w> Driver<'w> {
             stop_tx: watch::channel(Stop::No).0,
             lost: None,
             cancelled: false,
+            kill: ctx.kill.clone(),
             check,
             ctx,
         })
@@ -290,8 +295,9 @@ impl<'w> Driver<'w> {
             Decision::Start { key, env } => self.start(key, env.clone()),
             Decision::EndAttempt { key, result, .. } => self.end_cancelled(key, result).await,
             Decision::Cancel { runs } => self.cancel(runs).await,
+            // Queued attempts do not start; running ones go on.
             Decision::Release => {
-                let _ = self.stop_tx.send(Stop::Shutdown);
+                let _ = self.stop_tx.send(Stop::Drain);
             }
             _ => {}
         }
@@ -427,10 +433,11 @@ impl<'w> Driver<'w> {
     /// execution changed hands, or the engine is shutting down. `None` once
     /// the execution is stopping and every attempt has come back.
     async fn next_event(&mut self) -> Result<Option<Event>> {
-        let mut kill = self.ctx.kill.clone();
         loop {
             if self.snap.stop != Stop::No && self.running.is_empty() {
-                return Ok(None);
+                // Draining with nothing left: the planner ends or hands back.
+                let idle = self.snap.stop == Stop::Drain && self.snap.in_flight.is_empty();
+                return Ok(idle.then_some(Event::ShutdownRequested));
             }
             let retry = planner::next_wake(&self.snap).filter(|_| self.snap.stop == Stop::No);
             let retry_sleep = async {
@@ -455,8 +462,13 @@ impl<'w> Driver<'w> {
                         return Ok(Some(event));
                     }
                 }
-                _ = kill.changed() => {
-                    if *kill.borrow() == Stop::Shutdown {
+                Ok(()) = self.kill.changed() => {
+                    let engine = *self.kill.borrow_and_update();
+                    // The grace is over: running processes are stopped.
+                    if engine == Stop::Shutdown {
+                        let _ = self.stop_tx.send(Stop::Shutdown);
+                    }
+                    if engine != Stop::No && self.snap.stop == Stop::No {
                         return Ok(Some(Event::ShutdownRequested));
                     }
                 }
@@ -509,7 +521,7 @@ impl<'w> Driver<'w> {
     /// How driving ends once stopping is done and nothing runs.
     fn stopped(&mut self) -> End {
         match (self.snap.stop, self.lost.take()) {
-            (Stop::Shutdown, _) => End::Shutdown,
+            (Stop::Drain | Stop::Shutdown, _) => End::Shutdown,
             (_, Some(why)) => End::Lost(why),
             _ => End::Lost("the execution was cancelled".into()),
         }

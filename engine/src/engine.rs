@@ -14,7 +14,7 @@ use flowstate_store::{now, StateStore, StoreError};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -179,13 +179,77 @@ impl Engine {
         }
     }
 
-    /// Serves until `shutdown` resolves: claims due executions while slots are
-    /// free, renews leases, sweeps expired leases and runs retention. On
-    /// shutdown it stops claiming, gives running tasks the configured grace,
-    /// then kills what is left (recovered at the next start).
-    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+    /// Serves until `shutdown` resolves, then shuts down like
+    /// [`serve_signals`](Self::serve_signals) after one signal.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let (tx, rx) = mpsc::channel(1);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = tx.send(()).await;
+            // Held open: a closed channel would read as a second signal.
+            std::future::pending::<()>().await;
+        });
+        self.serve_signals(rx).await
+    }
+
+    /// Serves until the first message on `signals`: claims due executions
+    /// while slots are free, renews leases, sweeps expired leases and runs
+    /// retention. Then it shuts down without losing work: no claim and no
+    /// new attempt from the first signal on; running attempts get the
+    /// configured grace, then SIGTERM and, two seconds later, SIGKILL (a
+    /// second signal ends the grace at once); each execution is handed back
+    /// (parked, lease cleared) or finished as soon as nothing of it runs,
+    /// and an attempt cut off is recorded FAILED with reason SHUTDOWN.
+    pub async fn serve_signals(self, mut signals: mpsc::Receiver<()>) -> Result<()> {
+        let mut drivers: JoinSet<(Uuid, Result<End>)> = JoinSet::new();
+        // Boxed so it can be dropped before the pool closes: suspended in a
+        // renewal, it holds a connection that closing would wait for.
+        let mut renew = Box::pin(self.renew_loop());
+        tracing::info!(node = %self.node, workers = self.config.engine.workers, "engine serving");
+        tokio::select! {
+            _ = self.claim_loop(&mut drivers, &mut signals) => {}
+            _ = &mut renew => unreachable!("the renew loop never ends"),
+        }
+        let grace = self.config.engine.shutdown_grace;
+        tracing::info!(
+            running = drivers.len(),
+            ?grace,
+            "shutting down: no new claims, no new attempts"
+        );
+        let _ = self.kill_tx.send(Stop::Drain);
+        // Leases are renewed while the grace lasts.
+        let drained = tokio::select! {
+            drained = tokio::time::timeout(grace, join_all(&mut drivers)) => drained.is_ok(),
+            _ = signals.recv() => false,
+            _ = &mut renew => unreachable!("the renew loop never ends"),
+        };
+        if !drained {
+            tracing::warn!(
+                running = drivers.len(),
+                "grace period over; stopping running tasks (SIGTERM, then SIGKILL)"
+            );
+            let _ = self.kill_tx.send(Stop::Shutdown);
+            tokio::select! {
+                _ = join_all(&mut drivers) => {}
+                _ = &mut renew => unreachable!("the renew loop never ends"),
+            }
+        }
+        drop(renew);
+        self.store.close().await?;
+        Ok(())
+    }
+
+    /// Claims while slots are free and spawns a driver per claimed
+    /// execution; sweeps expired leases and runs retention on their clocks.
+    /// Returns at the first signal, never in the middle of a claim (a claim
+    /// cut off after its commit would leave executions nobody drives).
+    async fn claim_loop(
+        &self,
+        drivers: &mut JoinSet<(Uuid, Result<End>)>,
+        signals: &mut mpsc::Receiver<()>,
+    ) {
         let ctx = self.ctx();
-        let cfg = self.config.engine.clone();
+        let cfg = &self.config.engine;
         // No more executions than worker slots: a claimed execution that
         // waited for a slot would be failed by recovery if this engine died
         // before starting it.
@@ -193,48 +257,21 @@ impl Engine {
         // While a backlog waits, claim for half the slots at a time: one
         // claim (a write transaction and the task runs' read) serves several
         // executions. Measured with 4 workers on SQLite: 6.9 statements per
-        // one-task execution claiming slot by slot, 6.x in pairs.
+        // one-task execution claiming slot by slot, 6.0 in pairs.
         let batch = (capacity / 2).max(1);
         let mut backlog = false;
-        let mut drivers: JoinSet<(Uuid, Result<End>)> = JoinSet::new();
         let mut poll = tokio::time::interval(cfg.poll_interval);
         let mut sweep = tokio::time::interval(cfg.lease);
         let mut retention = tokio::time::interval(RETENTION_EVERY);
-        tokio::pin!(shutdown);
-        // Boxed so it can be dropped before the pool closes: suspended in a
-        // renewal, it holds a connection that closing would wait for.
-        let mut renew = Box::pin(self.renew_loop());
-        tracing::info!(node = %self.node, workers = capacity, "engine serving");
-
         loop {
-            // Claim only as many executions as there are free slots, so work
-            // stays claimable by other engines until this one can run it.
             let free = capacity.saturating_sub(drivers.len());
             let mut claimed_full = false;
             if free > 0 && (free >= batch || !backlog) {
-                match self
-                    .store
-                    .claim_due_with_runs(&self.node, free as u64, cfg.lease)
-                    .await
-                {
-                    Ok(claimed) => {
-                        claimed_full = claimed.len() == free;
-                        backlog = claimed_full;
-                        for (exec, runs) in claimed {
-                            metrics::counter!("flowstate_executions_started_total").increment(1);
-                            let ctx = ctx.clone();
-                            let id = exec.id;
-                            drivers.spawn(async move {
-                                (id, driver::drive(ctx, exec, Some(runs)).await)
-                            });
-                        }
-                    }
-                    Err(e) => tracing::error!(error = %e, "claiming failed"),
-                }
+                let claimed = self.claim(&ctx, drivers, free).await;
+                claimed_full = claimed == free;
+                backlog = claimed_full;
             }
             tokio::select! {
-                _ = &mut shutdown => break,
-                _ = &mut renew => {}
                 Some(done) = drivers.join_next(), if !drivers.is_empty() => {
                     log_end(done);
                     // Every driver that has ended too: their slots are
@@ -247,40 +284,52 @@ impl Engine {
                 // claimed for at the next poll at the latest.
                 _ = poll.tick(), if !claimed_full => backlog = false,
                 _ = std::future::ready(()), if claimed_full => {}
-                _ = sweep.tick() => {
-                    match self.store.recover_expired(now()).await {
-                        Ok(r) if !r.failed.is_empty() => tracing::warn!(failed = r.failed.len(), "sweep failed executions whose lease expired"),
-                        Ok(_) => {}
-                        Err(e) => tracing::error!(error = %e, "recovery sweep failed"),
-                    }
-                }
+                _ = signals.recv() => return,
+                _ = sweep.tick() => self.sweep().await,
                 _ = retention.tick() => self.retention().await,
             }
         }
+    }
 
-        tracing::info!(running = drivers.len(), grace = ?cfg.shutdown_grace, "shutting down: no new claims");
-        // Leases are renewed while the grace lasts.
-        let drained = tokio::select! {
-            drained = tokio::time::timeout(cfg.shutdown_grace, async {
-                while let Some(done) = drivers.join_next().await {
-                    log_end(done);
+    /// Claims up to `free` executions and spawns their drivers; how many.
+    async fn claim(
+        &self,
+        ctx: &Arc<Ctx>,
+        drivers: &mut JoinSet<(Uuid, Result<End>)>,
+        free: usize,
+    ) -> usize {
+        let lease = self.config.engine.lease;
+        match self
+            .store
+            .claim_due_with_runs(&self.node, free as u64, lease)
+            .await
+        {
+            Ok(claimed) => {
+                let n = claimed.len();
+                for (exec, runs) in claimed {
+                    metrics::counter!("flowstate_executions_started_total").increment(1);
+                    let ctx = ctx.clone();
+                    let id = exec.id;
+                    drivers.spawn(async move { (id, driver::drive(ctx, exec, Some(runs)).await) });
                 }
-            }) => drained,
-            _ = &mut renew => unreachable!("the renew loop never ends"),
-        };
-        drop(renew);
-        if drained.is_err() {
-            tracing::warn!(
-                running = drivers.len(),
-                "grace period over; killing running tasks"
-            );
-            let _ = self.kill_tx.send(Stop::Shutdown);
-            while let Some(done) = drivers.join_next().await {
-                log_end(done);
+                n
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "claiming failed");
+                0
             }
         }
-        self.store.close().await?;
-        Ok(())
+    }
+
+    async fn sweep(&self) {
+        match self.store.recover_expired(now()).await {
+            Ok(r) if !r.failed.is_empty() => tracing::warn!(
+                failed = r.failed.len(),
+                "sweep failed executions whose lease expired"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "recovery sweep failed"),
+        }
     }
 
     async fn retention(&self) {
@@ -295,6 +344,13 @@ impl Engine {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "retention failed"),
         }
+    }
+}
+
+/// Waits for every driver, logging how each ended.
+async fn join_all(drivers: &mut JoinSet<(Uuid, Result<End>)>) {
+    while let Some(done) = drivers.join_next().await {
+        log_end(done);
     }
 }
 

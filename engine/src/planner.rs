@@ -204,7 +204,7 @@ impl Snapshot<'_> {
                     self.set(key, TaskState::Cancelled, Some(Reason::Cancelled), None);
                 }
             }
-            Decision::Release => self.stop = Stop::Shutdown,
+            Decision::Release => self.stop = Stop::Drain,
             Decision::Park { .. } | Decision::Finish { .. } => {}
         }
     }
@@ -268,26 +268,26 @@ pub fn plan(state: &Snapshot, event: &Event, now: DateTime<Utc>) -> Vec<Decision
             let Some(task) = state.workflow.task(key) else {
                 return out;
             };
-            match end_of_attempt(task, *attempt, outcome, outputs, now) {
-                Some(end) => emit(&mut next, &mut out, end),
-                // Left RUNNING for recovery: the engine is shutting down.
-                None if state.stop != Stop::Shutdown => {
-                    emit(&mut next, &mut out, Decision::Release)
-                }
-                None => {}
-            }
+            let end = end_of_attempt(task, *attempt, outcome, outputs, now);
+            emit(&mut next, &mut out, end);
             match outcome {
                 Outcome::Stopped(Stop::Cancel) if going => {
                     let cancel = cancel(&next);
                     emit(&mut next, &mut out, cancel)
                 }
-                Outcome::Stopped(_) => {}
                 _ if going => step(&mut next, &mut out, now),
+                _ if next.stop == Stop::Drain => wind_down(&mut next, &mut out, now),
                 _ => {}
             }
         }
         Event::CancelRequested if going => out.push(cancel(&next)),
-        Event::ShutdownRequested if state.stop != Stop::Shutdown => out.push(Decision::Release),
+        Event::ShutdownRequested if going => {
+            emit(&mut next, &mut out, Decision::Release);
+            wind_down(&mut next, &mut out, now);
+        }
+        Event::ShutdownRequested if state.stop == Stop::Drain => {
+            wind_down(&mut next, &mut out, now)
+        }
         _ => {}
     }
     out
@@ -302,6 +302,19 @@ fn emit(state: &mut Snapshot, out: &mut Vec<Decision>, d: Decision) {
 /// Skips what can no longer run, starts what is ready, and, when nothing is
 /// in flight, ends or parks the execution.
 fn step(state: &mut Snapshot, out: &mut Vec<Decision>, now: DateTime<Utc>) {
+    skip_blocked(state, out);
+    for task in ready(state, now) {
+        let start = Decision::Start {
+            key: task.id.clone(),
+            env: environment(state, task),
+        };
+        emit(state, out, start);
+    }
+    out.extend(how_it_ends(state));
+}
+
+/// Skips the PENDING tasks that can no longer run.
+fn skip_blocked(state: &mut Snapshot, out: &mut Vec<Decision>) {
     let workflow = state.workflow;
     for task in &workflow.tasks {
         if blocked(state, task) {
@@ -312,14 +325,26 @@ fn step(state: &mut Snapshot, out: &mut Vec<Decision>, now: DateTime<Utc>) {
             emit(state, out, skip);
         }
     }
-    for task in ready(state, now) {
-        let start = Decision::Start {
-            key: task.id.clone(),
-            env: environment(state, task),
-        };
-        emit(state, out, start);
+}
+
+/// While the engine drains: once nothing is in flight, the execution ends
+/// if every task run is terminal, and is otherwise handed back, parked
+/// until it can go on (now when a task is ready), for the next engine to
+/// continue. Nothing starts.
+fn wind_down(state: &mut Snapshot, out: &mut Vec<Decision>, now: DateTime<Utc>) {
+    if !state.in_flight.is_empty() {
+        return;
     }
-    out.extend(how_it_ends(state));
+    skip_blocked(state, out);
+    if state.runs.values().all(|r| r.state.is_terminal()) {
+        out.extend(how_it_ends(state));
+        return;
+    }
+    let wake_at = match next_wake(state) {
+        Some(at) if ready(state, now).is_empty() => at.max(now),
+        _ => now,
+    };
+    out.push(Decision::Park { wake_at });
 }
 
 /// Moves for the task runs that cannot go on, by task key: RUNNING with no
@@ -489,29 +514,48 @@ fn cancel(state: &Snapshot) -> Decision {
 }
 
 /// How attempt `attempt` of `task`, ended by `outcome` at `now`, moves its
-/// task run; `None` for an attempt stopped by a shutdown, which is left
-/// RUNNING for recovery. A failed attempt is retried while `attempt <=
-/// retries`, after [`Task::backoff`]`(attempt + 1)`.
+/// task run. A failed attempt is retried while `attempt <= retries`, after
+/// [`Task::backoff`]`(attempt + 1)`; one cut off by a shutdown at once
+/// (when the next engine resumes the execution).
 pub fn end_of_attempt(
     task: &Task,
     attempt: i32,
     outcome: &Outcome,
     outputs: &[(String, String)],
     now: DateTime<Utc>,
-) -> Option<Decision> {
-    let result = how_it_ended(task, outcome)?;
+) -> Decision {
+    let result = how_it_ended(task, outcome);
     let (task_state, retry_at) = match result.state {
         AttemptState::Succeeded => (TaskState::Succeeded, None),
         AttemptState::Cancelled => (TaskState::Cancelled, None),
         AttemptState::Failed if attempt <= task.retries as i32 => {
+            if result.reason == Some(Reason::Shutdown) {
+                return ended(
+                    task,
+                    attempt,
+                    result,
+                    (TaskState::Waiting, Some(now)),
+                    outputs,
+                );
+            }
             let delay = task.backoff(attempt + 1);
             let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
             (TaskState::Waiting, Some(at))
         }
         AttemptState::Failed | AttemptState::Running => (TaskState::Failed, None),
     };
+    ended(task, attempt, result, (task_state, retry_at), outputs)
+}
+
+fn ended(
+    task: &Task,
+    attempt: i32,
+    result: AttemptResult,
+    (task_state, retry_at): (TaskState, Option<DateTime<Utc>>),
+    outputs: &[(String, String)],
+) -> Decision {
     let succeeded = task_state == TaskState::Succeeded;
-    Some(Decision::EndAttempt {
+    Decision::EndAttempt {
         key: task.id.clone(),
         attempt,
         reason: if succeeded { None } else { result.reason },
@@ -523,20 +567,24 @@ pub fn end_of_attempt(
         result,
         task_state,
         retry_at,
-    })
+    }
 }
 
 /// The attempt row's end for `outcome`: its state, reason, exit code and
-/// error text; `None` for [`Stop::Shutdown`], which records nothing.
-pub fn how_it_ended(task: &Task, outcome: &Outcome) -> Option<AttemptResult> {
+/// error text.
+pub fn how_it_ended(task: &Task, outcome: &Outcome) -> AttemptResult {
     let failed = |reason, exit_code, error: String| AttemptResult {
         state: AttemptState::Failed,
         reason: Some(reason),
         exit_code,
         error: Some(error),
     };
-    Some(match outcome {
-        Outcome::Stopped(Stop::Shutdown) => return None,
+    match outcome {
+        Outcome::Stopped(Stop::Shutdown) => failed(
+            Reason::Shutdown,
+            None,
+            "the engine shut down and its grace period was over".into(),
+        ),
         Outcome::Exited(0) => AttemptResult {
             state: AttemptState::Succeeded,
             reason: None,
@@ -558,7 +606,7 @@ pub fn how_it_ended(task: &Task, outcome: &Outcome) -> Option<AttemptResult> {
             exit_code: None,
             error: Some("the execution was cancelled".into()),
         },
-    })
+    }
 }
 
 #[cfg(test)]
@@ -688,9 +736,9 @@ mod tests {
             .stop(Stop::Cancel)
     }
 
-    /// A chain whose engine is shutting down: a's attempt still in flight.
+    /// A chain whose engine is draining: a's attempt still in flight.
     fn shutting() -> Given {
-        given(chain()).flying("a", 1).stop(Stop::Shutdown)
+        given(chain()).flying("a", 1).stop(Stop::Drain)
     }
 
     fn view(state: TaskState, reason: Option<Reason>, attempts: i32, at: Option<i64>) -> RunView {
@@ -1346,7 +1394,7 @@ mod tests {
             timeout_ms: Some(1500),
             ..retrying(t("a", &[]), 1, 250)
         };
-        let d = end_of_attempt(&task, 1, &TimedOut, &[], at(NOW)).unwrap();
+        let d = end_of_attempt(&task, 1, &TimedOut, &[], at(NOW));
         let Decision::EndAttempt {
             result, retry_at, ..
         } = d
@@ -1642,70 +1690,97 @@ mod tests {
         ]);
     }
 
+    fn cut_off() -> AttemptResult {
+        fail(
+            Reason::Shutdown,
+            None,
+            "the engine shut down and its grace period was over",
+        )
+    }
+
     #[test]
-    fn shutdown_releases_the_execution() {
+    fn shutdown_drains_then_hands_the_execution_back() {
         check(vec![
             case(
-                "shutdown while running releases",
+                "shutdown while running drains: nothing more starts",
                 given(chain()).flying("a", 1),
                 Event::ShutdownRequested,
                 vec![Decision::Release],
             ),
             case(
-                "shutdown while waiting releases",
+                "shutdown while waiting hands back at the retry time",
                 given(one()).waiting("a", 1, Some(30)),
                 Event::ShutdownRequested,
-                vec![Decision::Release],
+                vec![Decision::Release, park(30)],
             ),
             case(
-                "an attempt stopped by the shutdown records nothing",
-                shutting(),
-                ended("a", 1, Stopped(Stop::Shutdown)),
-                vec![],
+                "shutdown with a task ready and none in flight hands back now",
+                given(chain()).ok("a"),
+                Event::ShutdownRequested,
+                vec![Decision::Release, park(NOW)],
             ),
             case(
-                "an attempt finishing during the shutdown is recorded, nothing starts",
+                "an attempt finishing during the drain is recorded, the rest handed back",
                 shutting(),
                 ended("a", 1, Exited(0)),
-                vec![end_ok("a", 1, &[])],
+                vec![end_ok("a", 1, &[]), park(NOW)],
             ),
             case(
-                "a failure during the shutdown is recorded WAITING, no park",
+                "the last task finishing during the drain finishes the execution",
+                given(one()).flying("a", 1).stop(Stop::Drain),
+                ended("a", 1, Exited(0)),
+                vec![end_ok("a", 1, &[]), succeeded()],
+            ),
+            case(
+                "a failure during the drain waits for its back-off, handed back until then",
                 given(vec![retrying(t("a", &[]), 1, 1000)])
                     .flying("a", 1)
-                    .stop(Stop::Shutdown),
+                    .stop(Stop::Drain),
                 ended("a", 1, Exited(1)),
-                vec![end_retry("a", 1, exit(1), 1)],
+                vec![end_retry("a", 1, exit(1), 1), park(1)],
             ),
             case(
-                "a timer during the shutdown does nothing",
+                "an attempt cut off by the end of the grace fails SHUTDOWN and retries at once",
+                given(vec![retrying(t("a", &[]), 1, 1000)])
+                    .flying("a", 1)
+                    .stop(Stop::Drain),
+                ended("a", 1, Stopped(Stop::Shutdown)),
+                vec![end_retry("a", 1, cut_off(), NOW), park(NOW)],
+            ),
+            case(
+                "cut off without retries left, the task fails and the execution with it",
+                shutting(),
+                ended("a", 1, Stopped(Stop::Shutdown)),
+                vec![
+                    end("a", 1, cut_off(), Failed),
+                    skip("b"),
+                    skip("c"),
+                    task_failed("failed tasks: a (SHUTDOWN)"),
+                ],
+            ),
+            case(
+                "a timer during the drain does nothing",
                 shutting(),
                 Event::Timer,
                 vec![],
             ),
             case(
-                "a second shutdown does nothing",
+                "a second shutdown request with an attempt in flight does nothing",
                 shutting(),
                 Event::ShutdownRequested,
                 vec![],
             ),
             case(
-                "shutdown during a cancel releases",
+                "a shutdown during a cancel leaves it to the cancel",
                 cancelling(),
                 Event::ShutdownRequested,
-                vec![Decision::Release],
+                vec![],
             ),
             case(
-                "cancel during a shutdown does nothing",
+                "cancel during the drain does nothing",
                 shutting(),
                 Event::CancelRequested,
                 vec![],
-            ),
-            case(
-                "an attempt stopped by a shutdown nobody announced releases",
-                given(chain()).flying("a", 1),
-                ended("a", 1, Stopped(Stop::Shutdown)),
-                vec![Decision::Release],
             ),
         ]);
     }

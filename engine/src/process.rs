@@ -13,7 +13,8 @@ use tokio::sync::{mpsc, watch};
 /// Longer lines are split: memory stays bounded whatever a task prints.
 pub const MAX_LINE: usize = 64 * 1024;
 
-/// How long a process group gets between SIGTERM and SIGKILL.
+/// How long a process group gets between SIGTERM and SIGKILL (a timeout, a
+/// cancel, the end of a shutdown's grace).
 const TERM_GRACE: Duration = Duration::from_secs(2);
 
 /// flowstate's own settings, which tasks never inherit: a task that prints
@@ -44,15 +45,25 @@ pub struct Spec {
     pub workdir: Option<PathBuf>,
 }
 
-/// Why a running attempt must stop early.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why attempts must stop, from the mildest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Stop {
     /// Keep running.
     No,
+    /// The engine is shutting down: no new attempt starts, running ones go
+    /// on through the grace period.
+    Drain,
     /// The execution was cancelled.
     Cancel,
     /// The engine is shutting down and its grace period is over.
     Shutdown,
+}
+
+impl Stop {
+    /// Whether a running process must be stopped (not only new ones held back).
+    pub fn kills(self) -> bool {
+        matches!(self, Stop::Cancel | Stop::Shutdown)
+    }
 }
 
 /// How an attempt ended.
@@ -109,7 +120,7 @@ pub async fn run(
     let stopped = async {
         loop {
             let now = *stop.borrow_and_update();
-            if now != Stop::No {
+            if now.kills() {
                 return now;
             }
             if stop.changed().await.is_err() {
@@ -131,7 +142,7 @@ pub async fn run(
     };
     if let Some(pgid) = pgid {
         match outcome {
-            Outcome::TimedOut | Outcome::Stopped(Stop::Cancel) => {
+            Outcome::TimedOut | Outcome::Stopped(_) => {
                 kill_group(pgid, libc::SIGTERM);
                 if tokio::time::timeout(TERM_GRACE, child.wait())
                     .await

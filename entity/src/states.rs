@@ -246,6 +246,12 @@ pub enum Reason {
     /// No task can run and none is waiting for a retry.
     #[sea_orm(string_value = "STUCK")]
     Stuck,
+    /// The engine shut down and its grace period ended the attempt.
+    #[sea_orm(string_value = "SHUTDOWN")]
+    Shutdown,
+    /// The database or its disk was full when the attempt's record was due.
+    #[sea_orm(string_value = "STORAGE_FULL")]
+    StorageFull,
 }
 
 text_enum!(Reason, "reason", [
@@ -262,6 +268,8 @@ text_enum!(Reason, "reason", [
     TaskRemoved => "TASK_REMOVED",
     InvalidDefinition => "INVALID_DEFINITION",
     Stuck => "STUCK",
+    Shutdown => "SHUTDOWN",
+    StorageFull => "STORAGE_FULL",
 ]);
 
 #[cfg(test)]
