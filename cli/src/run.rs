@@ -200,7 +200,13 @@ pub async fn follow(
         if !until_done {
             return Ok(());
         }
-        let exec = store.get_execution(execution_id).await?;
+        let exec = match store.get_execution(execution_id).await {
+            Ok(exec) => exec,
+            // Purged by retention or `cleanup` as soon as it ended: nothing
+            // more will be written.
+            Err(flowstate_store::StoreError::NotFound { .. }) if prefix => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
         if exec.state.is_terminal() {
             // One more read: lines written just before the end.
             let rest = store

@@ -64,12 +64,7 @@ pub(crate) async fn drive(
 ) -> Result<End> {
     let workflow = match ctx.definitions.pinned(ctx.store.as_ref(), &exec).await? {
         Ok(w) => w,
-        Err(e) => {
-            let mut t = ExecutionTransition::new(ExecutionState::Failed, exec.version);
-            t.reason = Some(Reason::InvalidDefinition);
-            t.error = Some(e);
-            return finish(&ctx, exec.id, t).await;
-        }
+        Err(e) => return refuse(&ctx, &exec, runs, e).await,
     };
     let mut driver = Driver::load(ctx, &exec, runs, &workflow).await?;
     let mut event = Event::Resume;
@@ -542,13 +537,39 @@ impl<'w> Driver<'w> {
     }
 }
 
-/// Ends the execution with `t`; a conflict means someone else moved it.
-async fn finish(ctx: &Ctx, id: Uuid, t: ExecutionTransition) -> Result<End> {
-    let state = t.to;
-    match ctx.store.transition_execution(id, t).await {
+/// Fails an execution whose definition does not parse, skipping its task
+/// runs in the same transaction: none is left PENDING under a FAILED
+/// execution.
+async fn refuse(
+    ctx: &Ctx,
+    exec: &Execution,
+    runs: Option<Vec<TaskRun>>,
+    error: String,
+) -> Result<End> {
+    let runs = match runs {
+        Some(runs) => runs,
+        None => ctx.store.list_task_runs(exec.id).await?,
+    };
+    let mut writes: Vec<Write> = runs
+        .iter()
+        .filter(|r| matches!(r.state, TaskState::Pending | TaskState::Waiting))
+        .map(|r| {
+            let mut t = TaskTransition::new(r.id, TaskState::Skipped, r.version);
+            t.reason = Some(Reason::InvalidDefinition);
+            Write::MoveTask(t)
+        })
+        .collect();
+    let mut t = ExecutionTransition::new(ExecutionState::Failed, exec.version);
+    t.reason = Some(Reason::InvalidDefinition);
+    t.error = Some(error);
+    writes.push(Write::MoveExecution {
+        id: exec.id,
+        transition: t,
+    });
+    match ctx.store.apply_writes(writes).await {
         Ok(_) => {
-            finished(id, state);
-            Ok(End::Finished(state))
+            finished(exec.id, ExecutionState::Failed);
+            Ok(End::Finished(ExecutionState::Failed))
         }
         Err(e @ (StoreError::Conflict { .. } | StoreError::InvalidTransition { .. })) => {
             Ok(End::Lost(e.to_string()))

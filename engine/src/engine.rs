@@ -54,8 +54,9 @@ impl Engine {
             failed = report.failed.len(),
             requeued = report.requeued.len(),
             queued = report.queued,
-            "recovery: {} RUNNING execution(s) failed with CRASH_RECOVERY, {} released, {} waiting to run",
+            "recovery: {} RUNNING execution(s) failed with CRASH_RECOVERY, {} finished SUCCEEDED, {} released, {} waiting to run",
             report.failed.len(),
+            report.succeeded.len(),
             report.requeued.len(),
             report.queued
         );
@@ -98,7 +99,9 @@ impl Engine {
     }
 
     /// Runs one execution in this process until it ends: claims it, drives
-    /// it, and when it waits for a retry, sleeps and claims it again.
+    /// it, and when it waits for a retry, sleeps and claims it again. The
+    /// execution comes back as this engine left it, even when retention or
+    /// `cleanup` purged it the moment it ended.
     pub async fn run_execution(&self, id: Uuid) -> Result<Execution> {
         let ctx = self.ctx();
         let lease = self.config.engine.lease;
@@ -106,13 +109,18 @@ impl Engine {
             match self.store.claim_execution(&self.node, id, lease).await? {
                 Some(exec) => {
                     let renew = self.renew_loop();
+                    let claimed = exec.clone();
                     let end = tokio::select! {
                         end = driver::drive(ctx.clone(), exec, None) => end?,
                         _ = renew => unreachable!("the renew loop never ends"),
                     };
-                    if let End::Waiting(at) = end {
-                        let wait = (at - Utc::now()).to_std().unwrap_or_default();
-                        tokio::time::sleep(wait).await;
+                    match end {
+                        End::Finished(state) => return self.as_finished(claimed, state).await,
+                        End::Waiting(at) => {
+                            let wait = (at - Utc::now()).to_std().unwrap_or_default();
+                            tokio::time::sleep(wait).await;
+                        }
+                        End::Lost(_) | End::Shutdown => {}
                     }
                 }
                 None => {
@@ -123,6 +131,25 @@ impl Engine {
                     tokio::time::sleep(self.config.engine.poll_interval).await;
                 }
             }
+        }
+    }
+
+    /// The execution as it finished in `state`: read back, or, if it is
+    /// already gone, what the engine holds.
+    async fn as_finished(&self, claimed: Execution, state: ExecutionState) -> Result<Execution> {
+        match self.store.get_execution(claimed.id).await {
+            Ok(exec) => Ok(exec),
+            Err(StoreError::NotFound { .. }) => {
+                tracing::info!(execution = %claimed.id, %state, "the finished execution was purged at once");
+                Ok(Execution {
+                    state,
+                    owner: None,
+                    lease_expires_at: None,
+                    finished_at: Some(now()),
+                    ..claimed
+                })
+            }
+            Err(e) => Err(e.into()),
         }
     }
 

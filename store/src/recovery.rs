@@ -115,7 +115,10 @@ async fn recover_in(
         ),
         None => "the engine running this execution stopped renewing its lease".to_owned(),
     };
-    let mut report = RecoveryReport::default();
+    let mut report = RecoveryReport {
+        failed: failed.clone(),
+        ..Default::default()
+    };
     // Keyed on the ids read above, a chunk at a time: every statement is an
     // index lookup, whatever else the tables hold.
     for chunk in failed.chunks(ID_CHUNK) {
@@ -133,14 +136,77 @@ async fn recover_in(
         .filter(C::State.is_in([ExecutionState::Pending, ExecutionState::Waiting]))
         .count(tx)
         .await?;
-    report.failed = failed;
     report.requeued = requeued;
     Ok(report)
 }
 
-/// Fails the RUNNING executions `ids`, with their RUNNING attempts and task
-/// runs, counting the attempts and task runs into `report`.
+/// Ends the RUNNING executions `ids` whose engine is gone, counting into
+/// `report`: those whose every task run SUCCEEDED (the engine died between
+/// the last task's end and the execution's) are finished SUCCEEDED; the
+/// others FAIL with their RUNNING attempts and task runs, and their PENDING
+/// and WAITING task runs are SKIPPED, so no task run is left unfinished
+/// under a finished execution.
 async fn fail_chunk(
+    tx: &DatabaseTransaction,
+    ids: &[Uuid],
+    message: &str,
+    now: DateTime<Utc>,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    let done = all_succeeded(tx, ids).await?;
+    let (done, ids): (Vec<Uuid>, Vec<Uuid>) = ids.iter().partition(|id| done.contains(id));
+    if !done.is_empty() {
+        finish_succeeded(tx, &done, now).await?;
+        report.failed.retain(|id| !done.contains(id));
+        report.succeeded.extend(done);
+    }
+    if ids.is_empty() {
+        return Ok(());
+    }
+    fail_executions(tx, &ids, message, now, report).await
+}
+
+/// Which of `ids` have no task run in a state other than SUCCEEDED.
+async fn all_succeeded(tx: &DatabaseTransaction, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+    use execution::Column as C;
+    let unfinished = Query::select()
+        .column(task_run::Column::ExecutionId)
+        .from(task_run::Entity)
+        .and_where(task_run::Column::ExecutionId.is_in(ids.iter().copied()))
+        .and_where(task_run::Column::State.ne(TaskState::Succeeded))
+        .to_owned();
+    let stmt = execution::Entity::find()
+        .select_only()
+        .column(C::Id)
+        .filter(C::Id.is_in(ids.iter().copied()))
+        .filter(C::Id.not_in_subquery(unfinished))
+        .build(tx.get_database_backend());
+    self::ids(tx, stmt).await
+}
+
+async fn finish_succeeded(
+    tx: &DatabaseTransaction,
+    ids: &[Uuid],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    use execution::Column as C;
+    execution::Entity::update_many()
+        .col_expr(C::State, Expr::val(ExecutionState::Succeeded))
+        .col_expr(C::Version, Expr::col(C::Version).add(1))
+        .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>))
+        .col_expr(C::UpdatedAt, Expr::val(now))
+        .col_expr(C::FinishedAt, Expr::val(now))
+        .filter(C::Id.is_in(ids.iter().copied()))
+        .filter(C::State.eq(ExecutionState::Running))
+        .exec(tx)
+        .await?;
+    for id in ids {
+        tracing::info!(execution = %id, "execution finished SUCCEEDED by recovery: every task had succeeded");
+    }
+    Ok(())
+}
+
+async fn fail_executions(
     tx: &DatabaseTransaction,
     ids: &[Uuid],
     message: &str,
@@ -187,8 +253,26 @@ async fn fail_chunk(
         )
         .col_expr(task_run::Column::UpdatedAt, Expr::val(now))
         .col_expr(task_run::Column::FinishedAt, Expr::val(now))
-        .filter(task_run::Column::ExecutionId.is_in(ids))
+        .filter(task_run::Column::ExecutionId.is_in(ids.clone()))
         .filter(task_run::Column::State.eq(TaskState::Running))
+        .exec(tx)
+        .await?
+        .rows_affected;
+    report.task_runs_skipped += task_run::Entity::update_many()
+        .col_expr(task_run::Column::State, Expr::val(TaskState::Skipped))
+        .col_expr(task_run::Column::Reason, Expr::val(reason))
+        .col_expr(
+            task_run::Column::Version,
+            Expr::col(task_run::Column::Version).add(1),
+        )
+        .col_expr(
+            task_run::Column::NextAttemptAt,
+            Expr::val(None::<DateTime<Utc>>),
+        )
+        .col_expr(task_run::Column::UpdatedAt, Expr::val(now))
+        .col_expr(task_run::Column::FinishedAt, Expr::val(now))
+        .filter(task_run::Column::ExecutionId.is_in(ids))
+        .filter(task_run::Column::State.is_in([TaskState::Pending, TaskState::Waiting]))
         .exec(tx)
         .await?
         .rows_affected;

@@ -38,7 +38,9 @@ pub fn task_sources(to: TaskState) -> &'static [TaskState] {
         Succeeded => &[Running],
         Failed => &[Running, Waiting],
         Cancelled => &[Pending, Running, Waiting],
-        Skipped => &[Pending],
+        // A WAITING retry is skipped when its execution ends first (crash
+        // recovery, lease expiry).
+        Skipped => &[Pending, Waiting],
     }
 }
 

@@ -563,6 +563,9 @@ pub struct ExecutionDetail {
 pub struct RecoveryReport {
     /// RUNNING executions that became FAILED with reason CRASH_RECOVERY.
     pub failed: Vec<Uuid>,
+    /// RUNNING executions whose every task run had SUCCEEDED: finished
+    /// SUCCEEDED (their engine died before recording the end).
+    pub succeeded: Vec<Uuid>,
     /// PENDING and WAITING executions that still named a dead engine, released
     /// for any scheduler to claim.
     pub requeued: Vec<Uuid>,
@@ -570,6 +573,9 @@ pub struct RecoveryReport {
     pub queued: u64,
     /// Task runs that became FAILED.
     pub task_runs_failed: u64,
+    /// PENDING and WAITING task runs of failed executions that became
+    /// SKIPPED with reason CRASH_RECOVERY.
+    pub task_runs_skipped: u64,
     /// Attempts that became FAILED.
     pub attempts_failed: u64,
 }

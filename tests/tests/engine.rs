@@ -368,7 +368,33 @@ async fn serve_drains_the_queue_and_shuts_down(db: TestDb) {
         .unwrap();
 }
 
+/// `cleanup --older-than 0s` racing `flowstate run`: the execution may be
+/// purged the moment it ends, and the engine that ran it still says how it
+/// ended (it used to fail with "execution not found").
+async fn a_run_reports_its_end_even_when_purged_at_once(db: TestDb) {
+    let engine = Engine::start(config(&db)).await.unwrap();
+    let store = engine.store();
+    let purging = tokio::spawn({
+        let store = store.clone();
+        async move {
+            loop {
+                let cutoff = Utc::now() + chrono::Duration::hours(1);
+                let _ = store.purge(cutoff, 100, false).await;
+                tokio::task::yield_now().await;
+            }
+        }
+    });
+    let wf = workflow("name: gone\ntasks:\n  - id: t\n    run: 'true'\n");
+    for _ in 0..10 {
+        let exec = engine.submit(&wf, json!({})).await.unwrap();
+        let done = engine.run_execution(exec.id).await.unwrap();
+        assert_eq!((done.id, done.state), (exec.id, ExecutionState::Succeeded));
+    }
+    purging.abort();
+}
+
 backend_tests!(
+    a_run_reports_its_end_even_when_purged_at_once,
     a_successful_run_records_everything,
     failures_are_retried_with_back_off_then_fail,
     a_retry_can_succeed,
