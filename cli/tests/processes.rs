@@ -131,9 +131,12 @@ async fn a_killed_engine_is_recovered_by_the_next_start(db: TestDb) {
     let store = db.store().await;
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("pid");
+    let childfile = dir.path().join("child");
+    // The shell starts a child of its own, as real tasks do.
     let sleeper = flowstate_engine::Workflow::from_yaml(
         &format!(
-            "name: sleeper\ntasks:\n  - id: nap\n    run: echo $$ > {}; exec sleep 60\n",
+            "name: sleeper\ntasks:\n  - id: nap\n    run: sleep 60 & echo $! > {}; echo $$ > {}; wait\n",
+            childfile.display(),
             pidfile.display()
         ),
         Path::new("sleeper.yaml"),
@@ -164,16 +167,21 @@ async fn a_killed_engine_is_recovered_by_the_next_start(db: TestDb) {
         ExecutionState::Pending
     );
 
+    let pids: Vec<i32> = [&pidfile, &childfile]
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap().trim().parse().unwrap())
+        .collect();
+    assert!(pids.iter().all(|&p| alive(p)));
     signal(&first, libc::SIGKILL);
+    let killed = Instant::now();
     let _ = wait(first, Duration::from_secs(10));
-    // SIGKILL leaves the task's own process group behind; end it here.
-    let pid: i32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    unsafe {
-        libc::kill(-pid, libc::SIGKILL);
+    // The task's shell and its child die with the engine, within a second.
+    while pids.iter().any(|&p| alive(p)) {
+        assert!(
+            killed.elapsed() < Duration::from_secs(1),
+            "task processes {pids:?} outlived their engine"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
     let e = store.get_execution(asleep.id).await.unwrap();
     assert_eq!(
@@ -205,6 +213,17 @@ async fn a_killed_engine_is_recovered_by_the_next_start(db: TestDb) {
     assert_eq!(nap.task_run.reason, Some(Reason::CrashRecovery));
     assert_eq!(nap.attempts[0].state, AttemptState::Failed);
     assert_eq!(nap.attempts[0].reason, Some(Reason::CrashRecovery));
+}
+
+/// Whether process `pid` exists and is not a zombie.
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
 }
 
 /// Waits until `file` exists and is not empty.
@@ -368,7 +387,74 @@ async fn a_second_signal_ends_the_grace_at_once(db: TestDb) {
     assert_eq!(d.task_runs[0].attempts[0].reason, Some(Reason::Shutdown));
 }
 
+/// The children of `parent` whose command name is `comm`.
+fn children(parent: u32, comm: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let name = head.split_once(" (").map_or("", |(_, n)| n);
+        let ppid = rest.split(' ').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if name == comm && ppid == Some(parent) {
+            found.push(head.split(' ').next().unwrap().parse().unwrap());
+        }
+    }
+    found
+}
+
+async fn the_next_start_kills_tasks_whose_guard_died_with_the_engine(db: TestDb) {
+    let store = db.store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (pidfile, childfile) = (dir.path().join("pid"), dir.path().join("child"));
+    let yaml = format!(
+        "name: stubborn\ntasks:\n  - id: nap\n    run: sleep 60 & echo $! > {}; echo $$ > {}; wait\n",
+        childfile.display(),
+        pidfile.display()
+    );
+    let wf = flowstate_engine::Workflow::from_yaml(&yaml, Path::new("stubborn.yaml")).unwrap();
+    flowstate_engine::submit(&store, &wf, serde_json::json!({}))
+        .await
+        .unwrap();
+    let config = config_file(&db, dir.path(), "doomed", 1);
+    let first = serve(&config);
+    wait_for_file(&pidfile, "the task's start").await;
+    wait_for_file(&childfile, "the task's child").await;
+    let pids: Vec<i32> = [&pidfile, &childfile]
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap().trim().parse().unwrap())
+        .collect();
+    // The guard goes first (as if everything was killed at once), then the
+    // engine: nothing is left to take the tasks down.
+    let guards = children(first.id(), "flowstate-guard");
+    assert_eq!(guards.len(), 1, "one guard per engine: {guards:?}");
+    unsafe { libc::kill(guards[0], libc::SIGKILL) };
+    signal(&first, libc::SIGKILL);
+    let _ = wait(first, Duration::from_secs(10));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(pids.iter().all(|&p| alive(p)), "the orphans are running");
+
+    let second = serve(&config);
+    let started = Instant::now();
+    while pids.iter().any(|&p| alive(p)) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the next start left {pids:?} running"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stderr = terminate(second, Duration::from_secs(10));
+    assert!(
+        stderr.contains("killed 1 task process group(s)"),
+        "{stderr}"
+    );
+}
+
 backend_tests!(
+    the_next_start_kills_tasks_whose_guard_died_with_the_engine,
     two_engines_share_the_work_and_run_nothing_twice,
     a_killed_engine_is_recovered_by_the_next_start,
     sigterm_lets_the_running_task_finish_and_hands_the_rest_back,

@@ -49,6 +49,13 @@ impl Engine {
             .clone()
             .unwrap_or_else(|| crate::node::default_node_id(&config.storage));
         let report = store.recover(&node, now()).await?;
+        let killed = crate::guard::kill_leftovers(&report.failed);
+        if killed > 0 {
+            tracing::warn!(
+                groups = killed,
+                "killed {killed} task process group(s) left running by the engine that crashed"
+            );
+        }
         tracing::info!(
             node = %node,
             failed = report.failed.len(),

@@ -11,6 +11,7 @@
 //! - `driver`: one claimed execution, task by task, through the store's state machine.
 //! - `planner`: the driver's decisions as pure functions of its state and an event.
 //! - [`process`]: one attempt: `sh -c` in its own process group, with a timeout.
+//! - `guard`: a forked watcher that kills every task group when the engine dies.
 //! - [`logs`]: captured lines written in batches.
 //! - [`node`], [`duration`], [`metrics`]: the node id, durations, Prometheus.
 //!
@@ -24,6 +25,7 @@ mod driver;
 pub mod duration;
 pub mod engine;
 pub mod error;
+pub(crate) mod guard;
 pub mod logs;
 pub mod metrics;
 pub mod node;

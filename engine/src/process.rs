@@ -108,6 +108,9 @@ pub async fn run(
         Err(e) => return Outcome::SpawnFailed(format!("cannot start sh: {e}")),
     };
     let pgid = child.id().map(|p| p as i32);
+    if let Some(pgid) = pgid {
+        crate::guard::watch(pgid);
+    }
     let out = tokio::spawn(pump(child.stdout.take(), LogStream::Stdout, lines.clone()));
     let err = tokio::spawn(pump(child.stderr.take(), LogStream::Stderr, lines));
 
@@ -128,39 +131,67 @@ pub async fn run(
             }
         }
     };
-    let outcome = tokio::select! {
-        status = child.wait() => match status {
-            Ok(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
-                (Some(code), _) => Outcome::Exited(code),
-                (None, Some(sig)) => Outcome::Signaled(sig),
-                (None, None) => Outcome::Exited(-1),
-            },
-            Err(e) => Outcome::SpawnFailed(format!("waiting for the process failed: {e}")),
-        },
-        _ = deadline => Outcome::TimedOut,
-        why = stopped => Outcome::Stopped(why),
+    let ended = tokio::select! {
+        () = exited(&mut child, pgid) => None,
+        _ = deadline => Some(Outcome::TimedOut),
+        why = stopped => Some(Outcome::Stopped(why)),
     };
     if let Some(pgid) = pgid {
-        match outcome {
-            Outcome::TimedOut | Outcome::Stopped(_) => {
-                kill_group(pgid, libc::SIGTERM);
-                if tokio::time::timeout(TERM_GRACE, child.wait())
-                    .await
-                    .is_err()
-                {
-                    kill_group(pgid, libc::SIGKILL);
-                }
+        if ended.is_some() {
+            kill_group(pgid, libc::SIGTERM);
+            if tokio::time::timeout(TERM_GRACE, exited(&mut child, Some(pgid)))
+                .await
+                .is_err()
+            {
+                kill_group(pgid, libc::SIGKILL);
             }
-            _ => {}
         }
         // Whatever the shell left behind in its group would hold the pipes
-        // open (and outlive the attempt): it goes too.
+        // open (and outlive the attempt): it goes too. The leader is not
+        // reaped yet, so the group id cannot name anybody else's group.
         kill_group(pgid, libc::SIGKILL);
+        crate::guard::forget(pgid);
     }
-    let _ = child.wait().await;
+    let status = child.wait().await;
+    let outcome = ended.unwrap_or_else(|| match status {
+        Ok(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
+            (Some(code), _) => Outcome::Exited(code),
+            (None, Some(sig)) => Outcome::Signaled(sig),
+            (None, None) => Outcome::Exited(-1),
+        },
+        Err(e) => Outcome::SpawnFailed(format!("waiting for the process failed: {e}")),
+    });
     let _ = out.await;
     let _ = err.await;
     outcome
+}
+
+/// Resolves when the shell has exited, without reaping it: its zombie keeps
+/// the process group's id taken until `child.wait()`. Through a pidfd
+/// (Linux 5.3 and later); where there is none, by reaping it after all.
+async fn exited(child: &mut tokio::process::Child, pid: Option<i32>) {
+    if let Some(Ok(fd)) = pid.map(pidfd) {
+        // SAFETY: the AsyncFd owns the OwnedFd, which stays open and the
+        // same descriptor until the AsyncFd is dropped.
+        if let Ok(fd) = unsafe { tokio::io::unix::AsyncFd::register(fd) } {
+            // A pidfd becomes readable once the process has exited.
+            if fd.readable().await.is_ok() {
+                return;
+            }
+        }
+    }
+    let _ = child.wait().await;
+}
+
+fn pidfd(pid: i32) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor that nobody else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
 }
 
 fn kill_group(pgid: i32, signal: i32) {
