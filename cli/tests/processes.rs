@@ -5,7 +5,7 @@
 use flowstate_store::query::ExecutionQuery;
 use flowstate_store::types::{AttemptState, ExecutionState, Reason, TaskState};
 use flowstate_store::{StateOps, StateStore};
-use flowstate_tests::{backend_tests, TestDb};
+use flowstate_tests::{backend_tests, Backend, TestDb};
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -453,7 +453,115 @@ async fn the_next_start_kills_tasks_whose_guard_died_with_the_engine(db: TestDb)
     );
 }
 
+/// Kills every connection to the test database but the caller's own.
+async fn kill_connections(db: &TestDb, admin: &sea_orm::DatabaseConnection) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let backend = admin.get_database_backend();
+    let sql = match db.backend {
+        Backend::Postgres => "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            .to_owned(),
+        Backend::Mysql => {
+            let ids = admin
+                .query_all_raw(Statement::from_string(
+                    backend,
+                    "SELECT id FROM information_schema.processlist \
+                     WHERE db = DATABASE() AND id <> CONNECTION_ID()",
+                ))
+                .await
+                .map(|rows| {
+                    rows.iter()
+                        .filter_map(|r| r.try_get_by_index::<u64>(0).ok())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default();
+            for id in ids {
+                let _ = admin.execute_unprepared(&format!("KILL CONNECTION {id}")).await;
+            }
+            return;
+        }
+        Backend::Sqlite => unreachable!("SQLite has no server connections"),
+    };
+    let _ = admin
+        .query_all_raw(Statement::from_string(backend, sql))
+        .await;
+}
+
+async fn an_outage_of_the_database_leaves_nothing_running(db: TestDb) {
+    if db.backend == Backend::Sqlite {
+        // Nothing to cut: SQLite's faults are the full disk and SIGKILL.
+        eprintln!("NOT RUN on SQLite: it has no server connections to kill");
+        return;
+    }
+    let store = db.store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("ran");
+    let yaml = format!(
+        "name: steady\ntasks:\n  - id: t\n    run: sleep 0.3; echo $FLOWSTATE_EXECUTION_ID >> {}\n",
+        ran.display()
+    );
+    let wf = flowstate_engine::Workflow::from_yaml(&yaml, Path::new("steady.yaml")).unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..40 {
+        let e = flowstate_engine::submit(&store, &wf, serde_json::json!({}))
+            .await
+            .unwrap();
+        ids.push(e.id);
+    }
+    let config = dir.path().join("outage.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}engine:\n  nodeId: outage\n  workers: 4\n  pollInterval: 50ms\n  leaseSeconds: 30\n  shutdownGrace: 5s\n",
+            db.storage_yaml()
+        ),
+    )
+    .unwrap();
+    let child = serve(config.to_str().unwrap());
+    wait_for_file(&ran, "the first task").await;
+    // Six seconds in which every connection of the engine is killed as
+    // soon as it is made: tasks keep finishing meanwhile.
+    let admin = db.raw().await;
+    let outage = Instant::now();
+    while outage.elapsed() < Duration::from_secs(6) {
+        kill_connections(&db, &admin).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let back = Instant::now();
+    let store = db.store().await;
+    let deadline = Duration::from_secs(60);
+    loop {
+        let running = store
+            .list_executions(ExecutionQuery {
+                states: vec![
+                    ExecutionState::Pending,
+                    ExecutionState::Running,
+                    ExecutionState::Waiting,
+                ],
+                limit: Some(1),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .total;
+        if running == 0 {
+            break;
+        }
+        assert!(back.elapsed() < deadline, "{running} executions not finished");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let stderr = terminate(child, Duration::from_secs(15));
+    assert_eq!(count(&store, ExecutionState::Succeeded).await, 40, "{stderr}");
+    let lines = std::fs::read_to_string(&ran).unwrap();
+    assert_eq!(lines.lines().count(), 40, "every task ran once");
+    for id in ids {
+        let d = store.get_execution_detail(id).await.unwrap();
+        assert_eq!(d.task_runs[0].attempts.len(), 1);
+    }
+}
+
 backend_tests!(
+    an_outage_of_the_database_leaves_nothing_running,
     the_next_start_kills_tasks_whose_guard_died_with_the_engine,
     two_engines_share_the_work_and_run_nothing_twice,
     a_killed_engine_is_recovered_by_the_next_start,

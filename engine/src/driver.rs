@@ -40,6 +40,9 @@ pub(crate) struct Ctx {
     pub kill: watch::Receiver<Stop>,
     /// The engine's parsed workflow versions.
     pub definitions: Arc<Definitions>,
+    /// The lease: how long a write is tried again while the database is
+    /// unavailable.
+    pub lease: Duration,
 }
 
 /// How driving ended.
@@ -262,7 +265,10 @@ impl<'w> Driver<'w> {
             return Ok(None);
         }
         let writes = std::mem::take(&mut batch.writes);
-        if let Err(e) = self.ctx.store.apply_writes(writes).await {
+        let store = self.ctx.store.clone();
+        let applied =
+            through_outage(&self.ctx, "record", || store.apply_writes(writes.clone())).await;
+        if let Err(e) = applied {
             return self.abort(e.into()).await.map(Some);
         }
         let mut end = None;
@@ -498,7 +504,12 @@ impl<'w> Driver<'w> {
     /// `None` while the execution is still RUNNING under this node; else
     /// the cancel that stops its attempts, remembering why.
     async fn still_ours(&mut self) -> Result<Option<Event>> {
-        let current = self.ctx.store.get_execution(self.id).await?;
+        let current = match self.ctx.store.get_execution(self.id).await {
+            Ok(current) => current,
+            // Asked again at the next tick; the writes wait for the database.
+            Err(e) if e.is_unavailable() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
         if current.state == ExecutionState::Running
             && current.owner.as_deref() == Some(self.ctx.node.as_str())
         {
@@ -578,6 +589,38 @@ async fn refuse(
     }
 }
 
+/// Runs `op` again while the database is unavailable (down, restarting,
+/// connections killed), with pauses growing from 100 ms to 2 s, for at most
+/// the lease: the driver keeps what it holds in memory (an attempt's
+/// outcome) and records it once the database is back. Past the lease the
+/// error goes up; the execution, no longer renewed, is then the sweep's.
+async fn through_outage<T, F, Fut>(
+    ctx: &Ctx,
+    what: &str,
+    mut op: F,
+) -> std::result::Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, StoreError>>,
+{
+    let deadline = tokio::time::Instant::now() + ctx.lease;
+    let mut pause = Duration::from_millis(100);
+    let mut warned = false;
+    loop {
+        match op().await {
+            Err(e) if e.is_unavailable() && tokio::time::Instant::now() + pause < deadline => {
+                if !warned {
+                    tracing::warn!(error = %e, "the database is unavailable; will {what} when it is back");
+                    warned = true;
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Counts and logs an execution's end.
 fn finished(id: Uuid, state: ExecutionState) {
     metrics::counter!("flowstate_executions_finished_total", "state" => state.as_str())
@@ -630,13 +673,11 @@ impl Job {
             return Ok(self.not_started(stop));
         }
         // The attempt row records its start: no log line for it.
-        let (attempt, version) = store
-            .start_run_attempt(TaskTransition::new(
-                self.run_id,
-                TaskState::Running,
-                self.version,
-            ))
-            .await?;
+        let start = TaskTransition::new(self.run_id, TaskState::Running, self.version);
+        let (attempt, version) = through_outage(&self.ctx, "start an attempt", || {
+            store.start_run_attempt(start.clone())
+        })
+        .await?;
         metrics::counter!("flowstate_attempts_started_total").increment(1);
         let target = LogTarget {
             execution_id: self.execution_id,

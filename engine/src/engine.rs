@@ -31,6 +31,7 @@ pub struct Engine {
     workers: Arc<Semaphore>,
     kill_tx: watch::Sender<Stop>,
     definitions: Arc<Definitions>,
+    live: Live,
 }
 
 impl Engine {
@@ -75,6 +76,7 @@ impl Engine {
             node,
             kill_tx,
             definitions: Arc::default(),
+            live: Live::default(),
         })
     }
 
@@ -96,6 +98,7 @@ impl Engine {
             poll: self.config.engine.poll_interval,
             kill: self.kill_tx.subscribe(),
             definitions: self.definitions.clone(),
+            lease: self.config.engine.lease,
         })
     }
 
@@ -117,6 +120,7 @@ impl Engine {
                 Some(exec) => {
                     let renew = self.renew_loop();
                     let claimed = exec.clone();
+                    let _live = self.live.enter(id);
                     let end = tokio::select! {
                         end = driver::drive(ctx.clone(), exec, None) => end?,
                         _ = renew => unreachable!("the renew loop never ends"),
@@ -202,12 +206,19 @@ impl Engine {
         }))
     }
 
+    /// Renews, every third of the lease, the leases of the executions a
+    /// driver of this engine is still driving: one whose driver died is
+    /// left to expire, and the sweep takes it over.
     async fn renew_loop(&self) {
         let lease = self.config.engine.lease;
         let mut tick = tokio::time::interval(lease / 3);
         loop {
             tick.tick().await;
-            if let Err(e) = self.store.renew_lease(&self.node, lease).await {
+            let ids = self.live.ids();
+            if ids.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.store.renew_leases(&self.node, ids, lease).await {
                 tracing::warn!(error = %e, "could not renew leases");
             }
         }
@@ -344,7 +355,12 @@ impl Engine {
                     metrics::counter!("flowstate_executions_started_total").increment(1);
                     let ctx = ctx.clone();
                     let id = exec.id;
-                    drivers.spawn(async move { (id, driver::drive(ctx, exec, Some(runs)).await) });
+                    let live = self.live.enter(id);
+                    drivers.spawn(async move {
+                        let end = driver::drive(ctx, exec, Some(runs)).await;
+                        drop(live);
+                        (id, end)
+                    });
                 }
                 n
             }
@@ -378,6 +394,36 @@ impl Engine {
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "retention failed"),
         }
+    }
+}
+
+/// The executions this engine's drivers are driving: the leases it renews.
+#[derive(Clone, Default)]
+struct Live(Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>);
+
+impl Live {
+    /// Marks `id` as driven until the returned guard is dropped.
+    fn enter(&self, id: Uuid) -> LiveGuard {
+        self.lock().insert(id);
+        LiveGuard(self.clone(), id)
+    }
+
+    fn ids(&self) -> Vec<Uuid> {
+        self.lock().iter().copied().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<Uuid>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One driven execution; dropping it (the driver ended, failed or
+/// panicked) stops its renewals.
+struct LiveGuard(Live, Uuid);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.lock().remove(&self.1);
     }
 }
 

@@ -317,6 +317,30 @@ async fn claim_one_in(
     Ok(row)
 }
 
+/// [`StateStore::renew_leases`](crate::StateStore::renew_leases): one UPDATE
+/// per 500 ids on the pool, like [`renew_lease`].
+pub(crate) async fn renew_leases(
+    db: &DatabaseConnection,
+    node_id: &str,
+    ids: &[Uuid],
+    lease: Duration,
+) -> Result<u64> {
+    use execution::Column as C;
+    let until = lease_until(now(), lease)?;
+    let mut renewed = 0;
+    for chunk in ids.chunks(500) {
+        renewed += execution::Entity::update_many()
+            .col_expr(C::LeaseExpiresAt, Expr::val(until))
+            .filter(C::Id.is_in(chunk.iter().copied()))
+            .filter(C::Owner.eq(node_id))
+            .filter(C::State.eq(ExecutionState::Running))
+            .exec(db)
+            .await?
+            .rows_affected;
+    }
+    Ok(renewed)
+}
+
 /// [`StateStore::renew_lease`](crate::StateStore::renew_lease): one UPDATE
 /// on the pool, in no transaction and not retried here: the engine renews
 /// every third of the lease, so a failed renewal is made again before the

@@ -97,6 +97,35 @@ pub enum StoreError {
     Database(DbErr),
 }
 
+impl StoreError {
+    /// Whether the database could not be reached or dropped the connection
+    /// (server down or restarting, connection killed, pool exhausted): the
+    /// same write may succeed once it is back, unlike a refusal.
+    pub fn is_unavailable(&self) -> bool {
+        let StoreError::Database(e) = self else {
+            return matches!(self, StoreError::Connect { .. });
+        };
+        let runtime = match e {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+            DbErr::Exec(r) | DbErr::Query(r) => r,
+            _ => return false,
+        };
+        let sea_orm::RuntimeErr::SqlxError(sqlx) = runtime else {
+            return false;
+        };
+        use sea_orm::sqlx::Error as X;
+        match sqlx.as_ref() {
+            X::Io(_) | X::PoolTimedOut | X::Tls(_) | X::Protocol(_) | X::WorkerCrashed => true,
+            // SQLSTATE class 08 (connection exception), 57P01-57P03
+            // (administrator or crash shutdown, cannot connect now).
+            X::Database(db) => db
+                .code()
+                .is_some_and(|c| c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03")),
+            _ => false,
+        }
+    }
+}
+
 impl From<DbErr> for StoreError {
     fn from(err: DbErr) -> Self {
         match err.sql_err() {

@@ -198,6 +198,11 @@ pub trait StateStore: StateOps {
     /// many were extended.
     async fn renew_lease(&self, node_id: &str, lease: Duration) -> Result<u64>;
 
+    /// Extends the lease of those of `ids` that are RUNNING under `node_id`;
+    /// returns how many were extended. An engine renews only the executions
+    /// it is still driving, so one whose driver died is not kept alive.
+    async fn renew_leases(&self, node_id: &str, ids: Vec<Uuid>, lease: Duration) -> Result<u64>;
+
     /// Closes the pool; pending work on other handles fails afterwards.
     async fn close(&self) -> Result<()>;
 }

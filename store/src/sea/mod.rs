@@ -206,6 +206,10 @@ impl StateStore for SeaStore {
         claim::renew_lease(self.pool.connection(), node_id, lease).await
     }
 
+    async fn renew_leases(&self, node_id: &str, ids: Vec<Uuid>, lease: Duration) -> Result<u64> {
+        claim::renew_leases(self.pool.connection(), node_id, &ids, lease).await
+    }
+
     async fn close(&self) -> Result<()> {
         Ok(self.pool.connection().clone().close().await?)
     }
