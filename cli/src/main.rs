@@ -104,6 +104,10 @@ impl Command {
     }
 }
 
+/// The message of a full database, completed with where it is by
+/// [`Failure::located`].
+const STORAGE_FULL: &str = "database or disk is full";
+
 /// A failure with its exit code.
 pub struct Failure {
     code: u8,
@@ -127,6 +131,22 @@ impl Failure {
         }
     }
 
+    /// Says which database is full, for a failure that is a full database.
+    fn located(mut self, storage: &flowstate_store::StorageConfig) -> Self {
+        if self.message == STORAGE_FULL {
+            self.message = format!(
+                "{STORAGE_FULL} at {}; free space (for example with flowstate cleanup) or give the database more room{}",
+                storage.display_target(),
+                if storage.kind == flowstate_store::StorageType::Sqlite {
+                    " (storage.sqlite.maxSizeMb)"
+                } else {
+                    ""
+                }
+            );
+        }
+        self
+    }
+
     /// Exit 1 without a message (the command already said why).
     pub fn quiet() -> Self {
         Failure {
@@ -140,6 +160,8 @@ impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Config(_) | StoreError::InvalidInput(_) => Failure::input(e.to_string()),
+            // Where it is full is added by `main`, which has the configuration.
+            StoreError::StorageFull(_) => Failure::runtime(STORAGE_FULL),
             _ => Failure::runtime(e.to_string()),
         }
     }
@@ -234,7 +256,9 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
             .map_err(|e| Failure::runtime(format!("cannot start the runtime: {e}")))?;
-        let result = runtime.block_on(dispatch(cli.command, &globals));
+        let result = runtime
+            .block_on(dispatch(cli.command, &globals))
+            .map_err(|f| f.located(&globals.config.storage));
         // Child processes and pools are gone with the runtime.
         runtime.shutdown_timeout(std::time::Duration::from_secs(1));
         result

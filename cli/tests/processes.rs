@@ -476,7 +476,9 @@ async fn kill_connections(db: &TestDb, admin: &sea_orm::DatabaseConnection) {
                 })
                 .unwrap_or_default();
             for id in ids {
-                let _ = admin.execute_unprepared(&format!("KILL CONNECTION {id}")).await;
+                let _ = admin
+                    .execute_unprepared(&format!("KILL CONNECTION {id}"))
+                    .await;
             }
             return;
         }
@@ -547,11 +549,18 @@ async fn an_outage_of_the_database_leaves_nothing_running(db: TestDb) {
         if running == 0 {
             break;
         }
-        assert!(back.elapsed() < deadline, "{running} executions not finished");
+        assert!(
+            back.elapsed() < deadline,
+            "{running} executions not finished"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let stderr = terminate(child, Duration::from_secs(15));
-    assert_eq!(count(&store, ExecutionState::Succeeded).await, 40, "{stderr}");
+    assert_eq!(
+        count(&store, ExecutionState::Succeeded).await,
+        40,
+        "{stderr}"
+    );
     let lines = std::fs::read_to_string(&ran).unwrap();
     assert_eq!(lines.lines().count(), 40, "every task ran once");
     for id in ids {
@@ -569,3 +578,110 @@ backend_tests!(
     the_end_of_the_grace_stops_a_task_politely_and_it_is_retried,
     a_second_signal_ends_the_grace_at_once,
 );
+
+/// Runs `flowstate --config CONFIG ARGS...` to its end.
+fn flowstate(config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_flowstate"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("FLOWSTATE_DATABASE_URL")
+        .output()
+        .unwrap()
+}
+
+/// A full disk, portably: SQLite capped by `storage.sqlite.maxSizeMb`
+/// (`PRAGMA max_page_count`). The attempt that could not store its output
+/// fails STORAGE_FULL, the lock is not kept, commands say where the full
+/// database is, and the engine goes on by itself once cleanup made room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_sqlite_database_is_an_outcome_not_a_wedge() {
+    flowstate_tests::run(Backend::Sqlite, |db| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("full.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "{}    maxSizeMb: 1\nengine:\n  nodeId: full\n  workers: 2\n  pollInterval: 50ms\n  leaseSeconds: 10\n  shutdownGrace: 5s\n",
+                db.storage_yaml()
+            ),
+        )
+        .unwrap();
+        let store = db.store().await;
+        // About 3 MB of output against a 1 MiB database.
+        let noisy = flowstate_engine::Workflow::from_yaml(
+            "name: noisy\ntasks:\n  - id: talk\n    run: yes 0123456789012345678901234567890123456789012345678901234567890123456789 | head -n 40000\n",
+            Path::new("noisy.yaml"),
+        )
+        .unwrap();
+        let loud = flowstate_engine::submit(&store, &noisy, serde_json::json!({}))
+            .await
+            .unwrap();
+        let child = serve(config.to_str().unwrap());
+        wait_for_state(&store, loud.id, ExecutionState::Failed).await;
+        let d = store.get_execution_detail(loud.id).await.unwrap();
+        let a = &d.task_runs[0].attempts[0];
+        assert_eq!((a.state, a.reason), (AttemptState::Failed, Some(Reason::StorageFull)));
+
+        // Fill what is left, then a command that writes says where it is full;
+        // reading still works.
+        let capped = {
+            let mut c = db.config.clone();
+            c.sqlite.max_size_mb = Some(1);
+            flowstate_store::open(&c).await.unwrap()
+        };
+        let filler = |n: usize| {
+            (0..n)
+                .map(|i| flowstate_store::types::NewLogLine {
+                    execution_id: loud.id,
+                    task_run_id: None,
+                    attempt: None,
+                    ts: chrono::Utc::now(),
+                    stream: flowstate_store::types::LogStream::System,
+                    line: format!("{i:0>200}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        while capped.append_logs(filler(50)).await.is_ok() {}
+        // A definition of 60 kB needs pages of its own.
+        let big = dir.path().join("big.yaml");
+        let comment = "x".repeat(60_000);
+        std::fs::write(
+            &big,
+            format!("name: big\ntasks:\n  - id: t\n    run: 'true # {comment}'\n"),
+        )
+        .unwrap();
+        let out = flowstate(&config, &["workflow", "register", big.to_str().unwrap()]);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        let path = db.config.sqlite.path.display().to_string();
+        assert!(
+            said.contains(&format!("database or disk is full at sqlite://{path}")),
+            "{said}"
+        );
+        let out = flowstate(&config, &["execution", "list"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+        // Room is made: the engine runs new work again by itself.
+        let wf = dir.path().join("small.yaml");
+        std::fs::write(&wf, "name: small\ntasks:\n  - id: t\n    run: 'true'\n").unwrap();
+        let out = flowstate(&config, &["cleanup", "--older-than", "0s", "--yes"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = flowstate(&config, &["submit", wf.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let quiet = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let quiet: uuid::Uuid = quiet
+            .split_whitespace()
+            .find_map(|w| w.parse().ok())
+            .unwrap_or_else(|| panic!("no id in {quiet:?}"));
+        wait_for_state(&store, quiet, ExecutionState::Succeeded).await;
+        let stopped = Instant::now();
+        let stderr = terminate(child, Duration::from_secs(15));
+        assert!(stopped.elapsed() < Duration::from_secs(10));
+        assert!(
+            stderr.contains(&format!("database or disk is full at sqlite://{path}")),
+            "{stderr}"
+        );
+    })
+    .await;
+}

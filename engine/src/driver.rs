@@ -43,6 +43,8 @@ pub(crate) struct Ctx {
     /// The lease: how long a write is tried again while the database is
     /// unavailable.
     pub lease: Duration,
+    /// Set when a write found the database full.
+    pub full: Arc<crate::full::Full>,
 }
 
 /// How driving ended.
@@ -608,7 +610,7 @@ where
     let mut warned = false;
     loop {
         match op().await {
-            Err(e) if e.is_unavailable() && tokio::time::Instant::now() + pause < deadline => {
+            Err(e) if waits_for_room(ctx, &e) && tokio::time::Instant::now() + pause < deadline => {
                 if !warned {
                     tracing::warn!(error = %e, "the database is unavailable; will {what} when it is back");
                     warned = true;
@@ -619,6 +621,16 @@ where
             other => return other,
         }
     }
+}
+
+/// Whether `e` may go away by waiting: the database is unavailable, or
+/// full (noticed, so the engine stops claiming meanwhile).
+fn waits_for_room(ctx: &Ctx, e: &StoreError) -> bool {
+    if matches!(e, StoreError::StorageFull(_)) {
+        ctx.full.notice();
+        return true;
+    }
+    e.is_unavailable()
 }
 
 /// Counts and logs an execution's end.
@@ -732,8 +744,14 @@ impl Job {
             workdir: None,
         };
         let (lines, writer) = logs::writer(store.clone(), target);
-        let outcome = process::run(spec, lines, self.stop.clone()).await;
-        let _ = writer.await;
+        let mut outcome = process::run(spec, lines, self.stop.clone()).await;
+        let written = writer.await.unwrap_or_default();
+        if written.lost_to_full > 0 {
+            self.ctx.full.notice();
+            if matches!(outcome, Outcome::Exited(_) | Outcome::Signaled(_)) {
+                outcome = Outcome::StorageFull(written.lost_to_full);
+            }
+        }
         let outputs = if outcome == Outcome::Exited(0) {
             read_outputs(output_file.path(), store.as_ref(), target).await
         } else {

@@ -32,6 +32,7 @@ pub struct Engine {
     kill_tx: watch::Sender<Stop>,
     definitions: Arc<Definitions>,
     live: Live,
+    full: Arc<crate::full::Full>,
 }
 
 impl Engine {
@@ -69,6 +70,7 @@ impl Engine {
             report.queued
         );
         let (kill_tx, _) = watch::channel(Stop::No);
+        let target = config.storage.display_target();
         Ok(Engine {
             workers: Arc::new(Semaphore::new(config.engine.workers)),
             store,
@@ -77,6 +79,7 @@ impl Engine {
             kill_tx,
             definitions: Arc::default(),
             live: Live::default(),
+            full: Arc::new(crate::full::Full::new(target)),
         })
     }
 
@@ -99,6 +102,7 @@ impl Engine {
             kill: self.kill_tx.subscribe(),
             definitions: self.definitions.clone(),
             lease: self.config.engine.lease,
+            full: self.full.clone(),
         })
     }
 
@@ -344,6 +348,9 @@ impl Engine {
         free: usize,
     ) -> usize {
         let lease = self.config.engine.lease;
+        if self.full.pausing() {
+            return 0;
+        }
         match self
             .store
             .claim_due_with_runs(&self.node, free as u64, lease)
@@ -363,6 +370,10 @@ impl Engine {
                     });
                 }
                 n
+            }
+            Err(StoreError::StorageFull(_)) => {
+                self.full.notice();
+                0
             }
             Err(e) => {
                 tracing::error!(error = %e, "claiming failed");

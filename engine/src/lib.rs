@@ -25,6 +25,7 @@ mod driver;
 pub mod duration;
 pub mod engine;
 pub mod error;
+pub(crate) mod full;
 pub(crate) mod guard;
 pub mod logs;
 pub mod metrics;

@@ -27,15 +27,26 @@ pub struct LogTarget {
     pub attempt: Option<i32>,
 }
 
+/// What a writer stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Lines stored.
+    pub stored: u64,
+    /// Lines dropped because the database or its disk was full.
+    pub lost_to_full: u64,
+}
+
 /// Starts a writer; send lines to the returned sender, drop it, then await
-/// the handle to know every line is stored. Returns how many were written.
+/// the handle to know every line is stored. While the database is full the
+/// lines are dropped and counted (the task's output never waits for room
+/// that may not come).
 pub fn writer(
     store: Arc<dyn StateStore>,
     target: LogTarget,
-) -> (mpsc::Sender<Captured>, tokio::task::JoinHandle<u64>) {
+) -> (mpsc::Sender<Captured>, tokio::task::JoinHandle<Written>) {
     let (tx, mut rx) = mpsc::channel::<Captured>(QUEUE);
     let handle = tokio::spawn(async move {
-        let mut written = 0u64;
+        let mut written = Written::default();
         let mut batch: Vec<NewLogLine> = Vec::with_capacity(BATCH);
         let mut open = true;
         while open {
@@ -61,7 +72,13 @@ pub fn writer(
                 let lines = std::mem::take(&mut batch);
                 let n = lines.len() as u64;
                 match store.append_logs(lines).await {
-                    Ok(_) => written += n,
+                    Ok(_) => written.stored += n,
+                    Err(flowstate_store::StoreError::StorageFull(_)) => {
+                        if written.lost_to_full == 0 {
+                            tracing::error!(execution = %target.execution_id, "database or disk is full: the task's log lines are dropped");
+                        }
+                        written.lost_to_full += n;
+                    }
                     Err(e) => tracing::error!(error = %e, lines = n, "could not store log lines"),
                 }
             }

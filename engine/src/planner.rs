@@ -600,6 +600,11 @@ pub fn how_it_ended(task: &Task, outcome: &Outcome) -> AttemptResult {
             failed(Reason::Timeout, None, format!("timed out after {limit}"))
         }
         Outcome::SpawnFailed(m) => failed(Reason::SpawnFailed, None, m.clone()),
+        Outcome::StorageFull(lost) => failed(
+            Reason::StorageFull,
+            None,
+            format!("the database or disk was full: {lost} log line(s) were lost"),
+        ),
         Outcome::Stopped(_) => AttemptResult {
             state: AttemptState::Cancelled,
             reason: Some(Reason::Cancelled),

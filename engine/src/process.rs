@@ -79,6 +79,9 @@ pub enum Outcome {
     Stopped(Stop),
     /// The shell could not be started.
     SpawnFailed(String),
+    /// The shell exited, but this many of its log lines could not be stored:
+    /// the database or its disk was full.
+    StorageFull(u64),
 }
 
 /// Runs `spec`, sending every line to `lines` (which applies back-pressure:

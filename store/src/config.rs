@@ -46,7 +46,7 @@ pub const STORAGE_KEYS: &[&str] = &[
     "autoMigrate",
     "retentionDays",
 ];
-const SQLITE_KEYS: &[&str] = &["path", "busyTimeoutMs"];
+const SQLITE_KEYS: &[&str] = &["path", "busyTimeoutMs", "maxSizeMb"];
 const SERVER_KEYS: &[&str] = &["url"];
 
 /// Which database backend the store uses.
@@ -131,7 +131,15 @@ pub struct SqliteConfig {
     /// configuration refuses more, well before SQLite's 32-bit limit (past
     /// which the driver panics after creating the file).
     pub busy_timeout_ms: u64,
+    /// The most the database file may grow to, in MiB (`None`: as far as the
+    /// disk allows). Past it writes fail as "database or disk is full", the
+    /// way a full disk fails them; deleting rows frees room for more.
+    pub max_size_mb: Option<u64>,
 }
+
+/// The largest `storage.sqlite.maxSizeMb`: 16 TiB, far under SQLite's own
+/// page-count limit.
+pub const MAX_SQLITE_SIZE_MB: u64 = 16 * 1024 * 1024;
 
 /// The validated `storage:` section.
 ///
@@ -173,6 +181,7 @@ impl Default for StorageConfig {
             sqlite: SqliteConfig {
                 path: PathBuf::from(DEFAULT_SQLITE_PATH),
                 busy_timeout_ms: 5000,
+                max_size_mb: None,
             },
             url: None,
             max_connections: 10,
@@ -413,9 +422,19 @@ fn sqlite_config(sqlite: Option<&Mapping>) -> Result<SqliteConfig> {
         "between 0 and 600000 milliseconds (10 minutes)",
     )?
     .map_or(defaults.busy_timeout_ms, |n| n as u64);
+    let max_size_mb = whole(
+        sqlite,
+        "maxSizeMb",
+        "storage.sqlite.maxSizeMb",
+        (1, MAX_SQLITE_SIZE_MB as i64),
+        " of MiB",
+        "between 1 and 16777216 MiB (16 TiB)",
+    )?
+    .map(|n| n as u64);
     Ok(SqliteConfig {
         path,
         busy_timeout_ms,
+        max_size_mb,
     })
 }
 
@@ -780,7 +799,7 @@ mod tests {
             ),
             (
                 "storage:\n  sqlite: [1]\n",
-                "storage.sqlite is a list; expected a mapping with the keys path, busyTimeoutMs",
+                "storage.sqlite is a list; expected a mapping with the keys path, busyTimeoutMs, maxSizeMb",
             ),
             (
                 "storage:\n  mysql: x\n",

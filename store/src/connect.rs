@@ -76,6 +76,8 @@ async fn connect_sqlite(config: &StorageConfig, access: Access) -> Result<Databa
         Access::Create => {}
     }
     let busy = Duration::from_millis(config.sqlite.busy_timeout_ms);
+    // SQLite's pages are 4 KiB here (its default, never changed).
+    let max_pages = config.sqlite.max_size_mb.map(|mb| mb * 256);
     let mut opts = ConnectOptions::new(format!("sqlite://{}", path.display()));
     opts.max_connections(config.max_connections)
         .min_connections(1)
@@ -88,6 +90,10 @@ async fn connect_sqlite(config: &StorageConfig, access: Access) -> Result<Databa
                 .foreign_keys(true)
                 .busy_timeout(busy)
                 .synchronous(SqliteSynchronous::Normal);
+            let o = match max_pages {
+                Some(n) => o.pragma("max_page_count", n.to_string()),
+                None => o,
+            };
             // WAL is a property of the file, kept once set: a database
             // flowstate created is WAL already. Asking for it on a file that
             // must merely exist would rewrite someone else's database.

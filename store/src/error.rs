@@ -92,6 +92,12 @@ pub enum StoreError {
     #[error("not confirmed; nothing was changed")]
     NotConfirmed,
 
+    /// The database or the disk it is on is full (SQLite's SQLITE_FULL,
+    /// also past `storage.sqlite.maxSizeMb`; PostgreSQL's disk_full; MySQL's
+    /// "table is full"). Nothing of the failed write was kept.
+    #[error("database or disk is full; free space (for example with flowstate cleanup) or give the database more room")]
+    StorageFull(DbErr),
+
     /// Any other database error.
     #[error("database error: {0}")]
     Database(DbErr),
@@ -131,8 +137,27 @@ impl From<DbErr> for StoreError {
         match err.sql_err() {
             Some(SqlErr::UniqueConstraintViolation(m)) => StoreError::Duplicate(m),
             Some(SqlErr::ForeignKeyConstraintViolation(m)) => StoreError::MissingReference(m),
+            _ if is_full(&err) => StoreError::StorageFull(err),
             _ => StoreError::Database(err),
         }
+    }
+}
+
+/// SQLITE_FULL (13), PostgreSQL's disk_full (53100), or MySQL's "The table
+/// ... is full" (1114, reported under the generic SQLSTATE HY000).
+fn is_full(err: &DbErr) -> bool {
+    let (DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
+    | DbErr::Query(sea_orm::RuntimeErr::SqlxError(e))) = err
+    else {
+        return false;
+    };
+    let sea_orm::sqlx::Error::Database(db) = e.as_ref() else {
+        return false;
+    };
+    match db.code().as_deref() {
+        Some("13" | "53100") => true,
+        Some("HY000") => db.message().contains("is full"),
+        _ => false,
     }
 }
 
