@@ -393,7 +393,55 @@ async fn a_run_reports_its_end_even_when_purged_at_once(db: TestDb) {
     purging.abort();
 }
 
+/// A retry behind a backlog of new work starts when due, not after the
+/// backlog (34.5 s behind 200 PENDING executions, before retries were
+/// claimed first).
+async fn a_due_retry_is_claimed_before_a_backlog(db: TestDb) {
+    let engine = Engine::start(config(&db)).await.unwrap();
+    let store = engine.store();
+    let flaky = workflow(
+        "name: flaky\ntasks:\n  - id: t\n    run: '[ \"$FLOWSTATE_ATTEMPT\" -ge 2 ]'\n    retries: 1\n    retryDelay: 200ms\n",
+    );
+    let quick = workflow("name: quick\ntasks:\n  - id: t\n    run: 'true'\n");
+    let retried = engine.submit(&flaky, json!({})).await.unwrap();
+    for _ in 0..1000 {
+        engine.submit(&quick, json!({})).await.unwrap();
+    }
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(engine.serve(async move {
+        let _ = stop_rx.await;
+    }));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while store.get_execution(retried.id).await.unwrap().state != ExecutionState::Succeeded {
+        assert!(Instant::now() < deadline, "the retry never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let d = store.get_execution_detail(retried.id).await.unwrap();
+    let attempts = &d.task_runs[0].attempts;
+    let gap = attempts[1].started_at - attempts[0].finished_at.unwrap();
+    // Back-off 200 ms + poll 50 ms + a claim cycle, with room for a busy
+    // machine; the backlog alone takes seconds.
+    assert!(gap < chrono::Duration::milliseconds(1000), "retry started {gap} after the failure");
+    let left = store
+        .list_executions(flowstate_store::query::ExecutionQuery {
+            states: vec![ExecutionState::Pending],
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .total;
+    assert!(left > 0, "the backlog was already drained: the test proves nothing");
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(60), serving)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
 backend_tests!(
+    a_due_retry_is_claimed_before_a_backlog,
     a_run_reports_its_end_even_when_purged_at_once,
     a_successful_run_records_everything,
     failures_are_retried_with_back_off_then_fail,
