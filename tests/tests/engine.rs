@@ -421,7 +421,10 @@ async fn a_due_retry_is_claimed_before_a_backlog(db: TestDb) {
     let gap = attempts[1].started_at - attempts[0].finished_at.unwrap();
     // Back-off 200 ms + poll 50 ms + a claim cycle, with room for a busy
     // machine; the backlog alone takes seconds.
-    assert!(gap < chrono::Duration::milliseconds(1000), "retry started {gap} after the failure");
+    assert!(
+        gap < chrono::Duration::milliseconds(1000),
+        "retry started {gap} after the failure"
+    );
     let left = store
         .list_executions(flowstate_store::query::ExecutionQuery {
             states: vec![ExecutionState::Pending],
@@ -431,7 +434,10 @@ async fn a_due_retry_is_claimed_before_a_backlog(db: TestDb) {
         .await
         .unwrap()
         .total;
-    assert!(left > 0, "the backlog was already drained: the test proves nothing");
+    assert!(
+        left > 0,
+        "the backlog was already drained: the test proves nothing"
+    );
     stop_tx.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(60), serving)
         .await
