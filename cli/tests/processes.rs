@@ -569,7 +569,48 @@ async fn an_outage_of_the_database_leaves_nothing_running(db: TestDb) {
     }
 }
 
+async fn retry_on_crash_retries_the_attempt_a_crash_cut_off(db: TestDb) {
+    let store = db.store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (started, done) = (dir.path().join("started"), dir.path().join("done"));
+    let yaml = format!(
+        "name: resilient\ntasks:\n  - id: nap\n    retries: 1\n    retryOnCrash: true\n    run: if [ $FLOWSTATE_ATTEMPT = 1 ]; then echo up > {}; sleep 60; fi; echo done >> {}\n  - id: after\n    needs: [nap]\n    run: 'true'\n",
+        started.display(),
+        done.display()
+    );
+    let wf = flowstate_engine::Workflow::from_yaml(&yaml, Path::new("resilient.yaml")).unwrap();
+    let exec = flowstate_engine::submit(&store, &wf, serde_json::json!({}))
+        .await
+        .unwrap();
+    let config = config_file(&db, dir.path(), "crashy", 1);
+    let first = serve(&config);
+    wait_for_file(&started, "the first attempt").await;
+    signal(&first, libc::SIGKILL);
+    let _ = wait(first, Duration::from_secs(10));
+
+    let second = serve(&config);
+    wait_for_state(&store, exec.id, ExecutionState::Succeeded).await;
+    let stderr = terminate(second, Duration::from_secs(10));
+    assert!(stderr.contains("1 put back to retry"), "{stderr}");
+    let d = store.get_execution_detail(exec.id).await.unwrap();
+    let nap = &d.task_runs[0];
+    let attempts: Vec<_> = nap
+        .attempts
+        .iter()
+        .map(|a| (a.number, a.state, a.reason))
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            (1, AttemptState::Failed, Some(Reason::CrashRecovery)),
+            (2, AttemptState::Succeeded, None)
+        ]
+    );
+    assert_eq!(std::fs::read_to_string(&done).unwrap(), "done\n");
+}
+
 backend_tests!(
+    retry_on_crash_retries_the_attempt_a_crash_cut_off,
     an_outage_of_the_database_leaves_nothing_running,
     the_next_start_kills_tasks_whose_guard_died_with_the_engine,
     two_engines_share_the_work_and_run_nothing_twice,

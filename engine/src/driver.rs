@@ -224,6 +224,11 @@ impl<'w> Driver<'w> {
     fn batch(&mut self, d: &Decision, batch: &mut Batch) -> bool {
         let writes = match d {
             Decision::Abandon { key, to, reason } => vec![self.move_task(key, *to, *reason)],
+            Decision::RetryAfterCrash { key } => {
+                let mut t = self.task_move(key, TaskState::Waiting, Reason::CrashRecovery);
+                t.next_attempt_at = Some(now());
+                vec![Write::MoveTask(t)]
+            }
             Decision::Skip { key, reason } => {
                 vec![self.move_task(key, TaskState::Skipped, *reason)]
             }
@@ -309,6 +314,11 @@ impl<'w> Driver<'w> {
     /// The move of a task run to `to`, from the version the driver holds,
     /// which it counts up: a batch that fails ends driving.
     fn move_task(&mut self, key: &str, to: TaskState, reason: Reason) -> Write {
+        Write::MoveTask(self.task_move(key, to, reason))
+    }
+
+    /// The transition of [`move_task`](Self::move_task).
+    fn task_move(&mut self, key: &str, to: TaskState, reason: Reason) -> TaskTransition {
         let row = self
             .rows
             .get_mut(key)
@@ -316,7 +326,7 @@ impl<'w> Driver<'w> {
         let mut t = TaskTransition::new(row.id, to, row.version);
         t.reason = Some(reason);
         row.version += 1;
-        Write::MoveTask(t)
+        t
     }
 
     fn move_execution(&mut self, transition: ExecutionTransition) -> Write {
@@ -422,10 +432,7 @@ impl<'w> Driver<'w> {
             return;
         }
         for key in runs {
-            let Write::MoveTask(t) = self.move_task(key, TaskState::Cancelled, Reason::Cancelled)
-            else {
-                unreachable!("move_task makes a MoveTask")
-            };
+            let t = self.task_move(key, TaskState::Cancelled, Reason::Cancelled);
             if let Ok(version) = self.ctx.store.transition_task(t).await {
                 self.rows.get_mut(key).expect("a task run").version = version;
             }

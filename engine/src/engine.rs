@@ -50,8 +50,11 @@ impl Engine {
             .node_id
             .clone()
             .unwrap_or_else(|| crate::node::default_node_id(&config.storage));
-        let report = store.recover(&node, now()).await?;
-        let killed = crate::guard::kill_leftovers(&report.failed);
+        let definitions = Arc::<Definitions>::default();
+        let report = recover(store.as_ref(), &definitions, Some(&node)).await?;
+        let mut ended = report.failed.clone();
+        ended.extend(&report.retried);
+        let killed = crate::guard::kill_leftovers(&ended);
         if killed > 0 {
             tracing::warn!(
                 groups = killed,
@@ -63,8 +66,9 @@ impl Engine {
             failed = report.failed.len(),
             requeued = report.requeued.len(),
             queued = report.queued,
-            "recovery: {} RUNNING execution(s) failed with CRASH_RECOVERY, {} finished SUCCEEDED, {} released, {} waiting to run",
+            "recovery: {} RUNNING execution(s) failed with CRASH_RECOVERY, {} put back to retry (retryOnCrash), {} finished SUCCEEDED, {} released, {} waiting to run",
             report.failed.len(),
+            report.retried.len(),
             report.succeeded.len(),
             report.requeued.len(),
             report.queued
@@ -77,7 +81,7 @@ impl Engine {
             config,
             node,
             kill_tx,
-            definitions: Arc::default(),
+            definitions,
             live: Live::default(),
             full: Arc::new(crate::full::Full::new(target)),
         })
@@ -383,10 +387,11 @@ impl Engine {
     }
 
     async fn sweep(&self) {
-        match self.store.recover_expired(now()).await {
-            Ok(r) if !r.failed.is_empty() => tracing::warn!(
+        match recover(self.store.as_ref(), &self.definitions, None).await {
+            Ok(r) if !r.failed.is_empty() || !r.retried.is_empty() => tracing::warn!(
                 failed = r.failed.len(),
-                "sweep failed executions whose lease expired"
+                retried = r.retried.len(),
+                "sweep ended executions whose lease expired"
             ),
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "recovery sweep failed"),
@@ -406,6 +411,26 @@ impl Engine {
             Err(e) => tracing::error!(error = %e, "retention failed"),
         }
     }
+}
+
+/// Recovery for `node` (at start-up) or of expired leases (`None`, the
+/// sweep): the executions whose pinned workflow has a `retryOnCrash` task go
+/// back to the queue, the others end as [`StateStore::recover`] ends them.
+async fn recover(
+    store: &dyn StateStore,
+    definitions: &Definitions,
+    node: Option<&str>,
+) -> Result<RecoveryReport> {
+    let at = now();
+    let mut retry = Vec::new();
+    for exec in store.orphaned(node, at).await? {
+        if let Ok(Ok(workflow)) = definitions.pinned(store, &exec).await {
+            if workflow.retries_on_crash() {
+                retry.push(exec.id);
+            }
+        }
+    }
+    Ok(store.recover_retrying(node, at, retry).await?)
 }
 
 /// The executions this engine's drivers are driving: the leases it renews.

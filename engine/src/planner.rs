@@ -108,6 +108,13 @@ pub enum Decision {
         /// ABANDONED or TASK_REMOVED.
         reason: Reason,
     },
+    /// Move a task run left RUNNING by a crash (its attempt already failed
+    /// by recovery) to WAITING, due now: the task has `retryOnCrash` and
+    /// retries left.
+    RetryAfterCrash {
+        /// The task.
+        key: String,
+    },
     /// Record an ended attempt, its outputs and its task run's move together.
     EndAttempt {
         /// The task.
@@ -170,6 +177,10 @@ impl Snapshot<'_> {
     pub fn apply(&mut self, decision: &Decision) {
         match decision {
             Decision::Abandon { key, to, reason } => self.set(key, *to, Some(*reason), None),
+            // Due at once: with no wake time a WAITING run is ready.
+            Decision::RetryAfterCrash { key } => {
+                self.set(key, TaskState::Waiting, Some(Reason::CrashRecovery), None)
+            }
             Decision::Skip { key, reason } => {
                 self.set(key, TaskState::Skipped, Some(*reason), None)
             }
@@ -359,6 +370,12 @@ pub fn repairs(state: &Snapshot) -> Vec<Decision> {
             let defined = state.workflow.task(key).is_some();
             if run.state != TaskState::Running && (defined || run.state.is_terminal()) {
                 return None;
+            }
+            if let Some(task) = state.workflow.task(key) {
+                // The attempt was failed by recovery; the task retries it.
+                if task.retry_on_crash && run.attempts <= task.retries as i32 {
+                    return Some(Decision::RetryAfterCrash { key: key.clone() });
+                }
             }
             let to = if run.state == TaskState::Pending {
                 TaskState::Skipped
@@ -639,6 +656,7 @@ mod tests {
             timeout_ms: None,
             needs: needs.iter().map(|n| n.to_string()).collect(),
             env: BTreeMap::new(),
+            retry_on_crash: false,
         }
     }
 
@@ -1701,6 +1719,43 @@ mod tests {
             None,
             "the engine shut down and its grace period was over",
         )
+    }
+
+    #[test]
+    fn a_crash_retries_only_tasks_that_ask_for_it() {
+        let resilient = |retries| Task {
+            retry_on_crash: true,
+            ..retrying(t("a", &[]), retries, 1000)
+        };
+        check(vec![
+            case(
+                "retryOnCrash with a retry left: waiting, due now",
+                given(vec![resilient(1)]).run("a", view(Running, None, 1, None)),
+                Event::Resume,
+                vec![
+                    Decision::RetryAfterCrash { key: "a".into() },
+                    start("a", &[]),
+                ],
+            ),
+            case(
+                "retryOnCrash without retries left: abandoned, the execution fails",
+                given(vec![resilient(0)]).run("a", view(Running, None, 1, None)),
+                Event::Resume,
+                vec![
+                    abandon("a", Failed, Reason::Abandoned),
+                    task_failed("failed tasks: a (ABANDONED)"),
+                ],
+            ),
+            case(
+                "without retryOnCrash: abandoned although retries are left",
+                given(vec![retrying(t("a", &[]), 3, 1000)]).run("a", view(Running, None, 1, None)),
+                Event::Resume,
+                vec![
+                    abandon("a", Failed, Reason::Abandoned),
+                    task_failed("failed tasks: a (ABANDONED)"),
+                ],
+            ),
+        ]);
     }
 
     #[test]

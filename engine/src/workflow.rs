@@ -52,6 +52,8 @@ struct RawTask {
     needs: Vec<String>,
     #[serde(default)]
     env: BTreeMap<String, serde_yaml_ng::Value>,
+    #[serde(default)]
+    retry_on_crash: bool,
 }
 
 /// A validated workflow.
@@ -84,6 +86,12 @@ pub struct Task {
     pub needs: Vec<String>,
     /// Extra environment variables.
     pub env: BTreeMap<String, String>,
+    /// Whether an attempt cut off by a crash of its engine (or an expired
+    /// lease) counts as a failed attempt, retried while retries remain,
+    /// instead of failing the execution with CRASH_RECOVERY. Stored only
+    /// when set, so definitions without it keep their versions.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retry_on_crash: bool,
 }
 
 impl Task {
@@ -100,6 +108,11 @@ impl Task {
 }
 
 impl Workflow {
+    /// Whether any task retries an attempt cut off by a crash.
+    pub fn retries_on_crash(&self) -> bool {
+        self.tasks.iter().any(|t| t.retry_on_crash)
+    }
+
     /// Reads and validates a workflow file. A file over [`yaml::MAX_FILE_BYTES`] is
     /// refused from its size, before it is read.
     pub fn from_file(path: &Path) -> Result<Self> {
@@ -294,6 +307,7 @@ fn validate_task(t: &RawTask, known: &HashSet<&str>) -> Checked<Task> {
         timeout_ms: timeout.map(|d| d.as_millis() as u64),
         needs: t.needs.clone(),
         env,
+        retry_on_crash: t.retry_on_crash,
     })
 }
 
@@ -695,6 +709,7 @@ mod tests {
             timeout_ms: None,
             needs,
             env: BTreeMap::new(),
+            retry_on_crash: false,
         }
     }
 

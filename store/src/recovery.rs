@@ -69,14 +69,15 @@ pub(crate) async fn recover(
     pool: &Pool,
     node_id: Option<&str>,
     now: DateTime<Utc>,
+    retry: Vec<Uuid>,
 ) -> Result<RecoveryReport> {
     let now = truncate_micros(now);
     let backend = pool.backend();
     let node = node_id.map(str::to_owned);
     let report = pool
         .write(move |tx| {
-            let node = node.clone();
-            Box::pin(async move { recover_in(tx, backend, node.as_deref(), now).await })
+            let (node, retry) = (node.clone(), retry.clone());
+            Box::pin(async move { recover_in(tx, backend, node.as_deref(), now, &retry).await })
         })
         .await?;
     for id in &report.failed {
@@ -88,12 +89,32 @@ pub(crate) async fn recover(
     Ok(report)
 }
 
+/// The RUNNING executions recovery for `node_id` would end at `now` (with
+/// `None`, those whose lease expired), oldest first: for a caller that
+/// decides which of them to retry (see [`recover`]'s `retry`).
+pub(crate) async fn orphaned_executions(
+    pool: &Pool,
+    node_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<crate::types::Execution>> {
+    use sea_orm::QueryOrder;
+    Ok(execution::Entity::find()
+        .filter(orphaned(node_id, truncate_micros(now)))
+        .order_by_asc(execution::Column::CreatedAt)
+        .all(pool.connection())
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect())
+}
+
 /// The work of [`recover`] inside its transaction.
 async fn recover_in(
     tx: &DatabaseTransaction,
     backend: &dyn Backend,
     node_id: Option<&str>,
     now: DateTime<Utc>,
+    retry: &[Uuid],
 ) -> Result<RecoveryReport> {
     use execution::Column as C;
     let lock = backend.row_lock_suffix();
@@ -106,7 +127,10 @@ async fn recover_in(
         stmt.sql.push_str(lock);
         stmt
     };
-    let failed: Vec<Uuid> = ids(tx, select_ids(orphaned(node_id, now))).await?;
+    let orphans: Vec<Uuid> = ids(tx, select_ids(orphaned(node_id, now))).await?;
+    // Those whose workflow retries a crashed attempt go back to the queue.
+    let (retried, failed): (Vec<Uuid>, Vec<Uuid>) =
+        orphans.into_iter().partition(|id| retry.contains(id));
     let requeued: Vec<Uuid> = ids(tx, select_ids(requeueable(node_id, now))).await?;
 
     let message = match node_id {
@@ -124,6 +148,10 @@ async fn recover_in(
     for chunk in failed.chunks(ID_CHUNK) {
         fail_chunk(tx, chunk, &message, now, &mut report).await?;
     }
+    for chunk in retried.chunks(ID_CHUNK) {
+        retry_chunk(tx, chunk, &message, now, &mut report).await?;
+    }
+    report.retried = retried;
     for chunk in requeued.chunks(ID_CHUNK) {
         execution::Entity::update_many()
             .col_expr(C::Owner, Expr::val(None::<String>))
@@ -164,6 +192,57 @@ async fn fail_chunk(
         return Ok(());
     }
     fail_executions(tx, &ids, message, now, report).await
+}
+
+/// Puts the RUNNING executions `ids` back in the queue (WAITING, due now,
+/// no owner) after failing their RUNNING attempts with CRASH_RECOVERY; their
+/// task runs stay RUNNING for the next driver, whose planner retries each
+/// task that has `retryOnCrash` and retries left and fails the others.
+async fn retry_chunk(
+    tx: &DatabaseTransaction,
+    ids: &[Uuid],
+    message: &str,
+    now: DateTime<Utc>,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    use execution::Column as C;
+    report.attempts_failed += fail_attempts(tx, ids, message, now).await?;
+    execution::Entity::update_many()
+        .col_expr(C::State, Expr::val(ExecutionState::Waiting))
+        .col_expr(C::Version, Expr::col(C::Version).add(1))
+        .col_expr(C::Owner, Expr::val(None::<String>))
+        .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>))
+        .col_expr(C::WakeAt, Expr::val(now))
+        .col_expr(C::UpdatedAt, Expr::val(now))
+        .filter(C::Id.is_in(ids.iter().copied()))
+        .filter(C::State.eq(ExecutionState::Running))
+        .exec(tx)
+        .await?;
+    Ok(())
+}
+
+/// Fails the RUNNING attempts of the executions `ids` with CRASH_RECOVERY.
+async fn fail_attempts(
+    tx: &DatabaseTransaction,
+    ids: &[Uuid],
+    message: &str,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let their_task_runs = Query::select()
+        .column(task_run::Column::Id)
+        .from(task_run::Entity)
+        .and_where(task_run::Column::ExecutionId.is_in(ids.iter().copied()))
+        .to_owned();
+    Ok(attempt::Entity::update_many()
+        .col_expr(attempt::Column::State, Expr::val(AttemptState::Failed))
+        .col_expr(attempt::Column::Reason, Expr::val(Some(CRASH_RECOVERY)))
+        .col_expr(attempt::Column::Error, Expr::val(Some(message.to_owned())))
+        .col_expr(attempt::Column::FinishedAt, Expr::val(now))
+        .filter(attempt::Column::TaskRunId.in_subquery(their_task_runs))
+        .filter(attempt::Column::State.eq(AttemptState::Running))
+        .exec(tx)
+        .await?
+        .rows_affected)
 }
 
 /// Which of `ids` have no task run in a state other than SUCCEEDED.
@@ -229,21 +308,9 @@ async fn fail_executions(
         .filter(C::State.eq(ExecutionState::Running))
         .exec(tx)
         .await?;
-    let their_task_runs = Query::select()
-        .column(task_run::Column::Id)
-        .from(task_run::Entity)
-        .and_where(task_run::Column::ExecutionId.is_in(ids.clone()))
-        .to_owned();
-    report.attempts_failed += attempt::Entity::update_many()
-        .col_expr(attempt::Column::State, Expr::val(AttemptState::Failed))
-        .col_expr(attempt::Column::Reason, Expr::val(reason))
-        .col_expr(attempt::Column::Error, Expr::val(message))
-        .col_expr(attempt::Column::FinishedAt, Expr::val(now))
-        .filter(attempt::Column::TaskRunId.in_subquery(their_task_runs))
-        .filter(attempt::Column::State.eq(AttemptState::Running))
-        .exec(tx)
-        .await?
-        .rows_affected;
+    let chunk: Vec<Uuid> = ids.clone().collect();
+    report.attempts_failed +=
+        fail_attempts(tx, &chunk, message.as_deref().unwrap_or_default(), now).await?;
     report.task_runs_failed += task_run::Entity::update_many()
         .col_expr(task_run::Column::State, Expr::val(TaskState::Failed))
         .col_expr(task_run::Column::Reason, Expr::val(reason))

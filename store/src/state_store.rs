@@ -152,6 +152,23 @@ pub trait StateStore: StateOps {
     /// executions whose lease expired, whoever held it.
     async fn recover_expired(&self, now: DateTime<Utc>) -> Result<RecoveryReport>;
 
+    /// The RUNNING executions that [`recover`](Self::recover) (with a node)
+    /// or [`recover_expired`](Self::recover_expired) (without) would end at
+    /// `now`, oldest first: for a caller that decides which to retry.
+    async fn orphaned(&self, node_id: Option<&str>, now: DateTime<Utc>) -> Result<Vec<Execution>>;
+
+    /// Like [`recover`](Self::recover) (with a node) or
+    /// [`recover_expired`](Self::recover_expired) (without), except that the
+    /// executions in `retry` go back to the queue, WAITING and due now, with
+    /// their RUNNING attempts failed (CRASH_RECOVERY) and their task runs
+    /// left for the next driver to retry or fail.
+    async fn recover_retrying(
+        &self,
+        node_id: Option<&str>,
+        now: DateTime<Utc>,
+        retry: Vec<Uuid>,
+    ) -> Result<RecoveryReport>;
+
     /// Deletes terminal executions finished before `cutoff`, children by
     /// cascade, in transactions of at most `batch_size` executions: batches
     /// start at 500 and grow while they commit in under 150 ms, and shrink

@@ -563,6 +563,10 @@ pub struct ExecutionDetail {
 pub struct RecoveryReport {
     /// RUNNING executions that became FAILED with reason CRASH_RECOVERY.
     pub failed: Vec<Uuid>,
+    /// RUNNING executions put back in the queue (WAITING, due now) because
+    /// their workflow retries attempts cut off by a crash (`retryOnCrash`);
+    /// their RUNNING attempts were failed with CRASH_RECOVERY.
+    pub retried: Vec<Uuid>,
     /// RUNNING executions whose every task run had SUCCEEDED: finished
     /// SUCCEEDED (their engine died before recording the end).
     pub succeeded: Vec<Uuid>,

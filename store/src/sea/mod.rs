@@ -155,11 +155,24 @@ impl StateStore for SeaStore {
         if node_id.is_empty() {
             return Err(StoreError::InvalidInput("node id is empty".into()));
         }
-        recovery::recover(&self.pool, Some(node_id), now).await
+        recovery::recover(&self.pool, Some(node_id), now, Vec::new()).await
     }
 
     async fn recover_expired(&self, now: DateTime<Utc>) -> Result<RecoveryReport> {
-        recovery::recover(&self.pool, None, now).await
+        recovery::recover(&self.pool, None, now, Vec::new()).await
+    }
+
+    async fn orphaned(&self, node_id: Option<&str>, now: DateTime<Utc>) -> Result<Vec<Execution>> {
+        recovery::orphaned_executions(&self.pool, node_id, now).await
+    }
+
+    async fn recover_retrying(
+        &self,
+        node_id: Option<&str>,
+        now: DateTime<Utc>,
+        retry: Vec<Uuid>,
+    ) -> Result<RecoveryReport> {
+        recovery::recover(&self.pool, node_id, now, retry).await
     }
 
     async fn purge(
