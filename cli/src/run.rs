@@ -121,6 +121,17 @@ async fn print_failures(store: &dyn StateStore, id: Uuid) {
     }
 }
 
+/// Whether the execution has ended. For `run` (`purged_ends`), one purged
+/// by retention or `cleanup` as soon as it ended has too: nothing more
+/// will be written.
+async fn ended(store: &dyn StateStore, id: Uuid, purged_ends: bool) -> CmdResult<bool> {
+    match store.get_execution(id).await {
+        Ok(exec) => Ok(exec.state.is_terminal()),
+        Err(flowstate_store::StoreError::NotFound { .. }) if purged_ends => Ok(true),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Writes log lines to stdout: JSON objects, or `[task] line` (`prefix`,
 /// for `run`) or `time task line`.
 fn print_lines(
@@ -200,14 +211,7 @@ pub async fn follow(
         if !until_done {
             return Ok(());
         }
-        let exec = match store.get_execution(execution_id).await {
-            Ok(exec) => exec,
-            // Purged by retention or `cleanup` as soon as it ended: nothing
-            // more will be written.
-            Err(flowstate_store::StoreError::NotFound { .. }) if prefix => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        if exec.state.is_terminal() {
+        if ended(store, execution_id, prefix).await? {
             // One more read: lines written just before the end.
             let rest = store
                 .read_logs(LogQuery {

@@ -7,14 +7,14 @@
 //! forks a guard: a tiny process, in a group of its own, ignoring the
 //! signals a terminal or a service manager sends, that reads a pipe whose
 //! only writer is the engine. The engine tells it which task groups are
-//! alive (`+pgid` when a task starts, `-pgid` before its leader is reaped, so
-//! the number can never name a reused group). When the engine dies,
-//! whatever the signal, the kernel closes the pipe: the guard reads the end
-//! of the file, sends SIGKILL to every group still listed, and exits.
+//! alive (`+pgid` when a task starts, `-pgid` when it is over). When the
+//! engine dies, whatever the signal, the kernel closes the pipe: the guard
+//! reads the end of the file, sends SIGKILL to every group still listed, and
+//! exits (within its 20 ms nap).
 //!
 //! The guard is forked from a threaded process, so between `fork` and
 //! `_exit` it only calls async-signal-safe functions (`read`, `kill`,
-//! `close`, `signal`, `setpgid`) and allocates nothing: the groups are kept
+//! `close`, `signal`, `setpgid`, `nanosleep`) and allocates nothing: the groups are kept
 //! in a fixed array.
 
 use std::fs::File;
@@ -123,10 +123,17 @@ unsafe fn guard(read_end: RawFd) -> ! {
     // (which a parent may wait to see closed), not its database files.
     let fd = keep_only(read_end);
     let mut groups = [0i32; GROUPS];
-    let mut message = [0u8; 5];
+    // Whole messages are read in bulk, then the guard naps: it wakes at most
+    // 50 times a second, not twice per task (waking per message cost the
+    // engine 14% of its drain rate on 2 cores).
+    let mut buf = [0u8; 5 * 1024];
     let mut have = 0usize;
+    let nap = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 20_000_000,
+    };
     loop {
-        let n = libc::read(fd, message[have..].as_mut_ptr().cast(), 5 - have);
+        let n = libc::read(fd, buf[have..].as_mut_ptr().cast(), buf.len() - have);
         if n < 0 {
             if *libc::__errno_location() == libc::EINTR {
                 continue;
@@ -137,12 +144,17 @@ unsafe fn guard(read_end: RawFd) -> ! {
             break;
         }
         have += n as usize;
-        if have < 5 {
-            continue;
+        let whole = have - have % 5;
+        for m in buf[..whole].chunks_exact(5) {
+            update(
+                &mut groups,
+                m[0],
+                i32::from_le_bytes([m[1], m[2], m[3], m[4]]),
+            );
         }
-        have = 0;
-        let pgid = i32::from_le_bytes([message[1], message[2], message[3], message[4]]);
-        update(&mut groups, message[0], pgid);
+        buf.copy_within(whole..have, 0);
+        have -= whole;
+        libc::nanosleep(&nap, std::ptr::null_mut());
     }
     // The engine is gone: so is every task it left running.
     for &pgid in groups.iter().filter(|&&g| g > 0) {

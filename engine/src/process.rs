@@ -84,13 +84,9 @@ pub enum Outcome {
     StorageFull(u64),
 }
 
-/// Runs `spec`, sending every line to `lines` (which applies back-pressure:
-/// a slow database slows the task's output, never grows memory).
-pub async fn run(
-    spec: Spec,
-    lines: mpsc::Sender<Captured>,
-    mut stop: watch::Receiver<Stop>,
-) -> Outcome {
+/// `sh -c` for `spec`, in a process group of its own, without flowstate's
+/// private settings in its environment.
+fn command(spec: &Spec) -> Command {
     let mut cmd = Command::new("sh");
     for name in PRIVATE_ENV {
         cmd.env_remove(name);
@@ -106,7 +102,17 @@ pub async fn run(
     if let Some(dir) = &spec.workdir {
         cmd.current_dir(dir);
     }
-    let mut child = match cmd.spawn() {
+    cmd
+}
+
+/// Runs `spec`, sending every line to `lines` (which applies back-pressure:
+/// a slow database slows the task's output, never grows memory).
+pub async fn run(
+    spec: Spec,
+    lines: mpsc::Sender<Captured>,
+    mut stop: watch::Receiver<Stop>,
+) -> Outcome {
+    let mut child = match command(&spec).spawn() {
         Ok(c) => c,
         Err(e) => return Outcome::SpawnFailed(format!("cannot start sh: {e}")),
     };
@@ -134,28 +140,28 @@ pub async fn run(
             }
         }
     };
-    let ended = tokio::select! {
-        () = exited(&mut child, pgid) => None,
-        _ = deadline => Some(Outcome::TimedOut),
-        why = stopped => Some(Outcome::Stopped(why)),
+    let (ended, mut status) = tokio::select! {
+        status = child.wait() => (None, Some(status)),
+        _ = deadline => (Some(Outcome::TimedOut), None),
+        why = stopped => (Some(Outcome::Stopped(why)), None),
     };
     if let Some(pgid) = pgid {
         if ended.is_some() {
             kill_group(pgid, libc::SIGTERM);
-            if tokio::time::timeout(TERM_GRACE, exited(&mut child, Some(pgid)))
-                .await
-                .is_err()
-            {
-                kill_group(pgid, libc::SIGKILL);
+            match tokio::time::timeout(TERM_GRACE, child.wait()).await {
+                Ok(s) => status = Some(s),
+                Err(_) => kill_group(pgid, libc::SIGKILL),
             }
         }
         // Whatever the shell left behind in its group would hold the pipes
-        // open (and outlive the attempt): it goes too. The leader is not
-        // reaped yet, so the group id cannot name anybody else's group.
+        // open (and outlive the attempt): it goes too, if there is any.
         kill_group(pgid, libc::SIGKILL);
         crate::guard::forget(pgid);
     }
-    let status = child.wait().await;
+    let status = match status {
+        Some(s) => s,
+        None => child.wait().await,
+    };
     let outcome = ended.unwrap_or_else(|| match status {
         Ok(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
             (Some(code), _) => Outcome::Exited(code),
@@ -169,38 +175,16 @@ pub async fn run(
     outcome
 }
 
-/// Resolves when the shell has exited, without reaping it: its zombie keeps
-/// the process group's id taken until `child.wait()`. Through a pidfd
-/// (Linux 5.3 and later); where there is none, by reaping it after all.
-async fn exited(child: &mut tokio::process::Child, pid: Option<i32>) {
-    if let Some(Ok(fd)) = pid.map(pidfd) {
-        // SAFETY: the AsyncFd owns the OwnedFd, which stays open and the
-        // same descriptor until the AsyncFd is dropped.
-        if let Ok(fd) = unsafe { tokio::io::unix::AsyncFd::register(fd) } {
-            // A pidfd becomes readable once the process has exited.
-            if fd.readable().await.is_ok() {
-                return;
-            }
-        }
-    }
-    let _ = child.wait().await;
-}
-
-fn pidfd(pid: i32) -> std::io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: pidfd_open returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor that nobody else owns.
-    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
-}
-
+/// Signals the task's process group, but only while it has a member: once
+/// its leader is reaped, a group id with no process left could be taken by
+/// someone else's new group, while a group with a member keeps its id.
 fn kill_group(pgid: i32, signal: i32) {
-    // SAFETY: kill(2) with a negative pid signals the process group we created.
+    // SAFETY: kill(2) with a negative pid and signal 0 only checks that the
+    // group exists; then it signals the process group we created.
     unsafe {
-        libc::kill(-pgid, signal);
+        if libc::kill(-pgid, 0) == 0 {
+            libc::kill(-pgid, signal);
+        }
     }
 }
 

@@ -30,7 +30,11 @@
 //! transaction and are retried alike; the lease renewal is not retried here,
 //! the engine renews often. A transaction from [`StateStore::begin`] is the
 //! caller's to commit and to retry. Transitions are one guarded UPDATE each,
-//! checked against the state machine and the caller's version.
+//! checked against the state machine and the caller's version;
+//! [`StateOps::apply_writes`] lands several (an attempt's end with what it
+//! causes) in one transaction. On SQLite the writers of one process queue
+//! in the store before they take the database's single write lock, instead
+//! of sleeping in SQLite's busy handler.
 
 mod backend;
 mod claim;
