@@ -268,17 +268,7 @@ async fn finish_succeeded(
     ids: &[Uuid],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    use execution::Column as C;
-    execution::Entity::update_many()
-        .col_expr(C::State, Expr::val(ExecutionState::Succeeded))
-        .col_expr(C::Version, Expr::col(C::Version).add(1))
-        .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>))
-        .col_expr(C::UpdatedAt, Expr::val(now))
-        .col_expr(C::FinishedAt, Expr::val(now))
-        .filter(C::Id.is_in(ids.iter().copied()))
-        .filter(C::State.eq(ExecutionState::Running))
-        .exec(tx)
-        .await?;
+    end_executions(tx, ids, ExecutionState::Succeeded, None, now).await?;
     for id in ids {
         tracing::info!(execution = %id, "execution finished SUCCEEDED by recovery: every task had succeeded");
     }
@@ -292,58 +282,62 @@ async fn fail_executions(
     now: DateTime<Utc>,
     report: &mut RecoveryReport,
 ) -> Result<()> {
+    end_executions(tx, ids, ExecutionState::Failed, Some(message), now).await?;
+    report.attempts_failed += fail_attempts(tx, ids, message, now).await?;
+    let running = [TaskState::Running];
+    report.task_runs_failed += end_task_runs(tx, ids, &running, TaskState::Failed, now).await?;
+    let queued = [TaskState::Pending, TaskState::Waiting];
+    report.task_runs_skipped += end_task_runs(tx, ids, &queued, TaskState::Skipped, now).await?;
+    Ok(())
+}
+
+/// Ends the RUNNING executions `ids` in `state`: FAILED with CRASH_RECOVERY
+/// and `error`, or SUCCEEDED with neither.
+async fn end_executions(
+    tx: &DatabaseTransaction,
+    ids: &[Uuid],
+    state: ExecutionState,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
     use execution::Column as C;
-    let reason = Some(CRASH_RECOVERY);
-    let message = Some(message.to_owned());
-    let ids = ids.iter().copied();
     execution::Entity::update_many()
-        .col_expr(C::State, Expr::val(ExecutionState::Failed))
-        .col_expr(C::Reason, Expr::val(reason))
-        .col_expr(C::Error, Expr::val(message.clone()))
+        .col_expr(C::State, Expr::val(state))
+        .col_expr(C::Reason, Expr::val(error.map(|_| CRASH_RECOVERY)))
+        .col_expr(C::Error, Expr::val(error.map(str::to_owned)))
         .col_expr(C::Version, Expr::col(C::Version).add(1))
         .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>))
         .col_expr(C::UpdatedAt, Expr::val(now))
         .col_expr(C::FinishedAt, Expr::val(now))
-        .filter(C::Id.is_in(ids.clone()))
+        .filter(C::Id.is_in(ids.iter().copied()))
         .filter(C::State.eq(ExecutionState::Running))
         .exec(tx)
         .await?;
-    let chunk: Vec<Uuid> = ids.clone().collect();
-    report.attempts_failed +=
-        fail_attempts(tx, &chunk, message.as_deref().unwrap_or_default(), now).await?;
-    report.task_runs_failed += task_run::Entity::update_many()
-        .col_expr(task_run::Column::State, Expr::val(TaskState::Failed))
-        .col_expr(task_run::Column::Reason, Expr::val(reason))
-        .col_expr(
-            task_run::Column::Version,
-            Expr::col(task_run::Column::Version).add(1),
-        )
-        .col_expr(task_run::Column::UpdatedAt, Expr::val(now))
-        .col_expr(task_run::Column::FinishedAt, Expr::val(now))
-        .filter(task_run::Column::ExecutionId.is_in(ids.clone()))
-        .filter(task_run::Column::State.eq(TaskState::Running))
-        .exec(tx)
-        .await?
-        .rows_affected;
-    report.task_runs_skipped += task_run::Entity::update_many()
-        .col_expr(task_run::Column::State, Expr::val(TaskState::Skipped))
-        .col_expr(task_run::Column::Reason, Expr::val(reason))
-        .col_expr(
-            task_run::Column::Version,
-            Expr::col(task_run::Column::Version).add(1),
-        )
-        .col_expr(
-            task_run::Column::NextAttemptAt,
-            Expr::val(None::<DateTime<Utc>>),
-        )
-        .col_expr(task_run::Column::UpdatedAt, Expr::val(now))
-        .col_expr(task_run::Column::FinishedAt, Expr::val(now))
-        .filter(task_run::Column::ExecutionId.is_in(ids))
-        .filter(task_run::Column::State.is_in([TaskState::Pending, TaskState::Waiting]))
-        .exec(tx)
-        .await?
-        .rows_affected;
     Ok(())
+}
+
+/// Moves the task runs of the executions `ids` that are in one of `from`
+/// to the terminal `to`, with reason CRASH_RECOVERY; returns how many.
+async fn end_task_runs(
+    tx: &DatabaseTransaction,
+    ids: &[Uuid],
+    from: &[TaskState],
+    to: TaskState,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    use task_run::Column as C;
+    Ok(task_run::Entity::update_many()
+        .col_expr(C::State, Expr::val(to))
+        .col_expr(C::Reason, Expr::val(Some(CRASH_RECOVERY)))
+        .col_expr(C::Version, Expr::col(C::Version).add(1))
+        .col_expr(C::NextAttemptAt, Expr::val(None::<DateTime<Utc>>))
+        .col_expr(C::UpdatedAt, Expr::val(now))
+        .col_expr(C::FinishedAt, Expr::val(now))
+        .filter(C::ExecutionId.is_in(ids.iter().copied()))
+        .filter(C::State.is_in(from.iter().copied()))
+        .exec(tx)
+        .await?
+        .rows_affected)
 }
 
 async fn ids(tx: &DatabaseTransaction, stmt: sea_orm::Statement) -> Result<Vec<Uuid>> {
