@@ -207,15 +207,9 @@ async fn retry_chunk(
 ) -> Result<()> {
     use execution::Column as C;
     report.attempts_failed += fail_attempts(tx, ids, message, now).await?;
-    execution::Entity::update_many()
-        .col_expr(C::State, Expr::val(ExecutionState::Waiting))
-        .col_expr(C::Version, Expr::col(C::Version).add(1))
+    from_running(ids, ExecutionState::Waiting, now)
         .col_expr(C::Owner, Expr::val(None::<String>))
-        .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>))
         .col_expr(C::WakeAt, Expr::val(now))
-        .col_expr(C::UpdatedAt, Expr::val(now))
-        .filter(C::Id.is_in(ids.iter().copied()))
-        .filter(C::State.eq(ExecutionState::Running))
         .exec(tx)
         .await?;
     Ok(())
@@ -301,19 +295,30 @@ async fn end_executions(
     now: DateTime<Utc>,
 ) -> Result<()> {
     use execution::Column as C;
-    execution::Entity::update_many()
-        .col_expr(C::State, Expr::val(state))
+    from_running(ids, state, now)
         .col_expr(C::Reason, Expr::val(error.map(|_| CRASH_RECOVERY)))
         .col_expr(C::Error, Expr::val(error.map(str::to_owned)))
-        .col_expr(C::Version, Expr::col(C::Version).add(1))
-        .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>))
-        .col_expr(C::UpdatedAt, Expr::val(now))
         .col_expr(C::FinishedAt, Expr::val(now))
-        .filter(C::Id.is_in(ids.iter().copied()))
-        .filter(C::State.eq(ExecutionState::Running))
         .exec(tx)
         .await?;
     Ok(())
+}
+
+/// The UPDATE that moves those of the executions `ids` still RUNNING to
+/// `to` at `now`, lease cleared; callers add what else the move sets.
+fn from_running(
+    ids: &[Uuid],
+    to: ExecutionState,
+    now: DateTime<Utc>,
+) -> sea_orm::UpdateMany<execution::Entity> {
+    use execution::Column as C;
+    execution::Entity::update_many()
+        .col_expr(C::State, Expr::val(to))
+        .col_expr(C::Version, Expr::col(C::Version).add(1))
+        .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>))
+        .col_expr(C::UpdatedAt, Expr::val(now))
+        .filter(C::Id.is_in(ids.iter().copied()))
+        .filter(C::State.eq(ExecutionState::Running))
 }
 
 /// Moves the task runs of the executions `ids` that are in one of `from`
