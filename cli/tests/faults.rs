@@ -10,7 +10,7 @@
 use flowstate_store::query::ExecutionQuery;
 use flowstate_store::types::{ExecutionState, TaskState};
 use flowstate_store::{StateOps, StateStore};
-use flowstate_tests::{backend_tests, query_count, query_strings, Backend, TestDb};
+use flowstate_tests::{backend_tests, procs, query_count, query_strings, Backend, TestDb};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -41,33 +41,13 @@ fn serve(config: &Path, mark: &str) -> Child {
 
 /// Live (not zombie) processes carrying `mark`, engines excluded.
 fn marked_tasks(mark: &str) -> Vec<i32> {
-    let needle = format!("FAULT_SUITE_MARK={mark}");
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some((head, rest)) = stat.rsplit_once(") ") else {
-            continue;
-        };
-        if rest.starts_with('Z') || head.contains("(flowstate") {
-            continue;
-        }
-        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
-            continue;
-        };
-        if environ.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
-            found.push(pid);
-        }
-    }
-    found
+    let var = format!("FAULT_SUITE_MARK={mark}");
+    procs::all()
+        .into_iter()
+        .filter(|p| p.state != 'Z' && !p.comm.starts_with("flowstate"))
+        .filter(|p| procs::has_env(p.pid, &var))
+        .map(|p| p.pid)
+        .collect()
 }
 
 fn config(db: &TestDb, dir: &Path, node: &str, lease: u64) -> std::path::PathBuf {
@@ -146,7 +126,11 @@ async fn sigkill_loop_leaves_consistent_records_and_no_orphans(db: TestDb) {
         loop {
             let left: Vec<i32> = marked_tasks(&mark)
                 .into_iter()
-                .filter(|&p| !running.iter().any(|c| is_descendant(p, c.id())))
+                .filter(|&p| {
+                    !running
+                        .iter()
+                        .any(|c| procs::descends_from(p, c.id() as i32))
+                })
                 .collect();
             if left.is_empty() {
                 break;
@@ -171,31 +155,6 @@ async fn sigkill_loop_leaves_consistent_records_and_no_orphans(db: TestDb) {
     }
     assert_eq!(orphans_seen, 0, "task processes outlived their engine");
     check_records(&db, &effects).await;
-}
-
-/// Whether `pid` descends from `ancestor` (a task of a live engine).
-fn is_descendant(pid: i32, ancestor: u32) -> bool {
-    let mut p = pid;
-    for _ in 0..64 {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
-            return false;
-        };
-        let Some(ppid) = stat
-            .rsplit_once(") ")
-            .and_then(|(_, rest)| rest.split(' ').nth(1))
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            return false;
-        };
-        if ppid as u32 == ancestor {
-            return true;
-        }
-        if ppid <= 1 {
-            return false;
-        }
-        p = ppid;
-    }
-    false
 }
 
 /// Every execution terminal, nothing unfinished under one, attempts

@@ -5,7 +5,8 @@
 use flowstate_store::query::ExecutionQuery;
 use flowstate_store::types::{AttemptState, ExecutionState, Reason, TaskState};
 use flowstate_store::{StateOps, StateStore};
-use flowstate_tests::{backend_tests, Backend, TestDb};
+use flowstate_tests::procs::alive;
+use flowstate_tests::{backend_tests, procs, Backend, TestDb};
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -215,17 +216,6 @@ async fn a_killed_engine_is_recovered_by_the_next_start(db: TestDb) {
     assert_eq!(nap.attempts[0].reason, Some(Reason::CrashRecovery));
 }
 
-/// Whether process `pid` exists and is not a zombie.
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the command name in parentheses.
-        Ok(stat) => stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
 /// Waits until `file` exists and is not empty.
 async fn wait_for_file(file: &Path, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -389,21 +379,11 @@ async fn a_second_signal_ends_the_grace_at_once(db: TestDb) {
 
 /// The children of `parent` whose command name is `comm`.
 fn children(parent: u32, comm: &str) -> Vec<i32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some((head, rest)) = stat.rsplit_once(") ") else {
-            continue;
-        };
-        let name = head.split_once(" (").map_or("", |(_, n)| n);
-        let ppid = rest.split(' ').nth(1).and_then(|p| p.parse::<u32>().ok());
-        if name == comm && ppid == Some(parent) {
-            found.push(head.split(' ').next().unwrap().parse().unwrap());
-        }
-    }
-    found
+    procs::all()
+        .into_iter()
+        .filter(|p| p.comm == comm && p.ppid == parent as i32)
+        .map(|p| p.pid)
+        .collect()
 }
 
 async fn the_next_start_kills_tasks_whose_guard_died_with_the_engine(db: TestDb) {

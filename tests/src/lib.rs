@@ -391,3 +391,76 @@ pub async fn index_names(db: &DatabaseConnection) -> Vec<String> {
     names.sort();
     names
 }
+
+/// Processes of this machine as `/proc` shows them, for tests of what an
+/// engine leaves running (Linux only).
+pub mod procs {
+    /// One line of `/proc/PID/stat`, the fields the tests need.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Stat {
+        /// The process id.
+        pub pid: i32,
+        /// Its command name (15 characters at most).
+        pub comm: String,
+        /// Its state letter (`Z` for a zombie).
+        pub state: char,
+        /// Its parent's id.
+        pub ppid: i32,
+    }
+
+    /// The stat line of `pid`, if the process exists.
+    pub fn stat(pid: i32) -> Option<Stat> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name is in parentheses and may hold spaces.
+        let (head, rest) = text.rsplit_once(") ")?;
+        let (_, comm) = head.split_once(" (")?;
+        let mut fields = rest.split(' ');
+        let state = fields.next()?.chars().next()?;
+        let ppid = fields.next()?.parse().ok()?;
+        Some(Stat {
+            pid,
+            comm: comm.to_owned(),
+            state,
+            ppid,
+        })
+    }
+
+    /// Every process, zombies included.
+    pub fn all() -> Vec<Stat> {
+        std::fs::read_dir("/proc")
+            .map(|dir| {
+                dir.flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                    .filter_map(stat)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether `pid` exists and is not a zombie.
+    pub fn alive(pid: i32) -> bool {
+        stat(pid).is_some_and(|s| s.state != 'Z')
+    }
+
+    /// Whether `pid`'s environment holds `var` (`NAME=value`), as it was
+    /// when the process started.
+    pub fn has_env(pid: i32, var: &str) -> bool {
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == var.as_bytes()))
+    }
+
+    /// Whether `pid` descends from `ancestor`.
+    pub fn descends_from(pid: i32, ancestor: i32) -> bool {
+        let mut p = pid;
+        while let Some(s) = stat(p) {
+            if s.ppid == ancestor {
+                return true;
+            }
+            if s.ppid <= 1 {
+                return false;
+            }
+            p = s.ppid;
+        }
+        false
+    }
+}
