@@ -4,7 +4,7 @@ use crate::args::{self, Sort};
 use crate::output;
 use crate::{CmdResult, Failure, Globals};
 use flowstate_engine::Engine;
-use flowstate_store::query::{ExecutionQuery, SortOrder, WorkflowQuery};
+use flowstate_store::query::{ExecutionQuery, SortOrder};
 use flowstate_store::text::{escape_controls, shown};
 use flowstate_store::types::ExecutionState;
 use flowstate_store::StateStore;
@@ -82,7 +82,10 @@ pub async fn command(g: &Globals, c: ExecutionCommand) -> CmdResult {
     if let ExecutionCommand::List(a) = &c {
         a.query(None).validate()?;
     }
-    let store = g.existing_store().await?;
+    let store = match &c {
+        ExecutionCommand::Cancel { .. } => g.existing_store().await?,
+        _ => g.reader().await?,
+    };
     match c {
         ExecutionCommand::List(a) => list(g, store.as_ref(), a).await,
         ExecutionCommand::Inspect { id } => inspect(g, store.as_ref(), id).await,
@@ -129,21 +132,11 @@ pub async fn workflow_names(
     store: &dyn StateStore,
     ids: impl IntoIterator<Item = Uuid>,
 ) -> CmdResult<HashMap<Uuid, String>> {
-    let mut ids: Vec<Uuid> = ids.into_iter().collect();
-    ids.sort();
-    ids.dedup();
+    let ids: Vec<Uuid> = ids.into_iter().collect();
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let page = store
-        .list_workflows(WorkflowQuery {
-            ids: ids.clone(),
-            include_deleted: true,
-            limit: Some(ids.len().clamp(1, 1000) as u64),
-            ..Default::default()
-        })
-        .await?;
-    Ok(page.items.into_iter().map(|w| (w.id, w.name)).collect())
+    Ok(store.workflow_names(ids).await?)
 }
 
 impl ListArgs {

@@ -115,7 +115,8 @@ pub async fn command(g: &Globals, c: WorkflowCommand) -> CmdResult {
     };
     let store = match &c {
         WorkflowCommand::Register { .. } => g.store().await?,
-        _ => g.existing_store().await?,
+        WorkflowCommand::Delete { .. } => g.existing_store().await?,
+        _ => g.reader().await?,
     };
     let store = store.as_ref();
     match (c, parsed) {

@@ -59,6 +59,8 @@ pub use claim::claim_statement;
 pub use claim::MAX_CLAIM;
 pub use config::{StorageConfig, StorageType};
 pub use error::{Result, StoreError};
+#[cfg(feature = "diagnostics")]
+pub use recovery::recovery_statements;
 pub use recovery::CRASH_RECOVERY;
 pub use retention::MAX_BATCH;
 pub use sea::{SeaStore, SeaTransaction};
@@ -81,6 +83,12 @@ pub fn truncate_micros(t: DateTime<Utc>) -> DateTime<Utc> {
 /// creating the SQLite file and the schema when missing (as configured).
 pub async fn open(config: &StorageConfig) -> Result<Arc<dyn StateStore>> {
     Ok(Arc::new(SeaStore::open(config).await?))
+}
+
+/// Opens a store that must already exist for a command that only reads: one
+/// connection, one query to check the schema (see [`SeaStore::open_reader`]).
+pub async fn open_reader(config: &StorageConfig) -> Result<Arc<dyn StateStore>> {
+    Ok(Arc::new(SeaStore::open_reader(config).await?))
 }
 
 /// Opens a store that must already exist; creates nothing (see

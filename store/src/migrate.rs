@@ -8,7 +8,7 @@ use crate::error::{Result, StoreError};
 use crate::sea::write;
 pub use flowstate_migration::{known_versions, AppliedMigration, MigrationStatus};
 use flowstate_migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, Statement};
 
 /// Applied, pending and unknown migrations of a database, read through a
 /// connection or a transaction. Writes nothing.
@@ -17,6 +17,28 @@ where
     C: Into<sea_orm::DatabaseExecutor<'c>> + Copy,
 {
     Ok(flowstate_migration::status(db).await?)
+}
+
+/// Whether the database records exactly this build's migrations, asked with
+/// one query: the reader's check ([`Access::Read`]), where opening is most of
+/// a command's time. `false` for anything else, a missing migration table
+/// included; [`ensure_current`] then says what differs.
+pub(crate) async fn is_current(db: &DatabaseConnection) -> bool {
+    let sql = format!("SELECT version FROM {}", Migrator::migration_table_name());
+    let Ok(rows) = db
+        .query_all_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+    else {
+        return false;
+    };
+    let mut recorded: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r.try_get_by_index(0).ok())
+        .collect();
+    recorded.sort();
+    let mut known = known_versions();
+    known.sort();
+    recorded == known
 }
 
 /// Makes sure the schema matches this build before anything else touches it.
@@ -47,7 +69,7 @@ async fn ensure_migrated(
     if status.pending.is_empty() {
         return Ok(());
     }
-    if status.applied.is_empty() && access == Access::Existing {
+    if status.applied.is_empty() && access != Access::Create {
         return Err(StoreError::NoDatabase {
             target: target.to_owned(),
             hint: "it has no flowstate schema; create it with `flowstate migrate up`, or check --config"

@@ -1,6 +1,7 @@
 //! The SeaORM implementation of the store, one for every backend.
 
 pub(crate) mod db;
+mod group;
 mod ops;
 pub(crate) mod write;
 
@@ -38,13 +39,22 @@ impl SeaStore {
         Self::open_with(config, Access::Existing).await
     }
 
+    /// Opens an existing database for a command that only reads: one
+    /// connection and one query to check the schema version, instead of the
+    /// pool, the migration status and the catalogue check of
+    /// [`open_existing`](Self::open_existing), which it falls back to when the
+    /// versions differ. A table dropped by hand then shows as the failing
+    /// query's error rather than at opening.
+    pub async fn open_reader(config: &StorageConfig) -> Result<Self> {
+        Self::open_with(config, Access::Read).await
+    }
+
     async fn open_with(config: &StorageConfig, access: Access) -> Result<Self> {
         // Without autoMigrate nothing may be created: not even the file,
         // which would only fail the schema check next time.
-        let file_access = if config.auto_migrate {
-            access
-        } else {
-            Access::Existing
+        let file_access = match access {
+            Access::Create if !config.auto_migrate => Access::Existing,
+            other => other,
         };
         let db = crate::connect::connect_within(
             config,
@@ -54,6 +64,9 @@ impl SeaStore {
         .await?;
         let target = config.display_target();
         let busy = Duration::from_millis(config.sqlite.busy_timeout_ms);
+        if access == Access::Read && migrate::is_current(&db).await {
+            return Ok(Self::wrap(db, busy));
+        }
         match Self::check(db.clone(), config.auto_migrate, access, &target, busy).await {
             Ok(store) => Ok(store),
             Err(e) => {
@@ -85,15 +98,20 @@ impl SeaStore {
         busy: Duration,
     ) -> Result<Self> {
         migrate::ensure_current(&db, auto_migrate, access, target).await?;
+        Ok(Self::wrap(db, busy))
+    }
+
+    /// The store over a pool whose schema was checked.
+    fn wrap(db: DatabaseConnection, busy: Duration) -> Self {
         let kind = match db.get_database_backend() {
             sea_orm::DbBackend::Sqlite => StorageType::Sqlite,
             sea_orm::DbBackend::Postgres => StorageType::Postgres,
             _ => StorageType::Mysql,
         };
-        Ok(SeaStore {
+        SeaStore {
             pool: Pool::new(db, busy),
             kind,
-        })
+        }
     }
 
     /// The underlying pool, for tools that need raw SQL (EXPLAIN, benchmarks).

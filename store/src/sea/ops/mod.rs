@@ -19,6 +19,7 @@ use crate::text::shown;
 use crate::types::*;
 use async_trait::async_trait;
 use serde_json::Value;
+use std::collections::HashMap;
 use uuid::Uuid;
 
 #[async_trait]
@@ -37,6 +38,10 @@ impl<T: HasDb> crate::StateOps for T {
 
     async fn list_workflows(&self, q: WorkflowQuery) -> Result<Page<Workflow>> {
         workflows::list(self.db(), q).await
+    }
+
+    async fn workflow_names(&self, ids: Vec<Uuid>) -> Result<HashMap<Uuid, String>> {
+        workflows::names(self.db(), ids).await
     }
 
     async fn delete_workflow(&self, id: Uuid, hard: bool) -> Result<()> {

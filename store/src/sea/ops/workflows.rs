@@ -13,6 +13,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
 };
+use std::collections::HashMap;
 use uuid::Uuid;
 
 // --- queries ---
@@ -53,6 +54,25 @@ pub(super) async fn list<D: Db>(db: &D, q: WorkflowQuery) -> Result<Page<Workflo
         offset,
         next_cursor: None,
     })
+}
+
+pub(super) async fn names<D: Db>(db: &D, mut ids: Vec<Uuid>) -> Result<HashMap<Uuid, String>> {
+    ids.sort();
+    ids.dedup();
+    let mut names = HashMap::with_capacity(ids.len());
+    // Chunks keep the IN list under every backend's parameter limit.
+    for chunk in ids.chunks(1000) {
+        let rows: Vec<(Uuid, String)> = workflow::Entity::find()
+            .select_only()
+            .column(workflow::Column::Id)
+            .column(workflow::Column::Name)
+            .filter(workflow::Column::Id.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(&db.exec())
+            .await?;
+        names.extend(rows);
+    }
+    Ok(names)
 }
 
 pub(super) async fn get_version<D: Db>(
