@@ -134,13 +134,25 @@ async fn ended(store: &dyn StateStore, id: Uuid, purged_ends: bool) -> CmdResult
 
 /// Writes log lines to stdout: JSON objects, or `[task] line` (`prefix`,
 /// for `run`) or `time task line`.
+/// Log lines read per query: larger pages are fewer round trips, and memory
+/// stays flat (a page of 5,000 typical lines is about 1 MiB). Reading the
+/// next page while printing one was tried: slower (3.4 s against 3.0 s for
+/// 1M lines), as both halves compete for the same two cores.
+const LOG_PAGE: u64 = 5_000;
+
 fn print_lines(
     lines: &[flowstate_store::types::LogLine],
     keys: &HashMap<Uuid, String>,
     json: bool,
     prefix: bool,
 ) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
+    // Rust's stdout writes at every newline, even into a pipe or a file:
+    // one system call per line made `execution logs` of 100k lines take
+    // 1.19 s against sqlite3's 0.12 s (issue 13). A page goes out in
+    // large writes instead, flushed before the next page is read, so
+    // `--follow` shows each page as soon as it is read.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let mut stamp = (i64::MIN, String::new());
     for l in lines {
         let key = l.task_run_id.and_then(|t| keys.get(&t)).map(String::as_str);
         if json {
@@ -150,7 +162,11 @@ fn print_lines(
         if prefix {
             write!(out, "[{}] ", key.unwrap_or("-"))?;
         } else {
-            write!(out, "{} {} ", output::local(Some(l.ts)), key.unwrap_or("-"))?;
+            // Shown to the second: lines of one second share the text.
+            if l.ts.timestamp() != stamp.0 {
+                stamp = (l.ts.timestamp(), output::local(Some(l.ts)));
+            }
+            write!(out, "{} {} ", stamp.1, key.unwrap_or("-"))?;
         }
         if l.stream != LogStream::Stdout {
             write!(out, "({}) ", l.stream)?;
@@ -158,6 +174,27 @@ fn print_lines(
         writeln!(out, "{}", l.line)?;
     }
     out.flush()
+}
+
+/// Reads the task keys again when `lines` name a task run not yet known.
+async fn refresh_keys(
+    store: &dyn StateStore,
+    execution_id: Uuid,
+    lines: &[flowstate_store::types::LogLine],
+    keys: &mut HashMap<Uuid, String>,
+) -> CmdResult {
+    if lines
+        .iter()
+        .any(|l| l.task_run_id.is_some_and(|t| !keys.contains_key(&t)))
+    {
+        *keys = store
+            .list_task_runs(execution_id)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r.task_key))
+            .collect();
+    }
+    Ok(())
 }
 
 /// Prints an execution's log lines from the start; with `until_done`, keeps
@@ -174,38 +211,30 @@ pub async fn follow(
     let started = Instant::now();
     let mut keys: HashMap<Uuid, String> = HashMap::new();
     let mut after = None;
+    let page = |after_id| {
+        store.read_logs(LogQuery {
+            execution_id,
+            task_run_id,
+            after_id,
+            limit: Some(LOG_PAGE),
+        })
+    };
     loop {
-        let lines = store
-            .read_logs(LogQuery {
-                execution_id,
-                task_run_id,
-                after_id: after,
-                limit: Some(1000),
-            })
-            .await?;
-        if lines
-            .iter()
-            .any(|l| l.task_run_id.is_some_and(|t| !keys.contains_key(&t)))
-        {
-            keys = store
-                .list_task_runs(execution_id)
-                .await?
-                .into_iter()
-                .map(|r| (r.id, r.task_key))
-                .collect();
-        }
+        let lines = page(after).await?;
+        refresh_keys(store, execution_id, &lines, &mut keys).await?;
         if progress && !lines.is_empty() {
             err!("\r\x1b[K");
         }
-        match print_lines(&lines, &keys, json, prefix) {
+        let full = lines.len() as u64 == LOG_PAGE;
+        after = lines.last().map(|l| l.id).or(after);
+        let printed = print_lines(&lines, &keys, json, prefix);
+        match printed {
             Ok(()) => {}
             // The reader went away (a closed pipe): stop quietly.
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
             Err(e) => return Err(Failure::runtime(format!("cannot write the logs: {e}"))),
         }
-        let got = lines.len();
-        after = lines.last().map(|l| l.id).or(after);
-        if got == 1000 {
+        if full {
             continue;
         }
         if !until_done {

@@ -1,5 +1,7 @@
 //! MySQL and MariaDB: InnoDB row locks with SKIP LOCKED (MySQL 8, MariaDB
-//! 10.6); deadlocks and lock wait timeouts are retried.
+//! 10.6); deadlocks and lock wait timeouts are retried. Log pages are read
+//! row by row: MariaDB's JSON_ARRAYAGG is cut at `group_concat_max_len`
+//! (1 MiB by default), which a page of long lines passes.
 
 use super::Backend;
 use sea_orm::{IsolationLevel, TransactionOptions};

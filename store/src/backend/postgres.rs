@@ -34,6 +34,10 @@ impl Backend for Postgres {
         matches!(code, "40001" | "40P01" | "55P03")
     }
 
+    fn logs_as_json(&self) -> Option<&'static str> {
+        Some("json_agg(json_build_array(id, task_run_id, attempt, ts, stream, line))::text")
+    }
+
     fn columns_query(&self) -> &'static str {
         // The catalogue itself: information_schema.columns checks privileges
         // row by row and took 5.5 ms on an empty database, pg_attribute 0.5 ms.

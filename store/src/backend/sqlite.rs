@@ -36,6 +36,11 @@ impl Backend for Sqlite {
         // The IMMEDIATE transaction already holds the only write lock.
     }
 
+    fn logs_as_json(&self) -> Option<&'static str> {
+        // Ids are blobs here: hex, and '' for NULL.
+        Some("json_group_array(json_array(id, lower(hex(task_run_id)), attempt, ts, stream, line))")
+    }
+
     fn row_lock_suffix(&self) -> &'static str {
         ""
     }
