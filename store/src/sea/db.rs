@@ -4,11 +4,13 @@
 //! join. Each type holds only what it can be, so no operation has to handle
 //! the other case.
 
+use super::group::Group;
 use super::write::{self, Gate, TxFuture};
 use crate::backend::{self, Backend};
 use crate::error::Result;
 use sea_orm::{DatabaseConnection, DatabaseExecutor, DatabaseTransaction};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OwnedMutexGuard;
 
@@ -28,8 +30,8 @@ pub(crate) trait Db: Send + Sync {
     /// failures like [`write`](Self::write); in a transaction it runs there.
     fn single<T, F>(&self, f: F) -> impl Future<Output = Result<T>> + Send
     where
-        T: Send,
-        F: for<'c> Fn(DatabaseExecutor<'c>) -> TxFuture<'c, T> + Send + Sync;
+        T: Send + 'static,
+        F: for<'c> Fn(DatabaseExecutor<'c>) -> TxFuture<'c, T> + Send + Sync + 'static;
 
     /// Runs `f` in a write transaction. On the pool that is a fresh one from
     /// the runner ([`write::transaction`]): committed when `f` succeeds,
@@ -38,8 +40,8 @@ pub(crate) trait Db: Send + Sync {
     /// once: the caller holding it commits, rolls back and retries.
     fn write<T, F>(&self, f: F) -> impl Future<Output = Result<T>> + Send
     where
-        T: Send,
-        F: for<'c> Fn(&'c DatabaseTransaction) -> TxFuture<'c, T> + Send + Sync;
+        T: Send + 'static,
+        F: for<'c> Fn(&'c DatabaseTransaction) -> TxFuture<'c, T> + Send + Sync + 'static;
 }
 
 /// Anything whose operations run on a [`Db`]: the store on its [`Pool`], a
@@ -57,6 +59,8 @@ pub(crate) struct Pool {
     db: DatabaseConnection,
     backend: &'static dyn Backend,
     gate: Gate,
+    /// Group commit, on a backend with one write lock (SQLite).
+    group: Option<Group>,
 }
 
 impl Pool {
@@ -64,7 +68,15 @@ impl Pool {
     pub(crate) fn new(db: DatabaseConnection, busy: Duration) -> Self {
         let backend = backend::for_backend(db.get_database_backend());
         let gate = Gate::for_backend(backend, busy);
-        Pool { db, backend, gate }
+        let group = gate
+            .turn()
+            .map(|(turn, wait)| Group::new(db.clone(), backend, turn, wait));
+        Pool {
+            db,
+            backend,
+            gate,
+            group,
+        }
     }
 
     /// The SeaORM pool, for reads outside [`Db`] and raw SQL.
@@ -100,22 +112,34 @@ impl Db for Pool {
 
     async fn single<T, F>(&self, f: F) -> Result<T>
     where
-        T: Send,
-        F: for<'c> Fn(DatabaseExecutor<'c>) -> TxFuture<'c, T> + Send + Sync,
+        T: Send + 'static,
+        F: for<'c> Fn(DatabaseExecutor<'c>) -> TxFuture<'c, T> + Send + Sync + 'static,
     {
-        write::retry_transient(self.backend, || async {
-            let _turn = self.gate.enter().await;
-            f(self.exec()).await
+        let Some(group) = &self.group else {
+            return write::retry_transient(self.backend, || f(self.exec())).await;
+        };
+        let f = Arc::new(f);
+        write::retry_transient(self.backend, || {
+            let f = f.clone();
+            group.single(move |c| f(c))
         })
         .await
     }
 
     async fn write<T, F>(&self, f: F) -> Result<T>
     where
-        T: Send,
-        F: for<'c> Fn(&'c DatabaseTransaction) -> TxFuture<'c, T> + Send + Sync,
+        T: Send + 'static,
+        F: for<'c> Fn(&'c DatabaseTransaction) -> TxFuture<'c, T> + Send + Sync + 'static,
     {
-        write::transaction(&self.db, self.backend, &self.gate, f).await
+        let Some(group) = &self.group else {
+            return write::transaction(&self.db, self.backend, &self.gate, f).await;
+        };
+        let f = Arc::new(f);
+        write::retry_transient(self.backend, || {
+            let f = f.clone();
+            group.unit(move |tx| f(tx))
+        })
+        .await
     }
 }
 
@@ -151,16 +175,16 @@ impl Db for Tx {
 
     async fn single<T, F>(&self, f: F) -> Result<T>
     where
-        T: Send,
-        F: for<'c> Fn(DatabaseExecutor<'c>) -> TxFuture<'c, T> + Send + Sync,
+        T: Send + 'static,
+        F: for<'c> Fn(DatabaseExecutor<'c>) -> TxFuture<'c, T> + Send + Sync + 'static,
     {
         f(self.exec()).await
     }
 
     async fn write<T, F>(&self, f: F) -> Result<T>
     where
-        T: Send,
-        F: for<'c> Fn(&'c DatabaseTransaction) -> TxFuture<'c, T> + Send + Sync,
+        T: Send + 'static,
+        F: for<'c> Fn(&'c DatabaseTransaction) -> TxFuture<'c, T> + Send + Sync + 'static,
     {
         f(&self.tx).await
     }

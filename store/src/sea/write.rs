@@ -79,6 +79,12 @@ impl Gate {
         Gate(backend.one_writer().then(|| (Arc::default(), wait)))
     }
 
+    /// The write turn and how long a writer waits for it, on a backend
+    /// with one write lock: what group commit shares with [`enter`](Self::enter).
+    pub(crate) fn turn(&self) -> Option<(Arc<Mutex<()>>, Duration)> {
+        self.0.clone()
+    }
+
     /// Waits for this writer's turn; the turn lasts as long as the guard.
     pub(crate) async fn enter(&self) -> Option<OwnedMutexGuard<()>> {
         let (queue, wait) = self.0.as_ref()?;
