@@ -549,11 +549,12 @@ fn migrate_commands_share_the_ops_code() {
         serde_json::json!([
             "m20261129_000001_list_and_claim_indexes",
             "m20261129_120000_exact_names",
-            "m20261129_130000_workflow_versions"
+            "m20261129_130000_workflow_versions",
+            "m20261129_140000_recovery_indexes"
         ])
     );
     let up = env.ok(&["migrate", "up"]);
-    assert!(up.contains("applied 3 migration(s)"), "{up}");
+    assert!(up.contains("applied 4 migration(s)"), "{up}");
     let s = env.json(&["migrate", "status"]);
     assert_eq!(
         s["applied"][0]["version"],

@@ -53,7 +53,8 @@ async fn up_status_down_by_url_and_by_config(db: TestDb) {
                 "m20261125_000001_initial_schema",
                 "m20261129_000001_list_and_claim_indexes",
                 "m20261129_120000_exact_names",
-                "m20261129_130000_workflow_versions"
+                "m20261129_130000_workflow_versions",
+                "m20261129_140000_recovery_indexes"
             ])
         );
     }
@@ -61,7 +62,7 @@ async fn up_status_down_by_url_and_by_config(db: TestDb) {
     let out = migrate(&["--database-url", url, "up"], &[]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("applied 4 migration(s)"), "{stdout}");
+    assert!(stdout.contains("applied 5 migration(s)"), "{stdout}");
 
     // The same database through a config file.
     let dir = tempfile::tempdir().unwrap();
@@ -98,10 +99,10 @@ async fn up_status_down_by_url_and_by_config(db: TestDb) {
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("rolled back 1 migration(s)"), "{stdout}");
     let one = status(&["--database-url", url, "status", "--json"]);
-    assert_eq!(one["applied"].as_array().unwrap().len(), 3);
+    assert_eq!(one["applied"].as_array().unwrap().len(), 4);
     assert_eq!(
         one["pending"],
-        serde_json::json!(["m20261129_130000_workflow_versions"])
+        serde_json::json!(["m20261129_140000_recovery_indexes"])
     );
 
     let out = migrate(&["--database-url", url, "fresh", "--yes"], &[]);

@@ -19,6 +19,7 @@ mod m20261125_000001_initial_schema;
 mod m20261129_000001_list_and_claim_indexes;
 mod m20261129_120000_exact_names;
 mod m20261129_130000_workflow_versions;
+mod m20261129_140000_recovery_indexes;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_list_and_claim_indexes::Migration),
             Box::new(m20261129_120000_exact_names::Migration),
             Box::new(m20261129_130000_workflow_versions::Migration),
+            Box::new(m20261129_140000_recovery_indexes::Migration),
         ]
     }
 }

@@ -89,6 +89,28 @@ pub(crate) async fn recover(
     Ok(report)
 }
 
+/// The two selects recovery starts with, named, for `EXPLAIN`: the RUNNING
+/// executions whose engine is gone, and the queued ones still carrying a
+/// dead engine's owner or lease.
+#[cfg(feature = "diagnostics")]
+pub fn recovery_statements(
+    backend: sea_orm::DbBackend,
+    node_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Vec<(&'static str, sea_orm::Statement)> {
+    let select = |cond: Condition| {
+        execution::Entity::find()
+            .select_only()
+            .column(execution::Column::Id)
+            .filter(cond)
+            .build(backend)
+    };
+    vec![
+        ("orphaned", select(orphaned(node_id, now))),
+        ("requeueable", select(requeueable(node_id, now))),
+    ]
+}
+
 /// The RUNNING executions recovery for `node_id` would end at `now` (with
 /// `None`, those whose lease expired), oldest first: for a caller that
 /// decides which of them to retry (see [`recover`]'s `retry`).

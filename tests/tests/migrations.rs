@@ -24,11 +24,13 @@ const ALL_VERSIONS: &[&str] = &[
     "m20261129_000001_list_and_claim_indexes",
     "m20261129_120000_exact_names",
     "m20261129_130000_workflow_versions",
+    "m20261129_140000_recovery_indexes",
 ];
 
 const INDEXES: &[&str] = &[
     "ix_executions_created",
     "ix_executions_finished",
+    "ix_executions_live",
     "ix_executions_state",
     "ix_executions_state_wake",
     "ix_executions_workflow",

@@ -309,6 +309,21 @@ async fn bad_plans(
     if !bad_steps(&steps, "executions").is_empty() || probes < 2 {
         failures.push(format!("claim: {steps:?}"));
     }
+    // Recovery, at start-up (this node's and dead engines' executions) and
+    // in the periodic sweep: from the live-executions index alone, which
+    // holds every column tested and the id returned, never the table.
+    let now = Utc::now();
+    for node in [Some("node-1"), None] {
+        for (name, stmt) in flowstate_store::recovery_statements(DbBackend::Sqlite, node, now) {
+            let steps = plan(raw, &stmt).await;
+            let covered = steps.iter().all(|d| {
+                !d.contains("executions") || d.contains("COVERING INDEX ix_executions_live")
+            });
+            if !covered {
+                failures.push(format!("recovery {name} ({node:?}): {steps:?}"));
+            }
+        }
+    }
     // A workflow's history: its versions by primary key, and the count per
     // version from the (workflow_id, ...) index. The GROUP BY sorts the few
     // versions of one workflow, which is allowed; walking a table is not.
