@@ -6,6 +6,7 @@
 //! (numbered as in docs/performance.md) and prints a table or JSON.
 
 mod baseline;
+mod cli;
 mod seed;
 mod stats;
 
@@ -39,9 +40,13 @@ struct Args {
     /// Executions to seed, ascending; each scale adds to the previous one.
     #[arg(long, value_delimiter = ',', default_value = "1000,100000,1000000")]
     scale: Vec<u64>,
-    /// Backlogs for the engine drain (scenario 10); empty to skip it.
-    #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
-    drain: Vec<u64>,
+    /// Backlogs for the engine drain (scenario 10), comma-separated; an
+    /// empty value (`--drain ''`) skips it, as does `--no-drain`.
+    #[arg(long, default_value = "1000,10000,100000", value_parser = backlogs)]
+    drain: Backlogs,
+    /// Skip the engine drain.
+    #[arg(long)]
+    no_drain: bool,
     /// The `flowstate` binary for the drain (default: beside this one).
     #[arg(long)]
     flowstate_bin: Option<PathBuf>,
@@ -59,6 +64,25 @@ struct Args {
     /// existing database at --database-url (no seeding, no timing).
     #[arg(long)]
     explain_only: bool,
+}
+
+/// The drain's backlogs; empty skips the drain.
+#[derive(Clone, Debug)]
+struct Backlogs(Vec<u64>);
+
+/// Parses `--drain`: comma-separated positive counts, or nothing at all.
+fn backlogs(s: &str) -> Result<Backlogs, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!(
+                "'{p}' is not a positive count; give backlogs like 1000,10000 or '' to skip the drain"
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Backlogs)
 }
 
 /// Where the benchmark's databases live.
@@ -207,6 +231,30 @@ impl Bench {
 
     async fn sample_ids(&self, state: &str, n: usize) -> Vec<Uuid> {
         ids(&self.db, &format!("SELECT id FROM executions WHERE state = '{state}' ORDER BY created_at DESC LIMIT {n}")).await
+    }
+
+    /// Scenario 11: the read commands as processes against sqlite3.
+    async fn cli(
+        &self,
+        flowstate: &std::path::Path,
+        file: &std::path::Path,
+        wfs: &[Uuid],
+    ) -> Vec<Value> {
+        if !flowstate.is_file() {
+            return vec![
+                json!({"scenario": "CLI against sqlite3", "skipped": format!("no flowstate binary at {}; build it (cargo build --release -p flowstate)", flowstate.display())}),
+            ];
+        }
+        let execution = self.sample_ids("SUCCEEDED", 1).await[0];
+        let runs = if self.quick { 3 } else { 21 };
+        cli::compare(
+            flowstate,
+            file,
+            execution,
+            (wfs[3], "bench-wf-03"),
+            wfs,
+            runs,
+        )
     }
 
     /// A RUNNING execution of its own for transition loops.
@@ -934,11 +982,13 @@ async fn drain(target: &mut Target, backlog: u64, flowstate: &PathBuf) -> Value 
     let engine = format!("engine:\n  metricsAddr: 127.0.0.1:{port}\n");
     std::fs::write(&config, format!("{storage}{engine}")).unwrap();
     let start = Instant::now();
+    // The engine's own messages, shown if it stops before the backlog is done.
+    let errors = dir.join(format!("drain-{backlog}.stderr"));
     let mut child = std::process::Command::new(flowstate)
         .args(["--config", config.to_str().unwrap(), "serve"])
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&errors).unwrap())
         .spawn()
         .expect("start flowstate serve (build it with cargo build --release -p flowstate)");
     let done_q = ExecutionQuery {
@@ -956,6 +1006,17 @@ async fn drain(target: &mut Target, backlog: u64, flowstate: &PathBuf) -> Value 
         }
         if done >= backlog {
             break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let said = std::fs::read_to_string(&errors).unwrap_or_default();
+            let tail: Vec<&str> = said.lines().rev().take(20).collect();
+            eprintln!(
+                "error: the drain's engine exited ({status}) with {done} of {backlog} executions done; its last messages:"
+            );
+            for line in tail.iter().rev() {
+                eprintln!("  {line}");
+            }
+            std::process::exit(1);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -992,6 +1053,74 @@ fn scrape_counter(port: u16, name: &str) -> Option<f64> {
         .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
         .collect();
     (!values.is_empty()).then(|| values.iter().sum())
+}
+
+/// The `flowstate` binary the drain and the CLI scenario run: `--flowstate-bin`,
+/// else the one beside this binary.
+fn flowstate_bin(args: &Args) -> PathBuf {
+    args.flowstate_bin.clone().unwrap_or_else(|| {
+        std::env::current_exe()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("flowstate")
+    })
+}
+
+/// Where the databases go: a server's admin URL, or for SQLite a folder
+/// (`--database-url`, or with `--existing` the folder of its file).
+fn target_of(args: &Args) -> Target {
+    let sqlite = args.backend == "sqlite";
+    if !sqlite && args.database_url.is_none() {
+        fail(&format!("--database-url is required for {}", args.backend));
+    }
+    let folder = match (&args.database_url, sqlite) {
+        (Some(u), true) if args.existing => sqlite_file(u)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(".")),
+        (Some(u), true) => PathBuf::from(u.strip_prefix("sqlite://").unwrap_or(u)),
+        _ => tempfile_dir(),
+    };
+    Target {
+        backend: args.backend.clone(),
+        admin_url: args.database_url.clone().filter(|_| !sqlite),
+        folder,
+        created: Vec::new(),
+    }
+}
+
+/// The file of a SQLite URL or plain path, without its query string.
+fn sqlite_file(url: &str) -> PathBuf {
+    let path = url.strip_prefix("sqlite://").unwrap_or(url);
+    PathBuf::from(path.split('?').next().unwrap_or(path))
+}
+
+/// The database `--existing` names; for SQLite it must be a file that is
+/// there (a folder or a missing file would be created empty and measured).
+fn existing_url(args: &Args) -> String {
+    let url = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| fail("--existing needs --database-url"));
+    if args.backend != "sqlite" {
+        return url;
+    }
+    let file = sqlite_file(&url);
+    if !file.is_file() {
+        fail(&format!(
+            "--existing: '{}' is not a database file; give the file a previous run seeded",
+            file.display()
+        ));
+    }
+    format!("sqlite://{}", file.display())
+}
+
+/// Exits with a usage error.
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(2)
 }
 
 fn tempfile_dir() -> PathBuf {
@@ -1031,9 +1160,11 @@ fn print(rows: &[Value]) {
 #[tokio::main]
 async fn main() {
     let mut args = Args::parse();
+    if args.quick || args.no_drain {
+        args.drain.0.clear();
+    }
     if args.quick {
         args.scale = vec![1000];
-        args.drain.clear();
     }
     if !["sqlite", "postgres", "mysql"].contains(&args.backend.as_str()) {
         eprintln!(
@@ -1056,35 +1187,16 @@ async fn main() {
         }
         return;
     }
-    let mut target = Target {
-        backend: args.backend.clone(),
-        admin_url: args
-            .database_url
-            .clone()
-            .filter(|_| args.backend != "sqlite"),
-        folder: args
-            .database_url
-            .clone()
-            .filter(|_| args.backend == "sqlite")
-            .map(PathBuf::from)
-            .unwrap_or_else(tempfile_dir),
-        created: Vec::new(),
-    };
-    if args.backend != "sqlite" && target.admin_url.is_none() {
-        eprintln!("error: --database-url is required for {}", args.backend);
-        std::process::exit(2);
-    }
+    let mut target = target_of(&args);
     let url = if args.existing {
-        args.database_url.clone().unwrap_or_else(|| {
-            eprintln!("error: --existing needs --database-url");
-            std::process::exit(2);
-        })
+        existing_url(&args)
     } else {
         target.fresh("main").await
     };
     let store = Arc::new(open(&url).await);
     let db = store.connection().clone();
     let wfs = seed::workflows(&db).await;
+    let seeder = seed::connection(&db, &url).await;
     let bench_wf = store
         .save_workflow(NewWorkflow {
             name: "bench-ops".into(),
@@ -1106,7 +1218,7 @@ async fn main() {
     for &n in &args.scale {
         if n > seeded {
             let start = Instant::now();
-            seed::executions(&db, &wfs, seeded, n - seeded).await;
+            seed::executions(&seeder, &wfs, seeded, n - seeded).await;
             let took = start.elapsed();
             if !args.json {
                 eprintln!(
@@ -1155,6 +1267,13 @@ async fn main() {
         section("4. logs", bench.logs().await);
         section("5. lists", bench.lists(&wfs, rows).await);
         section("6. inspect", bench.inspect().await);
+        if db.get_database_backend() == DbBackend::Sqlite {
+            let file = sqlite_file(&url);
+            section(
+                "11. CLI against sqlite3",
+                bench.cli(&flowstate_bin(&args), &file, &wfs).await,
+            );
+        }
         section("7. recovery", bench.recovery(rows).await);
         section("9. claiming", bench.claims(&url).await);
         if Some(&n) == args.scale.last() {
@@ -1166,16 +1285,10 @@ async fn main() {
             .unwrap()
             .push(json!({"executions": rows, "sections": sections}));
     }
-    if !args.drain.is_empty() {
-        let bin = args.flowstate_bin.clone().unwrap_or_else(|| {
-            std::env::current_exe()
-                .unwrap()
-                .parent()
-                .unwrap()
-                .join("flowstate")
-        });
+    if !args.drain.0.is_empty() {
+        let bin = flowstate_bin(&args);
         let mut rows = Vec::new();
-        for &b in &args.drain {
+        for &b in &args.drain.0 {
             rows.push(drain(&mut target, b, &bin).await);
         }
         if !args.json {
