@@ -245,7 +245,15 @@ impl Bench {
                 json!({"scenario": "CLI against sqlite3", "skipped": format!("no flowstate binary at {}; build it (cargo build --release -p flowstate)", flowstate.display())}),
             ];
         }
-        let execution = self.sample_ids("SUCCEEDED", 1).await[0];
+        // A seeded execution: 5 task runs, 20 log lines.
+        let execution = ids(
+            &self.db,
+            &format!(
+                "SELECT id FROM executions WHERE workflow_id = {} AND state = 'SUCCEEDED' LIMIT 1",
+                uuid_literal(&self.db, wfs[3])
+            ),
+        )
+        .await[0];
         let runs = if self.quick { 3 } else { 21 };
         cli::compare(
             flowstate,
