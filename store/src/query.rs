@@ -258,10 +258,34 @@ pub(crate) fn execution_page(q: &ExecutionQuery) -> Result<(Select<execution::En
     Ok((select, limit))
 }
 
+/// The index a page of `q` must walk, where the planner was seen to choose a
+/// worse one: a workflow with one state and a created-at range went through
+/// `ix_executions_state` on SQLite and checked the workflow row by row (about
+/// 1,000 table reads for 50 rows, 4.3 ms instead of 0.2 ms at 258k, issue
+/// 13); `ix_executions_workflow_state` seeks all three and reads the page in
+/// order. Every other shape gets its best index unaided (tests/tests/plans.rs).
+fn execution_index(q: &ExecutionQuery) -> Option<&'static str> {
+    (q.workflow_id.is_some() && q.states.len() == 1).then_some("ix_executions_workflow_state")
+}
+
+/// The page query of `q` as SQL for `backend` (with the index it must use,
+/// where the backend takes such a hint), and the page size.
+pub(crate) fn execution_page_statement(
+    backend: DbBackend,
+    q: &ExecutionQuery,
+) -> Result<(Statement, u64)> {
+    let (select, limit) = execution_page(q)?;
+    let mut stmt = select.build(backend);
+    if let Some(index) = execution_index(q) {
+        crate::backend::for_backend(backend).use_index(&mut stmt.sql, "executions", index);
+    }
+    Ok((stmt, limit))
+}
+
 #[cfg(feature = "diagnostics")]
 /// The SQL of the page query of `q` for `backend`, for `EXPLAIN` and docs.
 pub fn execution_list_statement(backend: DbBackend, q: &ExecutionQuery) -> Result<Statement> {
-    Ok(execution_page(q)?.0.build(backend))
+    Ok(execution_page_statement(backend, q)?.0)
 }
 
 /// The SQL of the count query of `q` for `backend`: exact, or stopping one

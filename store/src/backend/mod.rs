@@ -66,6 +66,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// database, for the schema check made when a store opens.
     fn columns_query(&self) -> &'static str;
 
+    /// Makes `sql`, a `SELECT` from `table`, walk `index`, on a backend that
+    /// takes such a hint; the others leave the choice to their planner.
+    fn use_index(&self, _sql: &mut String, _table: &str, _index: &str) {}
+
     /// An aggregate over a page of log rows that packs their `id`,
     /// `task_run_id`, `attempt`, `ts`, `stream` and `line` into one JSON
     /// array of arrays, as text. A page then crosses the driver as one value:

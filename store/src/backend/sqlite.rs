@@ -36,6 +36,13 @@ impl Backend for Sqlite {
         // The IMMEDIATE transaction already holds the only write lock.
     }
 
+    fn use_index(&self, sql: &mut String, table: &str, index: &str) {
+        let from = format!("FROM \"{table}\"");
+        if let Some(at) = sql.find(&from) {
+            sql.insert_str(at + from.len(), &format!(" INDEXED BY \"{index}\""));
+        }
+    }
+
     fn logs_as_json(&self) -> Option<&'static str> {
         // Ids are blobs here: hex, and '' for NULL.
         Some("json_group_array(json_array(id, lower(hex(task_run_id)), attempt, ts, stream, line))")

@@ -73,9 +73,15 @@ pub(super) async fn detail<D: Db>(db: &D, id: Uuid) -> Result<ExecutionDetail> {
 }
 
 pub(super) async fn list<D: Db>(db: &D, q: ExecutionQuery) -> Result<Page<Execution>> {
-    let (select, limit) = query::execution_page(&q)?;
     let db = db.exec();
-    let mut items: Vec<Execution> = select.all(&db).await?.into_iter().map(Into::into).collect();
+    let (page, limit) = query::execution_page_statement(db.get_database_backend(), &q)?;
+    let mut items: Vec<Execution> = execution::Entity::find()
+        .from_raw_sql(page)
+        .all(&db)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
     let counted = db
         .query_one_raw(query::execution_count_statement(
             db.get_database_backend(),
