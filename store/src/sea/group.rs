@@ -1,9 +1,9 @@
 //! Group commit on a backend with one write lock (SQLite).
 //!
-//! Writers of one process queue here. The first to get the write turn leads:
-//! it takes every unit waiting (up to [`MAX_GROUP`]), runs them one after
-//! another in a single transaction, commits once, and hands each caller its
-//! own result. A unit of several statements runs inside its own savepoint,
+//! Writers of one process queue here. The first to get the write turn starts
+//! a task that leads: it takes every unit waiting (up to [`MAX_GROUP`]), runs
+//! them one after another in a single transaction, commits once, hands each
+//! caller its own result, and goes on until the queue is empty. A unit of several statements runs inside its own savepoint,
 //! so its failure rolls back only its part; a unit of one statement needs
 //! none (SQLite undoes a failed statement by itself). A unit alone in the
 //! queue runs exactly as it would without the group: a single statement
@@ -165,11 +165,16 @@ where
 
 /// The queue and the write turn of one pool.
 pub(crate) struct Group {
+    shared: Arc<Shared>,
+    turn: Arc<Mutex<()>>,
+    wait: Duration,
+}
+
+/// What the task running the groups needs: the pool and the queue.
+struct Shared {
     db: DatabaseConnection,
     backend: &'static dyn Backend,
-    turn: Arc<Mutex<()>>,
     queue: SyncMutex<VecDeque<Box<dyn Job>>>,
-    wait: Duration,
 }
 
 impl Group {
@@ -181,10 +186,12 @@ impl Group {
         wait: Duration,
     ) -> Self {
         Group {
-            db,
-            backend,
+            shared: Arc::new(Shared {
+                db,
+                backend,
+                queue: SyncMutex::new(VecDeque::new()),
+            }),
             turn,
-            queue: SyncMutex::new(VecDeque::new()),
             wait,
         }
     }
@@ -207,6 +214,11 @@ impl Group {
         self.submit::<T, NoSingle<T>, G>(Work::Unit(g)).await
     }
 
+    /// Queues the unit, then waits for its result or for the write turn.
+    /// The caller that gets the turn starts the task that runs groups until
+    /// the queue is empty: a task of its own, so that a caller who stops
+    /// waiting (its future dropped) cannot cut a group short and fail the
+    /// other units in it.
     async fn submit<T, F, G>(&self, work: Work<F, G>) -> Result<T>
     where
         T: Send + 'static,
@@ -220,13 +232,16 @@ impl Group {
             reply: Some(reply),
         });
         let id = job_id(job.as_ref());
-        self.queue.lock().expect("queue").push_back(job);
+        self.shared.queue.lock().expect("queue").push_back(job);
         let turn = tokio::select! {
             result = &mut done => return result.unwrap_or_else(|_| Err(gone())),
             turn = tokio::time::timeout(self.wait, self.turn.clone().lock_owned()) => turn,
         };
         match turn {
-            Ok(turn) => self.lead(turn, &mut done).await,
+            Ok(turn) => {
+                tokio::spawn(self.shared.clone().lead(turn));
+                done.await.unwrap_or_else(|_| Err(gone()))
+            }
             Err(_) => self.alone(id, done).await,
         }
     }
@@ -240,33 +255,27 @@ impl Group {
         done: oneshot::Receiver<Result<T>>,
     ) -> Result<T> {
         let mine = {
-            let mut queue = self.queue.lock().expect("queue");
+            let mut queue = self.shared.queue.lock().expect("queue");
             let at = queue.iter().position(|j| job_id(j.as_ref()) == id);
             at.and_then(|i| queue.remove(i))
         };
-        match mine {
-            Some(mut job) => {
-                self.run_one(job.as_mut()).await.map(|()| job.deliver())?;
-                done.await.unwrap_or_else(|_| Err(gone()))
-            }
-            None => done.await.unwrap_or_else(|_| Err(gone())),
+        if let Some(mut job) = mine {
+            self.shared.run_one(job.as_mut()).await?;
+            job.deliver();
         }
+        done.await.unwrap_or_else(|_| Err(gone()))
     }
+}
 
-    /// Holding the write turn: runs groups until this caller's unit is done.
-    async fn lead<T>(
-        &self,
-        _turn: OwnedMutexGuard<()>,
-        done: &mut oneshot::Receiver<Result<T>>,
-    ) -> Result<T> {
+impl Shared {
+    /// Holding the write turn: runs groups until the queue is empty. A
+    /// writer that queues after the last look waits for the turn and leads
+    /// next.
+    async fn lead(self: Arc<Self>, _turn: OwnedMutexGuard<()>) {
         loop {
-            if let Ok(result) = done.try_recv() {
-                return result;
-            }
             let batch = self.take();
             if batch.is_empty() {
-                // Our unit was run by the leader before us.
-                return done.await.unwrap_or_else(|_| Err(gone()));
+                return;
             }
             self.run_batch(batch).await;
         }
