@@ -33,8 +33,15 @@
 //! checked against the state machine and the caller's version;
 //! [`StateOps::apply_writes`] lands several (an attempt's end with what it
 //! causes) in one transaction. On SQLite the writers of one process queue
-//! in the store before they take the database's single write lock, instead
-//! of sleeping in SQLite's busy handler.
+//! in the store instead of sleeping in SQLite's busy handler, and what
+//! queued lands together (`sea::group`): one transaction for many callers,
+//! each multi-statement unit in its own savepoint, each caller with its own
+//! result or error.
+//!
+//! Reading commands open with [`open_reader`]: one connection and one query
+//! for the schema version. SQLite connections keep the plan a statement was
+//! prepared with (so a bound `LIMIT` does not recompile it on every run) and
+//! are not pinged before each use.
 
 mod backend;
 mod claim;

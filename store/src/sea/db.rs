@@ -26,7 +26,8 @@ pub(crate) trait Db: Send + Sync {
 
     /// Runs a write that is one statement on its happy path (a guarded
     /// UPDATE, one INSERT). On the pool it runs without a transaction of its
-    /// own (one round trip instead of three) and is retried on transient
+    /// own (one round trip instead of three), or on SQLite in the next group
+    /// ([`Group`]) when other writers wait, and is retried on transient
     /// failures like [`write`](Self::write); in a transaction it runs there.
     fn single<T, F>(&self, f: F) -> impl Future<Output = Result<T>> + Send
     where
