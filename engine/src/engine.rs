@@ -388,11 +388,21 @@ impl Engine {
 
     async fn sweep(&self) {
         match recover(self.store.as_ref(), &self.definitions, None).await {
-            Ok(r) if !r.failed.is_empty() || !r.retried.is_empty() => tracing::warn!(
-                failed = r.failed.len(),
-                retried = r.retried.len(),
-                "sweep ended executions whose lease expired"
-            ),
+            Ok(r) if !r.failed.is_empty() || !r.retried.is_empty() => {
+                // A task of a dead engine on this machine may have escaped
+                // its guard: the engine can die between starting a task and
+                // telling the guard its group (seen under load in the fault
+                // suite). Its processes carry the execution's id.
+                let mut ended = r.failed.clone();
+                ended.extend(&r.retried);
+                let killed = crate::guard::kill_leftovers(&ended);
+                tracing::warn!(
+                    failed = r.failed.len(),
+                    retried = r.retried.len(),
+                    killed_groups = killed,
+                    "sweep ended executions whose lease expired"
+                )
+            }
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "recovery sweep failed"),
         }
