@@ -296,6 +296,32 @@ macro_rules! backend_tests {
     };
 }
 
+/// Every log line of an execution, read page by page (`page` lines a read,
+/// each page after the last id of the one before), in id order.
+pub async fn all_logs(
+    store: &dyn flowstate_store::StateOps,
+    execution_id: uuid::Uuid,
+    page: u64,
+) -> Vec<flowstate_store::types::LogLine> {
+    let mut got = Vec::new();
+    let mut after = None;
+    loop {
+        let lines = store
+            .read_logs(flowstate_store::query::LogQuery {
+                execution_id,
+                after_id: after,
+                limit: Some(page),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let Some(last) = lines.last() else { break };
+        after = Some(last.id);
+        got.extend(lines);
+    }
+    got
+}
+
 /// Runs `sql` and returns the first column of every row as text.
 pub async fn query_strings(db: &DatabaseConnection, sql: &str) -> Vec<String> {
     let backend = db.get_database_backend();

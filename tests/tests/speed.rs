@@ -74,22 +74,7 @@ async fn log_pages_carry_every_character_and_field(db: TestDb) {
         })
         .collect();
     store.append_logs(lines.clone()).await.unwrap();
-    let mut got = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store
-            .read_logs(LogQuery {
-                execution_id: exec.id,
-                after_id: after,
-                limit: Some(16),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        got.extend(page);
-    }
+    let got = flowstate_tests::all_logs(&store, exec.id, 16).await;
     assert_eq!(got.len(), lines.len());
     assert!(got.windows(2).all(|w| w[0].id < w[1].id));
     for (want, have) in lines.iter().zip(&got) {

@@ -595,24 +595,7 @@ async fn logs_are_appended_in_batches_and_read_in_pages(db: TestDb) {
     assert_eq!(written, 2500);
     assert_eq!(store.append_logs(vec![]).await.unwrap(), 0);
 
-    let mut got = Vec::new();
-    let mut after = None;
-    loop {
-        let page = store
-            .read_logs(LogQuery {
-                execution_id: exec.id,
-                after_id: after,
-                limit: Some(700),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        if page.is_empty() {
-            break;
-        }
-        after = page.last().map(|l| l.id);
-        got.extend(page);
-    }
+    let got = flowstate_tests::all_logs(&store, exec.id, 700).await;
     assert_eq!(got.len(), 2500);
     assert!(got.windows(2).all(|w| w[0].id < w[1].id));
     for (i, l) in got.iter().enumerate() {
