@@ -9,7 +9,6 @@ use flowstate_store::text::{escape_controls, shown};
 use flowstate_store::types::ExecutionState;
 use flowstate_store::StateStore;
 use serde_json::json;
-use std::collections::HashMap;
 use uuid::Uuid;
 
 /// Execution commands.
@@ -127,18 +126,6 @@ async fn task_run_of(store: &dyn StateStore, id: Uuid, key: &str) -> CmdResult<U
     }
 }
 
-/// Workflow names for a set of ids, in one query.
-pub async fn workflow_names(
-    store: &dyn StateStore,
-    ids: impl IntoIterator<Item = Uuid>,
-) -> CmdResult<HashMap<Uuid, String>> {
-    let ids: Vec<Uuid> = ids.into_iter().collect();
-    if ids.is_empty() {
-        return Ok(HashMap::new());
-    }
-    Ok(store.workflow_names(ids).await?)
-}
-
 impl ListArgs {
     /// The store query these arguments ask for.
     fn query(&self, workflow_id: Option<Uuid>) -> ExecutionQuery {
@@ -166,7 +153,10 @@ async fn list(g: &Globals, store: &dyn StateStore, a: ListArgs) -> CmdResult {
         None => None,
     };
     let page = store.list_executions(a.query(workflow_id)).await?;
-    let names = workflow_names(store, page.items.iter().map(|e| e.workflow_id)).await?;
+    // One query for the names; the store asks nothing for an empty page.
+    let names = store
+        .workflow_names(page.items.iter().map(|e| e.workflow_id).collect())
+        .await?;
     let name = |id: &Uuid| names.get(id).cloned().unwrap_or_default();
     if g.json {
         let items: Vec<_> = page
