@@ -7,6 +7,7 @@
 
 mod baseline;
 mod cli;
+mod plot;
 mod seed;
 mod stats;
 
@@ -64,6 +65,11 @@ struct Args {
     /// existing database at --database-url (no seeding, no timing).
     #[arg(long)]
     explain_only: bool,
+    /// Also write SVG charts of the report into this folder (created if
+    /// missing): list latency against scale, ORM/sqlx ratios, transitions
+    /// against writers, drain rate against backlog.
+    #[arg(long, value_name = "DIR")]
+    plot: Option<PathBuf>,
 }
 
 /// The drain's backlogs; empty skips the drain.
@@ -1198,6 +1204,12 @@ async fn main() {
         }
         return;
     }
+    if let Some(dir) = &args.plot {
+        // Checked before hours of measuring, not after.
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            fail(&format!("--plot: cannot create {}: {e}", dir.display()));
+        }
+    }
     let mut target = target_of(&args);
     let url = if args.existing {
         existing_url(&args)
@@ -1307,10 +1319,41 @@ async fn main() {
             print(&rows);
         }
         report["drain"] = json!(rows);
+        report["spawnFloorPerSec"] = json!(spawn_floor());
     }
     store.close().await.unwrap();
     target.drop_all().await;
+    if let Some(dir) = &args.plot {
+        match plot::write(dir, &report) {
+            Ok(files) => files.iter().for_each(|f| eprintln!("wrote {f}")),
+            Err(e) => fail(&format!("--plot: {e}")),
+        }
+    }
     if args.json {
         println!("{report}");
     }
+}
+
+/// How many `sh -c true` processes 4 threads start and reap per second: the
+/// ceiling the drain (4 workers, `run: true`) cannot pass on this machine.
+fn spawn_floor() -> f64 {
+    let per = 300;
+    let start = Instant::now();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || {
+                for _ in 0..per {
+                    let ok = std::process::Command::new("sh")
+                        .args(["-c", "true"])
+                        .status()
+                        .is_ok_and(|s| s.success());
+                    assert!(ok, "sh -c true failed");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    (4.0 * per as f64 / start.elapsed().as_secs_f64()).round()
 }
