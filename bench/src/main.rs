@@ -1239,17 +1239,19 @@ async fn main() {
     let mut report = json!({"backend": args.backend, "scales": []});
     let mut seeded = scalar(&db, "SELECT COUNT(*) FROM executions").await as u64;
     for &n in &args.scale {
+        let mut seeding = Value::Null;
         if n > seeded {
             let start = Instant::now();
             seed::executions(&seeder, &wfs, seeded, n - seeded).await;
-            let took = start.elapsed();
+            let took = start.elapsed().as_secs_f64();
             if !args.json {
-                eprintln!(
-                    "seeded {} executions in {:.1}s",
-                    n - seeded,
-                    took.as_secs_f64()
-                );
+                eprintln!("seeded {} executions in {took:.1}s", n - seeded);
             }
+            seeding = json!({
+                "added": n - seeded,
+                "seconds": (took * 10.0).round() / 10.0,
+                "perSec": ((n - seeded) as f64 / took).round(),
+            });
             seeded = n;
             if db.get_database_backend() == DbBackend::Postgres {
                 db.execute_unprepared("ANALYZE").await.unwrap();
@@ -1306,7 +1308,7 @@ async fn main() {
         report["scales"]
             .as_array_mut()
             .unwrap()
-            .push(json!({"executions": rows, "sections": sections}));
+            .push(json!({"executions": rows, "seeding": seeding, "sections": sections}));
     }
     if !args.drain.0.is_empty() {
         let bin = flowstate_bin(&args);
