@@ -209,8 +209,68 @@ async fn a_reader_opens_the_current_schema_and_refuses_others(db: TestDb) {
     reader.close().await.unwrap();
 }
 
+/// Units refused after their first statement wrote, among many at once:
+/// nothing of a refused unit stays, everything of the others does. On
+/// SQLite the units of a group first run without savepoints; a refusal
+/// part-way rolls the group back and runs it again unit by unit.
+async fn units_refused_part_way_leave_nothing(db: TestDb) {
+    let store: Arc<dyn StateStore> = Arc::new(db.store().await);
+    let work = executions(store.as_ref(), 24).await;
+    let mut tasks = Vec::new();
+    for (i, (exec, runs)) in work.iter().cloned().enumerate() {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let line = NewLogLine {
+                execution_id: exec.id,
+                task_run_id: None,
+                attempt: None,
+                ts: chrono::Utc::now(),
+                stream: LogStream::System,
+                line: format!("writer {i}"),
+            };
+            // Every third moves its task run with a stale version, after
+            // its log line was written in the same unit.
+            let version = if i % 3 == 0 { 9 } else { runs[0].version };
+            let done = store
+                .apply_writes(vec![
+                    Write::AppendLogs(vec![line]),
+                    Write::MoveTask(TaskTransition::new(runs[0].id, TaskState::Running, version)),
+                ])
+                .await;
+            (i, done)
+        }));
+    }
+    for t in tasks {
+        let (i, done) = t.await.unwrap();
+        match done {
+            Ok(_) => assert!(i % 3 != 0, "writer {i} moved with a stale version"),
+            Err(StoreError::Conflict { .. }) => assert_eq!(i % 3, 0, "writer {i} refused"),
+            Err(e) => panic!("writer {i}: {e}"),
+        }
+    }
+    for (i, (exec, runs)) in work.iter().enumerate() {
+        let logs = flowstate_tests::all_logs(store.as_ref(), exec.id, 100).await;
+        assert_eq!(
+            logs.len(),
+            usize::from(i % 3 != 0),
+            "log lines of writer {i}"
+        );
+        let want = if i % 3 == 0 {
+            TaskState::Pending
+        } else {
+            TaskState::Running
+        };
+        assert_eq!(
+            store.get_task_run(runs[0].id).await.unwrap().state,
+            want,
+            "writer {i}"
+        );
+    }
+}
+
 backend_tests!(
     log_pages_carry_every_character_and_field,
     concurrent_writers_get_their_own_results,
+    units_refused_part_way_leave_nothing,
     a_reader_opens_the_current_schema_and_refuses_others,
 );

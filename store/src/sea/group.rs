@@ -3,9 +3,12 @@
 //! Writers of one process queue here. The first to get the write turn starts
 //! a task that leads: it takes every unit waiting (up to [`MAX_GROUP`]), runs
 //! them one after another in a single transaction, commits once, hands each
-//! caller its own result, and goes on until the queue is empty. A unit of several statements runs inside its own savepoint,
-//! so its failure rolls back only its part; a unit of one statement needs
-//! none (SQLite undoes a failed statement by itself). A unit alone in the
+//! caller its own result, and goes on until the queue is empty. Units of
+//! several statements run back to back in the group's transaction; when one
+//! is refused part-way, the group is rolled back and runs again with each
+//! such unit inside its own savepoint, so a refusal rolls back only its part.
+//! A unit of one statement needs none (SQLite undoes a failed statement by
+//! itself). A unit alone in the
 //! queue runs exactly as it would without the group: a single statement
 //! without a transaction, a unit in a transaction of its own.
 //!
@@ -72,6 +75,11 @@ trait Job: Send {
     fn fail(self: Box<Self>, e: StoreError);
     /// Forgets a kept result: the unit will run again.
     fn reset(&mut self);
+    /// Whether the unit must run in a savepoint of its own: set once a
+    /// group was rolled back because of it or beside it.
+    fn careful(&self) -> bool;
+    /// Asks for a savepoint from now on (see [`Job::careful`]).
+    fn set_careful(&mut self);
 }
 
 /// The closure kinds a [`Job`] carries.
@@ -84,6 +92,7 @@ struct Queued<T, F, G> {
     work: Work<F, G>,
     kept: Option<Result<T>>,
     reply: Option<oneshot::Sender<Result<T>>>,
+    careful: bool,
 }
 
 impl<T, F, G> Job for Queued<T, F, G>
@@ -142,6 +151,14 @@ where
 
     fn reset(&mut self) {
         self.kept = None;
+    }
+
+    fn careful(&self) -> bool {
+        self.careful
+    }
+
+    fn set_careful(&mut self) {
+        self.careful = true;
     }
 }
 
@@ -231,6 +248,7 @@ impl Group {
             work,
             kept: None,
             reply: Some(reply),
+            careful: false,
         });
         let id = job_id(job.as_ref());
         self.shared.queue.lock().expect("queue").push_back(job);
@@ -350,11 +368,24 @@ impl Shared {
             Ok(tx) => tx,
             Err(e) => return self.fail_first(batch, e),
         };
+        // Units run without savepoints first: a savepoint costs as many
+        // round trips to sqlx's connection thread as the BEGIN and COMMIT it
+        // saves. A unit refused part-way may have left writes behind, so the
+        // group is then rolled back and runs again, every unit in a
+        // savepoint of its own.
+        let careful = batch.iter().any(|j| j.careful());
         let mut ran = Vec::with_capacity(batch.len());
         let mut rest = batch.into_iter();
         while let Some(mut job) = rest.next() {
-            let savepoint = job.shape() == Shape::Unit;
-            match job.run((&tx).into(), Some(&tx), savepoint).await {
+            let unit = job.shape() == Shape::Unit;
+            match job.run((&tx).into(), Some(&tx), unit && careful).await {
+                Ran::Kept(false) if unit && !careful => {
+                    let _ = tx.rollback().await;
+                    ran.push(job);
+                    ran.extend(rest);
+                    ran.iter_mut().for_each(|j| j.set_careful());
+                    return self.requeue(ran);
+                }
                 Ran::Kept(_) => ran.push(job),
                 Ran::Broke(e) => {
                     let _ = tx.rollback().await;
