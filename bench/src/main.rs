@@ -1254,7 +1254,11 @@ async fn main() {
             });
             seeded = n;
             if db.get_database_backend() == DbBackend::Postgres {
-                db.execute_unprepared("ANALYZE").await.unwrap();
+                // What autovacuum does soon after a bulk insert in a live
+                // deployment: statistics, and the visibility map that lets a
+                // count read the index alone. With ANALYZE only, the capped
+                // count for one workflow read the heap: 12.8 ms at 1M.
+                db.execute_unprepared("VACUUM ANALYZE").await.unwrap();
             }
         }
         let rows = scalar(&db, "SELECT COUNT(*) FROM executions").await as u64;
