@@ -70,6 +70,10 @@ struct Args {
     /// against writers, drain rate against backlog.
     #[arg(long, value_name = "DIR")]
     plot: Option<PathBuf>,
+    /// Draw the charts (into --plot DIR) of a report an earlier run printed
+    /// with --json, and run nothing.
+    #[arg(long, value_name = "REPORT", requires = "plot")]
+    replot: Option<PathBuf>,
 }
 
 /// The drain's backlogs; empty skips the drain.
@@ -1204,6 +1208,9 @@ async fn main() {
         }
         return;
     }
+    if let Some(file) = &args.replot {
+        return replot(file, args.plot.as_deref().expect("clap requires --plot"));
+    }
     if let Some(dir) = &args.plot {
         // Checked before hours of measuring, not after.
         if let Err(e) = std::fs::create_dir_all(dir) {
@@ -1337,6 +1344,22 @@ async fn main() {
     }
     if args.json {
         println!("{report}");
+    }
+}
+
+/// `--replot`: the charts of a saved JSON report.
+fn replot(file: &std::path::Path, dir: &std::path::Path) {
+    let text = std::fs::read_to_string(file)
+        .unwrap_or_else(|e| fail(&format!("--replot: cannot read {}: {e}", file.display())));
+    let report: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+        fail(&format!(
+            "--replot: {} is not a report printed with --json: {e}",
+            file.display()
+        ))
+    });
+    match plot::write(dir, &report) {
+        Ok(files) => files.iter().for_each(|f| eprintln!("wrote {f}")),
+        Err(e) => fail(&format!("--plot: {e}")),
     }
 }
 
