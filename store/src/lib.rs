@@ -35,8 +35,8 @@
 //! causes) in one transaction. On SQLite the writers of one process queue
 //! in the store instead of sleeping in SQLite's busy handler, and what
 //! queued lands together (`sea::group`): one transaction for many callers,
-//! each multi-statement unit in its own savepoint, each caller with its own
-//! result or error.
+//! each caller with its own result or error (a unit refused part-way makes
+//! the group run again with each unit in its own savepoint).
 //!
 //! Reading commands open with [`open_reader`]: one connection and one query
 //! for the schema version. SQLite connections keep the plan a statement was
