@@ -8,16 +8,15 @@
 //! is refused part-way, the group is rolled back and runs again with each
 //! such unit inside its own savepoint, so a refusal rolls back only its part.
 //! A unit of one statement needs none (SQLite undoes a failed statement by
-//! itself). A unit alone in the
-//! queue runs exactly as it would without the group: a single statement
-//! without a transaction, a unit in a transaction of its own.
+//! itself). A unit alone in the queue runs exactly as it would without the
+//! group, on its caller's own task: a single statement without a
+//! transaction, a unit in a transaction of its own.
 //!
 //! What a caller sees does not change: its result, or its own error. When
 //! the database itself fails inside a group (a full disk, a lost lock), that
 //! unit gets the error, the group's transaction is rolled back and the other
 //! units run again in the next one, as the retrying runner would have run
-//! them. A caller that finds the turn free and nobody else waiting runs its
-//! unit on its own task, without a leader. A caller that goes away before its unit ran takes it out of the
+//! them. A caller that goes away before its unit ran takes it out of the
 //! queue, and a caller that waited longer than the busy timeout for its turn
 //! runs its unit by itself, as before.
 
