@@ -1217,6 +1217,11 @@ async fn main() {
             fail(&format!("--plot: cannot create {}: {e}", dir.display()));
         }
     }
+    run(args).await;
+}
+
+/// Seeds, measures every scale, drains, and reports.
+async fn run(args: Args) {
     let mut target = target_of(&args);
     let url = if args.existing {
         existing_url(&args)
@@ -1227,46 +1232,19 @@ async fn main() {
     let db = store.connection().clone();
     let wfs = seed::workflows(&db).await;
     let seeder = seed::connection(&db, &url).await;
-    let bench_wf = store
-        .save_workflow(NewWorkflow {
-            name: "bench-ops".into(),
-            definition: json!({}),
-            description: None,
-        })
-        .await
-        .unwrap()
-        .workflow
-        .id;
     let bench = Bench {
         store: store.clone(),
         db: db.clone(),
         quick: args.quick,
-        wf: bench_wf,
+        wf: bench_workflow(&store).await,
     };
     let mut report = json!({"backend": args.backend, "scales": []});
     let mut seeded = scalar(&db, "SELECT COUNT(*) FROM executions").await as u64;
     for &n in &args.scale {
         let mut seeding = Value::Null;
         if n > seeded {
-            let start = Instant::now();
-            seed::executions(&seeder, &wfs, seeded, n - seeded).await;
-            let took = start.elapsed().as_secs_f64();
-            if !args.json {
-                eprintln!("seeded {} executions in {took:.1}s", n - seeded);
-            }
-            seeding = json!({
-                "added": n - seeded,
-                "seconds": (took * 10.0).round() / 10.0,
-                "perSec": ((n - seeded) as f64 / took).round(),
-            });
+            seeding = seed_to(&seeder, &db, &wfs, (seeded, n), !args.json).await;
             seeded = n;
-            if db.get_database_backend() == DbBackend::Postgres {
-                // What autovacuum does soon after a bulk insert in a live
-                // deployment: statistics, and the visibility map that lets a
-                // count read the index alone. With ANALYZE only, the capped
-                // count for one workflow read the heap: 12.8 ms at 1M.
-                db.execute_unprepared("VACUUM ANALYZE").await.unwrap();
-            }
         }
         let rows = scalar(&db, "SELECT COUNT(*) FROM executions").await as u64;
         let mut sections = Vec::new();
@@ -1281,22 +1259,7 @@ async fn main() {
         section("2. create execution", bench.create().await);
         let mut tr = bench.transitions(store.clone(), "").await;
         if db.get_database_backend() == DbBackend::Sqlite {
-            let path = url.trim_start_matches("sqlite://").to_owned();
-            let mut opts = ConnectOptions::new(url.clone());
-            opts.max_connections(16)
-                .sqlx_logging(false)
-                .map_sqlx_sqlite_opts(move |o| {
-                    o.filename(&path)
-                        .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                        .foreign_keys(true)
-                        .busy_timeout(Duration::from_secs(5))
-                        .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
-                });
-            let full = Arc::new(
-                SeaStore::from_connection(Database::connect(opts).await.unwrap(), false)
-                    .await
-                    .unwrap(),
-            );
+            let full = full_sync_store(&url).await;
             tr.extend(bench.transitions(full, ", synchronous FULL").await);
         }
         section("3. transitions", tr);
@@ -1321,19 +1284,7 @@ async fn main() {
             .unwrap()
             .push(json!({"executions": rows, "seeding": seeding, "sections": sections}));
     }
-    if !args.drain.0.is_empty() {
-        let bin = flowstate_bin(&args);
-        let mut rows = Vec::new();
-        for &b in &args.drain.0 {
-            rows.push(drain(&mut target, b, &bin).await);
-        }
-        if !args.json {
-            println!("[{}] 10. engine drain", args.backend);
-            print(&rows);
-        }
-        report["drain"] = json!(rows);
-        report["spawnFloorPerSec"] = json!(spawn_floor());
-    }
+    drains(&args, &mut target, &mut report).await;
     store.close().await.unwrap();
     target.drop_all().await;
     if let Some(dir) = &args.plot {
@@ -1345,6 +1296,87 @@ async fn main() {
     if args.json {
         println!("{report}");
     }
+}
+
+/// Scenario 10: the engine drain at each backlog, with the spawn floor.
+async fn drains(args: &Args, target: &mut Target, report: &mut Value) {
+    if args.drain.0.is_empty() {
+        return;
+    }
+    let bin = flowstate_bin(args);
+    let mut rows = Vec::new();
+    for &b in &args.drain.0 {
+        rows.push(drain(target, b, &bin).await);
+    }
+    if !args.json {
+        println!("[{}] 10. engine drain", args.backend);
+        print(&rows);
+    }
+    report["drain"] = json!(rows);
+    report["spawnFloorPerSec"] = json!(spawn_floor());
+}
+
+/// The workflow the operation scenarios create their executions under.
+async fn bench_workflow(store: &SeaStore) -> Uuid {
+    store
+        .save_workflow(NewWorkflow {
+            name: "bench-ops".into(),
+            definition: json!({}),
+            description: None,
+        })
+        .await
+        .unwrap()
+        .workflow
+        .id
+}
+
+/// Seeds executions `from..to` (numbered) and says how fast it went.
+async fn seed_to(
+    seeder: &DatabaseConnection,
+    db: &DatabaseConnection,
+    wfs: &[Uuid],
+    (from, to): (u64, u64),
+    say: bool,
+) -> Value {
+    let start = Instant::now();
+    seed::executions(seeder, wfs, from, to - from).await;
+    let took = start.elapsed().as_secs_f64();
+    if say {
+        eprintln!("seeded {} executions in {took:.1}s", to - from);
+    }
+    if db.get_database_backend() == DbBackend::Postgres {
+        // What autovacuum does soon after a bulk insert in a live
+        // deployment: statistics, and the visibility map that lets a count
+        // read the index alone. With ANALYZE only, the capped count for one
+        // workflow read the heap: 12.8 ms at 1M.
+        db.execute_unprepared("VACUUM ANALYZE").await.unwrap();
+    }
+    json!({
+        "added": to - from,
+        "seconds": (took * 10.0).round() / 10.0,
+        "perSec": ((to - from) as f64 / took).round(),
+    })
+}
+
+/// A second store on the SQLite file at `url` whose connections sync every
+/// commit to disk (`synchronous=FULL`), for the transitions scenario.
+async fn full_sync_store(url: &str) -> Arc<SeaStore> {
+    let path = url.trim_start_matches("sqlite://").to_owned();
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(16)
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(move |o| {
+            o.filename(&path)
+                .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5))
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
+        });
+    Arc::new(
+        SeaStore::from_connection(Database::connect(opts).await.unwrap(), false)
+            .await
+            .unwrap(),
+    )
 }
 
 /// `--replot`: the charts of a saved JSON report.
