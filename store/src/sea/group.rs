@@ -275,14 +275,11 @@ impl Group {
     /// waiting here drops only its own unit, as it would without the group.
     async fn inline<T: Send + 'static>(
         &self,
-        mut job: Box<dyn Job>,
+        job: Box<dyn Job>,
         turn: OwnedMutexGuard<()>,
         done: oneshot::Receiver<Result<T>>,
     ) -> Result<T> {
-        match self.shared.run_one(job.as_mut()).await {
-            Ok(()) => job.deliver(),
-            Err(e) => job.fail(e),
-        }
+        self.shared.run_one(job).await;
         if !self.shared.queue.lock().expect("queue").is_empty() {
             tokio::spawn(self.shared.clone().lead(turn));
         }
@@ -302,9 +299,8 @@ impl Group {
             let at = queue.iter().position(|j| job_id(j.as_ref()) == id);
             at.and_then(|i| queue.remove(i))
         };
-        if let Some(mut job) = mine {
-            self.shared.run_one(job.as_mut()).await?;
-            job.deliver();
+        if let Some(job) = mine {
+            self.shared.run_one(job).await;
         }
         done.await.unwrap_or_else(|_| Err(gone()))
     }
@@ -356,12 +352,7 @@ impl Shared {
 
     async fn run_batch(&self, mut batch: Vec<Box<dyn Job>>) {
         if batch.len() == 1 {
-            let mut job = batch.pop().expect("one");
-            match self.run_one(job.as_mut()).await {
-                Ok(()) => job.deliver(),
-                Err(e) => job.fail(e),
-            }
-            return;
+            return self.run_one(batch.pop().expect("one")).await;
         }
         let tx = match super::write::begin(&self.db, self.backend).await {
             Ok(tx) => tx,
@@ -409,9 +400,18 @@ impl Shared {
         self.requeue(batch);
     }
 
-    /// One unit by itself, exactly as without the group: one statement on
-    /// the pool, a unit in its own transaction.
-    async fn run_one(&self, job: &mut dyn Job) -> Result<()> {
+    /// One unit by itself, exactly as without the group, and its caller
+    /// told the outcome.
+    async fn run_one(&self, mut job: Box<dyn Job>) {
+        match self.run_alone(job.as_mut()).await {
+            Ok(()) => job.deliver(),
+            Err(e) => job.fail(e),
+        }
+    }
+
+    /// Runs a unit by itself: one statement on the pool, a unit in its own
+    /// transaction.
+    async fn run_alone(&self, job: &mut dyn Job) -> Result<()> {
         match job.shape() {
             Shape::Single => match job.run((&self.db).into(), None, false).await {
                 Ran::Kept(_) => Ok(()),
