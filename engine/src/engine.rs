@@ -52,9 +52,7 @@ impl Engine {
             .unwrap_or_else(|| crate::node::default_node_id(&config.storage));
         let definitions = Arc::<Definitions>::default();
         let report = recover(store.as_ref(), &definitions, Some(&node)).await?;
-        let mut ended = report.failed.clone();
-        ended.extend(&report.retried);
-        let killed = crate::guard::kill_leftovers(&ended);
+        let killed = crate::guard::kill_leftovers(&report);
         if killed > 0 {
             tracing::warn!(
                 groups = killed,
@@ -393,9 +391,7 @@ impl Engine {
                 // its guard: the engine can die between starting a task and
                 // telling the guard its group (seen under load in the fault
                 // suite). Its processes carry the execution's id.
-                let mut ended = r.failed.clone();
-                ended.extend(&r.retried);
-                let killed = crate::guard::kill_leftovers(&ended);
+                let killed = crate::guard::kill_leftovers(&r);
                 tracing::warn!(
                     failed = r.failed.len(),
                     retried = r.retried.len(),

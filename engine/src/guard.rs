@@ -163,20 +163,24 @@ unsafe fn guard(read_end: RawFd) -> ! {
     libc::_exit(0)
 }
 
-/// At start-up, after recovery ended `executions`: sends SIGKILL to the
+/// After recovery (at start-up or by the lease sweep) ended executions whose
+/// tasks were cut off (failed or put back in the queue): sends SIGKILL to the
 /// process group of every process on this host that carries one of their
 /// ids in `FLOWSTATE_EXECUTION_ID` (tasks and their children inherit it).
 /// This is for the case the guard could not cover: the guard killed too, or
-/// never started. Returns how many groups were signalled. Linux only: it
-/// reads `/proc`; processes of other users are not visible and not touched.
-pub(crate) fn kill_leftovers(executions: &[uuid::Uuid]) -> usize {
-    if executions.is_empty() {
-        return 0;
-    }
-    let wanted: std::collections::HashSet<Vec<u8>> = executions
+/// never started, or the engine died before telling it a task's group.
+/// Returns how many groups were signalled. Linux only: it reads `/proc`;
+/// processes of other users are not visible and not touched.
+pub(crate) fn kill_leftovers(report: &flowstate_store::types::RecoveryReport) -> usize {
+    let wanted: std::collections::HashSet<Vec<u8>> = report
+        .failed
         .iter()
+        .chain(&report.retried)
         .map(|id| format!("FLOWSTATE_EXECUTION_ID={id}").into_bytes())
         .collect();
+    if wanted.is_empty() {
+        return 0;
+    }
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0;
     };
