@@ -1288,10 +1288,7 @@ async fn run(args: Args) {
     store.close().await.unwrap();
     target.drop_all().await;
     if let Some(dir) = &args.plot {
-        match plot::write(dir, &report) {
-            Ok(files) => files.iter().for_each(|f| eprintln!("wrote {f}")),
-            Err(e) => fail(&format!("--plot: {e}")),
-        }
+        draw(dir, &report);
     }
     if args.json {
         println!("{report}");
@@ -1389,7 +1386,12 @@ fn replot(file: &std::path::Path, dir: &std::path::Path) {
             file.display()
         ))
     });
-    match plot::write(dir, &report) {
+    draw(dir, &report);
+}
+
+/// Writes the charts of `report` into `dir` and names each file written.
+fn draw(dir: &std::path::Path, report: &Value) {
+    match plot::write(dir, report) {
         Ok(files) => files.iter().for_each(|f| eprintln!("wrote {f}")),
         Err(e) => fail(&format!("--plot: {e}")),
     }

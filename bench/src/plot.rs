@@ -223,6 +223,11 @@ const COLORS: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
+/// The colour of the `i`-th series, in the chart and in its legend.
+fn color(i: usize) -> RGBColor {
+    COLORS[i % COLORS.len()]
+}
+
 /// A number with at most three significant digits and no trailing zeros.
 fn compact(v: f64) -> String {
     if v >= 1000.0 {
@@ -277,7 +282,7 @@ fn chart(
     let mut legend: Vec<(String, RGBColor)> = series
         .iter()
         .enumerate()
-        .map(|(i, (l, _))| (l.clone(), COLORS[i % COLORS.len()]))
+        .map(|(i, (l, _))| (l.clone(), color(i)))
         .collect();
     let x = (x0..x1).log_scale();
     match y_axis {
@@ -326,7 +331,7 @@ where
         .y_label_formatter(&|y| compact(*y))
         .draw()?;
     for (i, (_, pts)) in series.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+        let color = color(i);
         c.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?;
         c.draw_series(PointSeries::of_element(
             pts.clone(),
