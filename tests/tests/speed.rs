@@ -113,41 +113,62 @@ async fn log_pages_carry_every_character_and_field(db: TestDb) {
     assert!(none.is_empty());
 }
 
+/// Runs `write` for every execution of `work` at once, each on a task of its
+/// own, and returns each writer's number with its result, in order.
+async fn all_at_once<R, F, Fut>(
+    store: &Arc<dyn StateStore>,
+    work: &[(Execution, Vec<TaskRun>)],
+    write: F,
+) -> Vec<(usize, R)>
+where
+    F: Fn(Arc<dyn StateStore>, usize, Execution, Vec<TaskRun>) -> Fut,
+    Fut: std::future::Future<Output = R> + Send + 'static,
+    R: Send + 'static,
+{
+    let tasks: Vec<_> = work
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, (exec, runs))| tokio::spawn(write(store.clone(), i, exec, runs)))
+        .collect();
+    let mut results = Vec::new();
+    for (i, task) in tasks.into_iter().enumerate() {
+        results.push((i, task.await.unwrap()));
+    }
+    results
+}
+
 /// Many writers at once, some of them refused: every caller gets its own
 /// answer, and only the refused writes are missing. On SQLite these land in
 /// shared transactions (group commit), each unit in its own savepoint.
 async fn concurrent_writers_get_their_own_results(db: TestDb) {
     let store: Arc<dyn StateStore> = Arc::new(db.store().await);
     let work = executions(store.as_ref(), 24).await;
-    let mut tasks = Vec::new();
-    for (i, (exec, runs)) in work.iter().cloned().enumerate() {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            // Every third writer holds a stale version: refused.
-            let expected = if i % 3 == 0 { 7 } else { exec.version };
-            let moved = store
-                .transition_execution(
-                    exec.id,
-                    ExecutionTransition::new(ExecutionState::Running, expected),
-                )
-                .await;
-            // A unit of several statements: the attempt's start with its
-            // task run's move. Every fourth asks for a task run that moved
-            // on already, so its whole unit must leave nothing behind.
-            let run = &runs[0];
-            let version = if i % 4 == 0 {
-                run.version + 5
-            } else {
-                run.version
-            };
-            let started = store
-                .start_run_attempt(TaskTransition::new(run.id, TaskState::Running, version))
-                .await;
-            (i, moved, started)
-        }));
-    }
-    for t in tasks {
-        let (i, moved, started) = t.await.unwrap();
+    let results = all_at_once(&store, &work, |store, i, exec, runs| async move {
+        // Every third writer holds a stale version: refused.
+        let expected = if i % 3 == 0 { 7 } else { exec.version };
+        let moved = store
+            .transition_execution(
+                exec.id,
+                ExecutionTransition::new(ExecutionState::Running, expected),
+            )
+            .await;
+        // A unit of several statements: the attempt's start with its
+        // task run's move. Every fourth asks for a task run that moved
+        // on already, so its whole unit must leave nothing behind.
+        let run = &runs[0];
+        let version = if i % 4 == 0 {
+            run.version + 5
+        } else {
+            run.version
+        };
+        let started = store
+            .start_run_attempt(TaskTransition::new(run.id, TaskState::Running, version))
+            .await;
+        (moved, started)
+    })
+    .await;
+    for (i, (moved, started)) in results {
         match moved {
             Ok(v) => assert!(i % 3 != 0, "writer {i} moved with a stale version to {v}"),
             Err(StoreError::Conflict { .. }) => assert_eq!(i % 3, 0, "writer {i} refused"),
@@ -216,32 +237,27 @@ async fn a_reader_opens_the_current_schema_and_refuses_others(db: TestDb) {
 async fn units_refused_part_way_leave_nothing(db: TestDb) {
     let store: Arc<dyn StateStore> = Arc::new(db.store().await);
     let work = executions(store.as_ref(), 24).await;
-    let mut tasks = Vec::new();
-    for (i, (exec, runs)) in work.iter().cloned().enumerate() {
-        let store = store.clone();
-        tasks.push(tokio::spawn(async move {
-            let line = NewLogLine {
-                execution_id: exec.id,
-                task_run_id: None,
-                attempt: None,
-                ts: chrono::Utc::now(),
-                stream: LogStream::System,
-                line: format!("writer {i}"),
-            };
-            // Every third moves its task run with a stale version, after
-            // its log line was written in the same unit.
-            let version = if i % 3 == 0 { 9 } else { runs[0].version };
-            let done = store
-                .apply_writes(vec![
-                    Write::AppendLogs(vec![line]),
-                    Write::MoveTask(TaskTransition::new(runs[0].id, TaskState::Running, version)),
-                ])
-                .await;
-            (i, done)
-        }));
-    }
-    for t in tasks {
-        let (i, done) = t.await.unwrap();
+    let results = all_at_once(&store, &work, |store, i, exec, runs| async move {
+        let line = NewLogLine {
+            execution_id: exec.id,
+            task_run_id: None,
+            attempt: None,
+            ts: chrono::Utc::now(),
+            stream: LogStream::System,
+            line: format!("writer {i}"),
+        };
+        // Every third moves its task run with a stale version, after
+        // its log line was written in the same unit.
+        let version = if i % 3 == 0 { 9 } else { runs[0].version };
+        store
+            .apply_writes(vec![
+                Write::AppendLogs(vec![line]),
+                Write::MoveTask(TaskTransition::new(runs[0].id, TaskState::Running, version)),
+            ])
+            .await
+    })
+    .await;
+    for (i, done) in results {
         match done {
             Ok(_) => assert!(i % 3 != 0, "writer {i} moved with a stale version"),
             Err(StoreError::Conflict { .. }) => assert_eq!(i % 3, 0, "writer {i} refused"),
