@@ -140,7 +140,7 @@ where
 
 /// Many writers at once, some of them refused: every caller gets its own
 /// answer, and only the refused writes are missing. On SQLite these land in
-/// shared transactions (group commit), each unit in its own savepoint.
+/// shared transactions (group commit).
 async fn concurrent_writers_get_their_own_results(db: TestDb) {
     let store: Arc<dyn StateStore> = Arc::new(db.store().await);
     let work = executions(store.as_ref(), 24).await;
