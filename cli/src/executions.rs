@@ -8,7 +8,6 @@ use flowstate_store::query::{ExecutionQuery, SortOrder};
 use flowstate_store::text::{escape_controls, shown};
 use flowstate_store::types::ExecutionState;
 use flowstate_store::StateStore;
-use serde_json::json;
 use uuid::Uuid;
 
 /// Execution commands.
@@ -159,22 +158,7 @@ async fn list(g: &Globals, store: &dyn StateStore, a: ListArgs) -> CmdResult {
         .await?;
     let name = |id: &Uuid| names.get(id).cloned().unwrap_or_default();
     if g.json {
-        let items: Vec<_> = page
-            .items
-            .iter()
-            .map(|e| output::execution(e, &name(&e.workflow_id)))
-            .collect();
-        outln!(
-            "{}",
-            json!({
-                "items": items,
-                "total": page.total,
-                "totalExact": page.total_exact,
-                "limit": page.limit,
-                "offset": page.offset,
-                "nextCursor": page.next_cursor,
-            })
-        );
+        outln!("{}", flowstate_server::json::execution_page(&page, &names));
         return Ok(());
     }
     let rows: Vec<Vec<String>> = page

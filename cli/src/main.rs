@@ -18,7 +18,8 @@
 //! per command group does the work through the engine and the store. Every
 //! argument and the configuration are checked before the store is opened;
 //! only `run`, `serve`, `submit`, `workflow register` and `migrate up|fresh`
-//! may create a database.
+//! may create a database. `serve` and `console` open their HTTP listener
+//! (`flowstate-server`) before the database.
 
 /// `println!` that never panics: a failed write to stdout ends the command
 /// (see [`logging::write_out`]).
@@ -39,7 +40,10 @@ macro_rules! err {
     ($($arg:tt)*) => { $crate::logging::write_err(format_args!($($arg)*), false) };
 }
 
-mod args;
+mod args {
+    //! What people type: parsed in `flowstate-server`, shared with the API.
+    pub use flowstate_server::params::*;
+}
 mod executions;
 mod logging;
 mod output;
@@ -81,6 +85,10 @@ enum Command {
     Run(run::RunArgs),
     /// Run the engine: recover, then claim and run due executions until stopped.
     Serve(serve::ServeArgs),
+    /// Serve the HTTP API and the web console on an existing database,
+    /// without running work (`serve` also serves them unless
+    /// `server.enabled: false`).
+    Console(serve::ServeArgs),
     /// Persist a PENDING execution for `flowstate serve` to run; prints its id.
     Submit(workflows::SubmitArgs),
     /// List, show, register and delete workflows.
@@ -262,7 +270,7 @@ fn main() -> ExitCode {
     }
     let result = load_config(config_path(cli.config).as_deref()).and_then(|config| {
         let format = match &cli.command {
-            Command::Serve(a) => Some(a.log_format),
+            Command::Serve(a) | Command::Console(a) => Some(a.log_format),
             _ => None,
         };
         logging::init(format)?;
@@ -304,6 +312,7 @@ async fn dispatch(command: Command, g: &Globals) -> CmdResult {
     match command {
         Command::Run(a) => run::run(g, a).await,
         Command::Serve(_) => serve::serve(g).await,
+        Command::Console(_) => serve::console(g).await,
         Command::Submit(a) => workflows::submit(g, a).await,
         Command::Workflow(c) => workflows::command(g, c).await,
         Command::Execution(c) => executions::command(g, c).await,

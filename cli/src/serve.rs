@@ -1,9 +1,10 @@
-//! `flowstate serve` and `flowstate cleanup`.
+//! `flowstate serve`, `flowstate console` and `flowstate cleanup`.
 
 use crate::{args, CmdResult, Failure, Globals};
 use chrono::Utc;
 use flowstate_cli::confirm;
 use flowstate_engine::Engine;
+use flowstate_server::Server;
 use flowstate_store::types::PurgeCounts;
 use serde_json::json;
 use std::io::IsTerminal;
@@ -20,19 +21,76 @@ pub struct ServeArgs {
 
 pub async fn serve(g: &Globals) -> CmdResult {
     let config = g.config.clone();
-    if let Some(addr) = config.engine.metrics_addr {
-        flowstate_engine::metrics::serve_prometheus(addr)?;
-        tracing::info!(%addr, "serving metrics at /metrics");
-    }
     // Listening starts before anything else: a SIGTERM that arrives during
     // recovery or before the first poll would otherwise kill the process
     // by its default action, as a crash.
     let signals = shutdown_signals()
         .map_err(|e| Failure::runtime(format!("cannot listen for SIGTERM and SIGINT: {e}")))?;
+    // The port before the database: a taken port fails before any work.
+    let server = match config.server.enabled {
+        true => Some(Server::bind(&config.server).await.map_err(listen_failed)?),
+        false => None,
+    };
+    let metrics = match (&server, config.engine.metrics_addr) {
+        (None, None) => None,
+        (_, addr) => Some(flowstate_engine::metrics::install(addr)?),
+    };
+    if let Some(addr) = config.engine.metrics_addr {
+        tracing::info!(%addr, "serving metrics at /metrics");
+    }
     let engine = Engine::start(config).await?;
-    engine.serve_signals(signals).await?;
+    let (stop_http, http) = match server {
+        Some(server) => {
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let store = engine.store();
+            announce(&server);
+            let task = tokio::spawn(server.run(store, metrics, "engine", async {
+                let _ = rx.await;
+            }));
+            (Some(tx), Some(task))
+        }
+        None => (None, None),
+    };
+    let served = engine.serve_signals(signals).await;
+    // The console answers through the engine's shutdown; it stops after.
+    if let (Some(tx), Some(task)) = (stop_http, http) {
+        let _ = tx.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `flowstate console`: the HTTP API and the console on an existing
+/// database, without running work, until SIGINT or SIGTERM.
+pub async fn console(g: &Globals) -> CmdResult {
+    let mut signals = shutdown_signals()
+        .map_err(|e| Failure::runtime(format!("cannot listen for SIGTERM and SIGINT: {e}")))?;
+    let server = Server::bind(&g.config.server)
+        .await
+        .map_err(listen_failed)?;
+    let store = g.existing_store().await?;
+    announce(&server);
+    server
+        .run(store, None, "console", async move {
+            let _ = signals.recv().await;
+        })
+        .await
+        .map_err(|e| Failure::runtime(e.message()))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Logs where the console is, with the port the system chose for port 0.
+fn announce(server: &Server) {
+    let addr = server.local_addr();
+    tracing::info!(%addr, "console and API at http://{addr}/");
+}
+
+/// A listener that cannot open is a runtime failure naming the way out.
+fn listen_failed(e: flowstate_server::ServerError) -> Failure {
+    Failure::runtime(e.message())
 }
 
 /// Starts listening for SIGINT and SIGTERM at once; each one that arrives

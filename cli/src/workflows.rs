@@ -70,19 +70,6 @@ pub struct SubmitArgs {
     inputs: Vec<(String, String)>,
 }
 
-fn workflow_json(w: &flowstate_store::types::Workflow) -> serde_json::Value {
-    json!({
-        "id": w.id,
-        "name": w.name,
-        "version": w.version,
-        "description": w.description,
-        "definition": w.definition,
-        "createdAt": output::ts(Some(w.created_at)),
-        "updatedAt": output::ts(Some(w.updated_at)),
-        "deletedAt": output::ts(w.deleted_at),
-    })
-}
-
 fn task_ids(w: &flowstate_store::types::Workflow) -> Vec<String> {
     Workflow::from_definition(&w.definition)
         .map(|d| d.task_keys())
@@ -150,11 +137,7 @@ async fn list(
         })
         .await?;
     if g.json {
-        let items: Vec<_> = page.items.iter().map(workflow_json).collect();
-        outln!(
-            "{}",
-            json!({"items": items, "total": page.total, "limit": page.limit, "offset": page.offset})
-        );
+        outln!("{}", flowstate_server::json::workflow_page(&page));
         return Ok(());
     }
     let rows: Vec<Vec<String>> = page
@@ -192,7 +175,7 @@ async fn show(g: &Globals, store: &dyn StateStore, name: &str, version: Option<i
         w.updated_at = v.created_at;
     }
     if g.json {
-        outln!("{}", workflow_json(&w));
+        outln!("{}", flowstate_server::json::workflow(&w));
         return Ok(());
     }
     outln!("workflow   {} (version {})", w.name, w.version);
@@ -230,18 +213,7 @@ async fn history(g: &Globals, store: &dyn StateStore, name: &str) -> CmdResult {
     let w = store.get_workflow_by_name(name).await?;
     let versions = store.list_workflow_versions(w.id).await?;
     if g.json {
-        let items: Vec<_> = versions
-            .iter()
-            .map(|v| {
-                json!({
-                    "version": v.version,
-                    "createdAt": output::ts(Some(v.created_at)),
-                    "executions": v.executions,
-                    "current": v.version == w.version,
-                })
-            })
-            .collect();
-        outln!("{}", json!({"name": w.name, "versions": items}));
+        outln!("{}", flowstate_server::json::history(&w, &versions));
         return Ok(());
     }
     let rows: Vec<Vec<String>> = versions
@@ -273,7 +245,7 @@ async fn register(g: &Globals, store: &dyn StateStore, wf: &Workflow) -> CmdResu
         })
         .await?;
     if g.json {
-        outln!("{}", workflow_json(&saved.workflow));
+        outln!("{}", flowstate_server::json::workflow(&saved.workflow));
     } else {
         let what = if saved.changed {
             "registered"

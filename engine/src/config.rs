@@ -1,8 +1,10 @@
-//! The configuration file: the store's `storage:` section and the engine's
-//! `engine:` section, validated the same way.
+//! The configuration file: the store's `storage:` section, the engine's
+//! `engine:` section and the HTTP server's `server:` section
+//! ([`crate::server_config`]), validated the same way.
 
 use crate::duration::{format_duration, parse_duration};
 use crate::error::{EngineError, Result};
+pub use crate::server_config::ServerConfig;
 use flowstate_store::config::did_you_mean;
 use flowstate_store::text::shown;
 use flowstate_store::yaml::{self, describe};
@@ -65,6 +67,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// The `engine:` section.
     pub engine: EngineConfig,
+    /// The `server:` section (`FLOWSTATE_API_TOKEN` applied).
+    pub server: ServerConfig,
 }
 
 impl Config {
@@ -79,13 +83,23 @@ impl Config {
             .transpose()?;
         let file = path.zip(text.as_deref());
         let storage = StorageConfig::load_text(file)?;
-        let engine = match file {
-            None => EngineConfig::default(),
-            Some((p, text)) => EngineConfig::from_yaml(text).map_err(|e| {
-                EngineError::Config(format!("{}: {e}", shown(&p.display().to_string())))
-            })?,
+        let in_file = |e: String| match path {
+            Some(p) => EngineError::Config(format!("{}: {e}", shown(&p.display().to_string()))),
+            None => EngineError::Config(e),
         };
-        Ok(Config { storage, engine })
+        let (engine, server) = match file {
+            None => (EngineConfig::default(), ServerConfig::default()),
+            Some((_, text)) => (
+                EngineConfig::from_yaml(text).map_err(in_file)?,
+                ServerConfig::from_yaml(text).map_err(in_file)?,
+            ),
+        };
+        let server = server.with_env().map_err(EngineError::Config)?;
+        Ok(Config {
+            storage,
+            engine,
+            server,
+        })
     }
 }
 

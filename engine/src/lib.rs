@@ -3,7 +3,8 @@
 //! or duplicates work.
 //!
 //! Layout, in the order data flows:
-//! - [`config`]: the configuration file (`storage:` for the store, `engine:` here).
+//! - [`config`]: the configuration file (`storage:` for the store, `engine:` here,
+//!   `server:` in [`server_config`] for `flowstate-server`).
 //! - [`workflow`]: workflow files, validated into a stored definition.
 //! - [`engine`]: start-up recovery, the scheduler that claims due executions
 //!   under a lease, lease renewal, the expired-lease sweep, retention and shutdown.
@@ -32,9 +33,10 @@ pub mod metrics;
 pub mod node;
 pub(crate) mod planner;
 pub mod process;
+pub mod server_config;
 pub mod workflow;
 
-pub use config::{Config, EngineConfig};
+pub use config::{Config, EngineConfig, ServerConfig};
 pub use driver::End;
 pub use engine::{register, submit, Engine};
 pub use error::{EngineError, Result};

@@ -19,7 +19,12 @@ const TERM_GRACE: Duration = Duration::from_secs(2);
 
 /// flowstate's own settings, which tasks never inherit: a task that prints
 /// its environment would otherwise write the database password into the logs.
-pub const PRIVATE_ENV: &[&str] = &["FLOWSTATE_DATABASE_URL", "DATABASE_URL", "FLOWSTATE_CONFIG"];
+pub const PRIVATE_ENV: &[&str] = &[
+    "FLOWSTATE_DATABASE_URL",
+    "DATABASE_URL",
+    "FLOWSTATE_CONFIG",
+    "FLOWSTATE_API_TOKEN",
+];
 
 /// One captured line.
 #[derive(Debug, Clone)]

@@ -35,7 +35,7 @@ pub const MAX_BUSY_TIMEOUT_MS: u64 = 600_000;
 
 /// Top-level sections of the configuration file. `engine` belongs to the
 /// engine crate; it is accepted here so the same file serves both.
-const TOP_LEVEL_KEYS: &[&str] = &["storage", "engine"];
+const TOP_LEVEL_KEYS: &[&str] = &["storage", "engine", "server"];
 /// The keys of the `storage:` section.
 pub const STORAGE_KEYS: &[&str] = &[
     "type",

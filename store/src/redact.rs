@@ -138,6 +138,19 @@ pub fn register_secrets_from_url(url: &str) {
     }
 }
 
+/// Adds one secret (an API token, say) to the process-wide list that
+/// [`redact`] hides.
+pub fn register_secret(secret: &str) {
+    if secret.is_empty() {
+        return;
+    }
+    let mut registered = REGISTERED.write().unwrap_or_else(|e| e.into_inner());
+    if !registered.iter().any(|s| s == secret) {
+        registered.push(secret.to_owned());
+        registered.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    }
+}
+
 /// [`redact_text`] with every secret registered so far in this process.
 pub fn redact(text: &str) -> String {
     let registered = REGISTERED.read().unwrap_or_else(|e| e.into_inner());

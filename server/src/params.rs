@@ -1,4 +1,5 @@
-//! Parsing what people type: ids, times, durations, states, `k=v` inputs.
+//! Parsing what people type, on the command line and in API queries: ids,
+//! times, durations, states, `k=v` inputs.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use flowstate_engine::duration::parse_duration;
