@@ -279,7 +279,7 @@ pub(crate) fn execution_page_statement(
     if let Some(index) = execution_index(q) {
         crate::backend::for_backend(backend).use_index(&mut stmt.sql, "executions", index);
     }
-    Ok((stmt, limit))
+    Ok((bind_times(backend, stmt), limit))
 }
 
 #[cfg(feature = "diagnostics")]
@@ -292,10 +292,11 @@ pub fn execution_list_statement(backend: DbBackend, q: &ExecutionQuery) -> Resul
 /// row past [`TOTAL_CAP`].
 pub fn execution_count_statement(backend: DbBackend, q: &ExecutionQuery) -> Statement {
     if q.exact_total {
-        return execution_filters(q)
+        let stmt = execution_filters(q)
             .select_only()
             .column_as(Expr::cust("COUNT(*)"), "n")
             .build(backend);
+        return bind_times(backend, stmt);
     }
     let inner = execution_filters(q)
         .select_only()
@@ -306,7 +307,17 @@ pub fn execution_count_statement(backend: DbBackend, q: &ExecutionQuery) -> Stat
         .expr_as(Expr::cust("COUNT(*)"), sea_orm::sea_query::Alias::new("n"))
         .from_subquery(inner, sea_orm::sea_query::Alias::new("capped"))
         .to_owned();
-    backend.build(&outer)
+    bind_times(backend, backend.build(&outer))
+}
+
+/// `stmt` with its instants bound as `backend` compares them (see
+/// [`crate::backend::Backend::bind_times`]): the list's time filters and
+/// cursor come from users and may lie past 2038.
+fn bind_times(backend: DbBackend, mut stmt: Statement) -> Statement {
+    if let Some(values) = stmt.values.as_mut() {
+        crate::backend::for_backend(backend).bind_times(values);
+    }
+    stmt
 }
 
 #[cfg(feature = "diagnostics")]

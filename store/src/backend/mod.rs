@@ -70,6 +70,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// takes such a hint; the others leave the choice to their planner.
     fn use_index(&self, _sql: &mut String, _table: &str, _index: &str) {}
 
+    /// Rebinds the instants of a built statement the way the backend
+    /// compares them with its timestamp columns (MySQL: as `DATETIME`).
+    fn bind_times(&self, _values: &mut sea_orm::sea_query::Values) {}
+
     /// An aggregate over a page of log rows that packs their `id`,
     /// `task_run_id`, `attempt`, `ts`, `stream` and `line` into one JSON
     /// array of arrays, as text. A page then crosses the driver as one value:

@@ -30,6 +30,19 @@ impl Backend for MySql {
         Some("SELECT RELEASE_LOCK('flowstate_migrate')")
     }
 
+    /// sqlx sends a `DateTime<Utc>` as a MySQL `TIMESTAMP`, which ends in
+    /// 2038: MariaDB turns a later instant into zero, so `created_at <
+    /// '2099-01-01'` matched nothing. The columns are `DATETIME(6)` in UTC;
+    /// a naive UTC instant is sent as `DATETIME` and compares as one.
+    fn bind_times(&self, values: &mut sea_orm::sea_query::Values) {
+        use sea_orm::sea_query::Value;
+        for v in values.0.iter_mut() {
+            if let Value::ChronoDateTimeUtc(Some(t)) = v {
+                *v = Value::ChronoDateTime(Some(t.naive_utc()));
+            }
+        }
+    }
+
     fn is_transient(&self, code: &str) -> bool {
         // sqlx reports the SQLSTATE: 40001 is ER_LOCK_DEADLOCK (1213),
         // HY000 covers ER_LOCK_WAIT_TIMEOUT (1205) and is too broad, so only
