@@ -1000,7 +1000,8 @@ async fn drain(target: &mut Target, backlog: u64, flowstate: &PathBuf) -> Value 
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .unwrap();
-    let engine = format!("engine:\n  metricsAddr: 127.0.0.1:{port}\n");
+    // The console is off: the drain measures the engine alone.
+    let engine = format!("engine:\n  metricsAddr: 127.0.0.1:{port}\nserver:\n  enabled: false\n");
     std::fs::write(&config, format!("{storage}{engine}")).unwrap();
     let start = Instant::now();
     // The engine's own messages, shown if it stops before the backlog is done.

@@ -19,7 +19,7 @@ impl Env {
         std::fs::write(
             &config,
             format!(
-                "storage:\n  sqlite:\n    path: {}\nengine:\n  workers: 4\n  pollInterval: 50ms\n  leaseSeconds: 10\n  shutdownGrace: 5s\n",
+                "storage:\n  sqlite:\n    path: {}\nengine:\n  workers: 4\n  pollInterval: 50ms\n  leaseSeconds: 10\n  shutdownGrace: 5s\nserver:\n  listen: 127.0.0.1:0\n",
                 dir.path().join("fs.db").display()
             ),
         )

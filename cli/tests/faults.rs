@@ -55,7 +55,7 @@ fn config(db: &TestDb, dir: &Path, node: &str, lease: u64) -> std::path::PathBuf
     std::fs::write(
         &path,
         format!(
-            "{}engine:\n  nodeId: {node}\n  workers: 4\n  pollInterval: 50ms\n  leaseSeconds: {lease}\n  shutdownGrace: 5s\n",
+            "{}engine:\n  nodeId: {node}\n  workers: 4\n  pollInterval: 50ms\n  leaseSeconds: {lease}\n  shutdownGrace: 5s\nserver:\n  listen: 127.0.0.1:0\n",
             db.storage_yaml()
         ),
     )

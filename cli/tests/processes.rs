@@ -18,7 +18,7 @@ fn config_file(db: &TestDb, dir: &Path, node: &str, workers: usize) -> String {
 
 fn config_with_grace(db: &TestDb, dir: &Path, node: &str, workers: usize, grace: &str) -> String {
     let text = format!(
-        "{}engine:\n  nodeId: {node}\n  workers: {workers}\n  pollInterval: 50ms\n  leaseSeconds: 10\n  shutdownGrace: {grace}\n",
+        "{}engine:\n  nodeId: {node}\n  workers: {workers}\n  pollInterval: 50ms\n  leaseSeconds: 10\n  shutdownGrace: {grace}\nserver:\n  listen: 127.0.0.1:0\n",
         db.storage_yaml()
     );
     let path = dir.join(format!("{node}.yaml"));

@@ -12,6 +12,8 @@
 //! [`backend_tests!`]; it becomes `name::sqlite`, `name::postgres` and
 //! `name::mysql`.
 
+pub mod http;
+
 use flowstate_store::{SeaStore, StorageConfig};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use std::fmt;

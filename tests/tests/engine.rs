@@ -22,6 +22,7 @@ fn config(db: &TestDb) -> Config {
             shutdown_grace: Duration::from_secs(5),
             metrics_addr: None,
         },
+        server: Default::default(),
     }
 }
 

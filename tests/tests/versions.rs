@@ -72,6 +72,7 @@ fn config(db: &TestDb) -> Config {
             poll_interval: Duration::from_millis(50),
             ..EngineConfig::default()
         },
+        server: Default::default(),
     }
 }
 
