@@ -7,6 +7,7 @@
 
 mod baseline;
 mod cli;
+mod console;
 mod plot;
 mod seed;
 mod stats;
@@ -982,19 +983,7 @@ async fn drain(target: &mut Target, backlog: u64, flowstate: &PathBuf) -> Value 
     }
     let dir = tempfile_dir();
     let config = dir.join(format!("drain-{backlog}.yaml"));
-    let storage = if url.starts_with("sqlite") {
-        format!(
-            "storage:\n  sqlite:\n    path: {}\n",
-            url.trim_start_matches("sqlite://")
-        )
-    } else {
-        let kind = if url.starts_with("postgres") {
-            "postgres"
-        } else {
-            "mysql"
-        };
-        format!("storage:\n  type: {kind}\n  {kind}:\n    url: {url}\n")
-    };
+    let storage = storage_yaml(&url);
     // The engine's Prometheus endpoint says how many statements it ran.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -1079,6 +1068,22 @@ fn scrape_counter(port: u16, name: &str) -> Option<f64> {
 
 /// The `flowstate` binary the drain and the CLI scenario run: `--flowstate-bin`,
 /// else the one beside this binary.
+/// The `storage:` section of a configuration for the database at `url`.
+fn storage_yaml(url: &str) -> String {
+    if url.starts_with("sqlite") {
+        return format!(
+            "storage:\n  sqlite:\n    path: {}\n",
+            url.trim_start_matches("sqlite://")
+        );
+    }
+    let kind = if url.starts_with("postgres") {
+        "postgres"
+    } else {
+        "mysql"
+    };
+    format!("storage:\n  type: {kind}\n  {kind}:\n    url: {url}\n")
+}
+
 fn flowstate_bin(args: &Args) -> PathBuf {
     args.flowstate_bin.clone().unwrap_or_else(|| {
         std::env::current_exe()
@@ -1274,6 +1279,10 @@ async fn run(args: Args) {
                 bench.cli(&flowstate_bin(&args), &file, &wfs).await,
             );
         }
+        let yaml = storage_yaml(&url);
+        let bin = flowstate_bin(&args);
+        let api = console::measure(&bin, &yaml, &tempfile_dir(), args.quick).await;
+        section("12. console", api);
         section("7. recovery", bench.recovery(rows).await);
         section("9. claiming", bench.claims(&url).await);
         if Some(&n) == args.scale.last() {

@@ -69,9 +69,9 @@ pub fn executions(
         let id = e.id.to_string();
         let _ = write!(
             b,
-            "<tr data-state=\"{}\"><td><a class=\"mono\" href=\"/executions/{id}\" title=\"{id}\">{}</a></td><td><a href=\"/workflows/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr data-state=\"{}\"><td><a class=\"mono id\" href=\"/executions/{id}\">{}</a></td><td><a href=\"/workflows/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             e.state.as_str(),
-            &id[..8],
+            id,
             url(name),
             esc(name),
             badge(e.state.as_str()),
@@ -125,7 +125,7 @@ fn filter_form(b: &mut String, pairs: &[(String, String)]) {
         } else {
             ""
         };
-        let _ = write!(b, "<option{on}>{s}</option>");
+        let _ = write!(b, "<option value=\"{s}\"{on}>{s}</option>");
     }
     let _ = write!(
         b,
@@ -195,11 +195,10 @@ fn summary(b: &mut String, d: &ExecutionDetail, token: bool) {
     let e = &d.execution;
     let _ = write!(
         b,
-        "<h1><a href=\"/workflows/{}?version={}\">{}</a> <span class=\"mono\">{}</span> <span id=\"state\">{}</span></h1><dl class=\"meta\"><dt>ID</dt><dd class=\"mono\">{}</dd><dt>Version</dt><dd>{}</dd><dt>Created</dt><dd>{}</dd><dt>Started</dt><dd>{}</dd><dt>Finished</dt><dd>{}</dd><dt>Duration</dt><dd>{}</dd>",
+        "<h1><a href=\"/workflows/{}?version={}\">{}</a> <span id=\"state\">{}</span></h1><dl class=\"meta\"><dt>ID</dt><dd class=\"mono\">{}</dd><dt>Version</dt><dd>{}</dd><dt>Created</dt><dd>{}</dd><dt>Started</dt><dd>{}</dd><dt>Finished</dt><dd>{}</dd><dt>Duration</dt><dd>{}</dd>",
         url(&d.workflow_name),
         e.workflow_version,
         esc(&d.workflow_name),
-        &e.id.to_string()[..8],
         badge(e.state.as_str()),
         e.id,
         e.workflow_version,
