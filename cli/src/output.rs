@@ -2,6 +2,7 @@
 //! aligned human tables (local time, colour only on a terminal).
 
 use chrono::{DateTime, Local, Utc};
+pub use flowstate_server::human::took;
 pub use flowstate_server::json::{detail, execution, log_line};
 use flowstate_store::text::escape_controls;
 use std::io::IsTerminal;
@@ -17,19 +18,6 @@ pub fn local(t: Option<DateTime<Utc>>) -> String {
                 .to_string()
         },
     )
-}
-
-/// How long from `a` to `b` (or to now), for people.
-pub fn took(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> String {
-    let Some(a) = a else { return "-".into() };
-    let ms = (b.unwrap_or_else(Utc::now) - a).num_milliseconds().max(0);
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms < 120_000 {
-        format!("{:.1}s", ms as f64 / 1000.0)
-    } else {
-        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
-    }
 }
 
 /// Whether to colour stdout.

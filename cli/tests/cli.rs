@@ -924,3 +924,83 @@ fn with_no_config_at_all_run_uses_the_embedded_default() {
     );
     assert!(dir.path().join("data/flowstate.db").exists());
 }
+
+/// The HTTP listener is checked before the database: a bad `server:` value
+/// exits 2 and a taken port exits 1, neither creating a database; `console`
+/// never creates one; a short token is refused without being shown.
+#[test]
+fn serve_and_console_check_their_listener_before_the_database() {
+    let env = Env::new();
+    let db = env.dir.path().join("fs.db");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let config = |server: &str| {
+        env.file(
+            "server.yaml",
+            &format!(
+                "storage:\n  sqlite:\n    path: {}\nserver:\n{server}",
+                db.display()
+            ),
+        )
+    };
+    for (server, command, code, says) in [
+        (
+            "  listen: nowhere\n",
+            "serve",
+            2,
+            "server.listen 'nowhere' is not an address",
+        ),
+        (
+            "  token: tiny-secret\n",
+            "console",
+            2,
+            "server.token is 11 characters; use at least 16",
+        ),
+        (
+            "  enabled: maybe\n",
+            "serve",
+            2,
+            "server.enabled is the string \"maybe\"; expected true or false",
+        ),
+        (
+            &format!("  listen: 127.0.0.1:{port}\n"),
+            "serve",
+            1,
+            "cannot listen on 127.0.0.1:",
+        ),
+        (
+            "  listen: 127.0.0.1:0\n",
+            "console",
+            1,
+            "no flowstate database",
+        ),
+    ] {
+        let cfg = config(server);
+        let out = Command::new(env!("CARGO_BIN_EXE_flowstate"))
+            .args(["--config", &cfg, command])
+            .env_remove("FLOWSTATE_DATABASE_URL")
+            .env_remove("FLOWSTATE_API_TOKEN")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{server}: {stderr}");
+        assert!(stderr.contains(says), "{server}: {stderr}");
+        assert!(!stderr.contains("tiny-secret"), "{stderr}");
+        assert!(!db.exists(), "{command} with {server} created the database");
+    }
+    // The variable is checked like the key, and never echoed.
+    let cfg = config("  listen: 127.0.0.1:0\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_flowstate"))
+        .args(["--config", &cfg, "console"])
+        .env("FLOWSTATE_API_TOKEN", "short one")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("FLOWSTATE_API_TOKEN contains a blank"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("short one"), "{stderr}");
+    drop(taken);
+}

@@ -182,7 +182,23 @@ async fn the_console_in_a_browser(db: TestDb) {
     let talker = seed(&db).await;
     let shots = shots(&db.backend.to_string());
     let c = browser(&webdriver).await;
-    // The list, once the engine has run the short ones.
+    list_and_filter(&c, &base, &shots).await;
+    follow_and_cancel(&c, &base, &talker, &shots).await;
+    // The workflow page draws its graph.
+    c.goto(&format!("{base}/workflows/talker")).await.unwrap();
+    assert_eq!(
+        c.find_all(Locator::Css("svg.graph g.node"))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    shoot(&c, &shots, "5-workflow.png").await;
+    c.close().await.unwrap();
+}
+
+/// The list, once the engine has run the short ones; filtered by state.
+async fn list_and_filter(c: &Client, base: &str, shots: &Path) {
     c.goto(&format!("{base}/executions")).await.unwrap();
     until("a FAILED row", Duration::from_secs(30), || async {
         c.goto(&format!("{base}/executions")).await.unwrap();
@@ -192,7 +208,7 @@ async fn the_console_in_a_browser(db: TestDb) {
             .is_empty()
     })
     .await;
-    shoot(&c, &shots, "1-executions.png").await;
+    shoot(c, shots, "1-executions.png").await;
     // Filtering by state goes into the URL and keeps only that state.
     let state = c.find(Locator::Css("select[name=state]")).await.unwrap();
     state.select_by_value("FAILED").await.unwrap();
@@ -219,13 +235,17 @@ async fn the_console_in_a_browser(db: TestDb) {
         rows[0].attr("data-state").await.unwrap().as_deref(),
         Some("FAILED")
     );
-    shoot(&c, &shots, "2-filtered.png").await;
-    // The running execution: its log grows without a reload.
+    shoot(c, shots, "2-filtered.png").await;
+}
+
+/// The running execution: its log grows without a reload, shows markup as
+/// text, and its cancel button ends it.
+async fn follow_and_cancel(c: &Client, base: &str, talker: &str, shots: &Path) {
     c.goto(&format!("{base}/executions/{talker}"))
         .await
         .unwrap();
     until("the talker's ticks", Duration::from_secs(30), || async {
-        text_of(&c, "#log").await.contains("tick")
+        text_of(c, "#log").await.contains("tick")
     })
     .await;
     c.execute("window.notReloaded = true", vec![])
@@ -270,7 +290,7 @@ async fn the_console_in_a_browser(db: TestDb) {
         .await
         .unwrap()
         .is_empty());
-    shoot(&c, &shots, "3-running.png").await;
+    shoot(c, shots, "3-running.png").await;
     // Cancel: the page comes back CANCELLED.
     c.find(Locator::Css("#cancel"))
         .await
@@ -279,7 +299,7 @@ async fn the_console_in_a_browser(db: TestDb) {
         .await
         .unwrap();
     until("CANCELLED", Duration::from_secs(15), || async {
-        text_of(&c, "#state").await == "CANCELLED"
+        text_of(c, "#state").await == "CANCELLED"
     })
     .await;
     assert!(c
@@ -287,18 +307,7 @@ async fn the_console_in_a_browser(db: TestDb) {
         .await
         .unwrap()
         .is_empty());
-    shoot(&c, &shots, "4-cancelled.png").await;
-    // The workflow page draws its graph.
-    c.goto(&format!("{base}/workflows/talker")).await.unwrap();
-    assert_eq!(
-        c.find_all(Locator::Css("svg.graph g.node"))
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
-    shoot(&c, &shots, "5-workflow.png").await;
-    c.close().await.unwrap();
+    shoot(c, shots, "4-cancelled.png").await;
 }
 
 backend_tests!(the_console_in_a_browser);

@@ -494,7 +494,7 @@ async fn an_outage_of_the_database_leaves_nothing_running(db: TestDb) {
     std::fs::write(
         &config,
         format!(
-            "{}engine:\n  nodeId: outage\n  workers: 4\n  pollInterval: 50ms\n  leaseSeconds: 30\n  shutdownGrace: 5s\n",
+            "{}engine:\n  nodeId: outage\n  workers: 4\n  pollInterval: 50ms\n  leaseSeconds: 30\n  shutdownGrace: 5s\nserver:\n  listen: 127.0.0.1:0\n",
             db.storage_yaml()
         ),
     )
@@ -623,7 +623,7 @@ async fn a_full_sqlite_database_is_an_outcome_not_a_wedge() {
         std::fs::write(
             &config,
             format!(
-                "{}    maxSizeMb: 1\nengine:\n  nodeId: full\n  workers: 2\n  pollInterval: 50ms\n  leaseSeconds: 10\n  shutdownGrace: 5s\n",
+                "{}    maxSizeMb: 1\nengine:\n  nodeId: full\n  workers: 2\n  pollInterval: 50ms\n  leaseSeconds: 10\n  shutdownGrace: 5s\nserver:\n  listen: 127.0.0.1:0\n",
                 db.storage_yaml()
             ),
         )

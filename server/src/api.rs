@@ -4,9 +4,11 @@
 
 use crate::error::{Result, ServerError};
 use crate::{auth, json, params, App};
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use flowstate_engine::{Engine, Workflow};
 use flowstate_store::query::{
@@ -125,14 +127,23 @@ pub(crate) async fn list_page(
     Ok((page, names))
 }
 
-/// `GET /api/v1/executions`.
+/// `GET /api/v1/executions`; requests with the same query string that
+/// arrive together share one read (see `coalesce`).
 pub(crate) async fn list(
     State(app): State<Arc<App>>,
+    RawQuery(raw): RawQuery,
     q: std::result::Result<Query<Pairs>, QueryRejection>,
-) -> Result<Json<Value>> {
+) -> Result<Response> {
     let filter = ListFilter::parse(&pairs(q)?)?;
-    let (page, names) = list_page(app.store.as_ref(), &filter).await?;
-    Ok(Json(json::execution_page(&page, &names)))
+    let body = app
+        .lists
+        .get(raw.unwrap_or_default(), || async {
+            let (page, names) = list_page(app.store.as_ref(), &filter).await?;
+            let doc = json::execution_page(&page, &names);
+            Ok::<_, ServerError>(Bytes::from(doc.to_string()))
+        })
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `GET /api/v1/executions/{id}`: the execution with its task runs, their

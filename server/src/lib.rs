@@ -13,6 +13,7 @@
 //!   execution ends.
 //! - `console`: HTML pages (`html` escapes every value, `charts` draws the
 //!   timeline and the graph as SVG), with the CSS and JavaScript embedded.
+//! - `coalesce`: identical list reads arriving together share one query.
 //! - `health`: `/healthz`, `/readyz` and `/metrics`.
 //! - [`ServerError`]: every failure as a status and `{error, message}`.
 //!
@@ -21,9 +22,11 @@
 
 mod api;
 mod auth;
+mod coalesce;
 mod console;
 mod error;
 mod health;
+pub mod human;
 pub mod json;
 pub mod params;
 mod sse;
@@ -50,6 +53,10 @@ pub(crate) struct App {
     pub stopping: watch::Receiver<bool>,
     /// What runs here, shown in the console's header ("engine" or "console").
     pub role: &'static str,
+    /// The API's execution lists, shared by requests that arrive together.
+    pub lists: coalesce::Coalesce,
+    /// The console's executions pages, likewise.
+    pub pages: coalesce::Coalesce,
 }
 
 /// The HTTP server of one process.
@@ -95,6 +102,8 @@ impl Server {
             metrics,
             stopping,
             role,
+            lists: Default::default(),
+            pages: Default::default(),
         });
         let stop = async move {
             shutdown.await;

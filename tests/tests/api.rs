@@ -156,7 +156,12 @@ async fn api_lists_and_filters_like_the_cli(db: TestDb) {
         .json();
     assert_eq!(bad["items"][0]["id"], bad_id.as_str());
     assert_eq!(bad["items"][0]["workflowName"], "api-bad");
-    // Both ways of paging walk the same list.
+    both_pagings_walk_the_same_list(&s, &all, &ok_id).await;
+    bad_list_requests_are_refused(&s).await;
+}
+
+/// Cursors and offsets page through `all`, the whole list newest first.
+async fn both_pagings_walk_the_same_list(s: &Served, all: &Value, oldest_id: &str) {
     let mut walked = Vec::new();
     let mut path = "/api/v1/executions?limit=2".to_owned();
     loop {
@@ -167,15 +172,18 @@ async fn api_lists_and_filters_like_the_cli(db: TestDb) {
             None => break,
         }
     }
-    assert_eq!(walked, ids(&all));
+    assert_eq!(walked, ids(all));
     let offset = get(s.addr, "/api/v1/executions?limit=2&offset=2&sort=-created")
         .await
         .json();
-    assert_eq!(ids(&offset), ids(&all)[2..4]);
+    assert_eq!(ids(&offset), ids(all)[2..4]);
     let oldest = get(s.addr, "/api/v1/executions?sort=created&limit=1")
         .await
         .json();
-    assert_eq!(ids(&oldest), [ok_id.clone()]);
+    assert_eq!(ids(&oldest), [oldest_id.to_owned()]);
+}
+
+async fn bad_list_requests_are_refused(s: &Served) {
     for (q, status, kind, says) in [
         (
             "state=bogus",
@@ -259,7 +267,12 @@ async fn api_shows_executions_logs_and_workflows(db: TestDb) {
         404,
         "not_found",
     );
-    // Logs: the CLI's line objects, paged by line id.
+    shows_logs(&s, &ok_id).await;
+    shows_workflows(&s).await;
+}
+
+/// Logs: the CLI's line objects, paged by line id.
+async fn shows_logs(s: &Served, ok_id: &str) {
     let logs = get(s.addr, &format!("/api/v1/executions/{ok_id}/logs"))
         .await
         .json();
@@ -303,7 +316,10 @@ async fn api_shows_executions_logs_and_workflows(db: TestDb) {
         400,
         "bad_request",
     );
-    // Workflows, one workflow, its versions.
+}
+
+/// Workflows, one workflow, its versions; health.
+async fn shows_workflows(s: &Served) {
     let list = get(s.addr, "/api/v1/workflows").await.json();
     let names: Vec<&str> = list["items"]
         .as_array()
@@ -421,21 +437,27 @@ async fn api_changes_need_the_token(db: TestDb) {
             kind,
         );
     }
+    cancelling_needs_the_token_too(&s, &id, &bearer).await;
+    changes_without_a_token_need_loopback(&db, body).await;
+}
+
+async fn cancelling_needs_the_token_too(s: &Served, id: &str, bearer: &str) {
     let cancel = format!("/api/v1/executions/{id}/cancel");
-    refused(&post(&s, &cancel, &[], None).await, 401, "unauthorized");
-    let foreign = [
-        ("Authorization", bearer.as_str()),
-        ("Origin", "http://evil.example"),
-    ];
-    refused(&post(&s, &cancel, &foreign, None).await, 403, "forbidden");
-    let done = post(&s, &cancel, &good[..1], None).await;
+    let good = [("Authorization", bearer)];
+    refused(&post(s, &cancel, &[], None).await, 401, "unauthorized");
+    let foreign = [("Authorization", bearer), ("Origin", "http://evil.example")];
+    refused(&post(s, &cancel, &foreign, None).await, 403, "forbidden");
+    let done = post(s, &cancel, &good, None).await;
     assert_eq!(done.status, 200, "{}", done.body);
     assert_eq!(done.json()["state"], "CANCELLED");
-    let again = refused(&post(&s, &cancel, &good[..1], None).await, 409, "conflict");
+    let again = refused(&post(s, &cancel, &good, None).await, 409, "conflict");
     assert!(again.contains("is CANCELLED"), "{again}");
-    // Without a token, changes are served on loopback only.
+}
+
+/// Without a token, changes are served on loopback only.
+async fn changes_without_a_token_need_loopback(db: &TestDb, body: &str) {
     let wide = serve(
-        &db,
+        db,
         ServerConfig {
             listen: "0.0.0.0:0".parse().unwrap(),
             ..ServerConfig::default()
@@ -450,7 +472,7 @@ async fn api_changes_need_the_token(db: TestDb) {
     );
     assert!(m.contains("server.token"), "{m}");
     assert_eq!(get(wide.addr, "/api/v1/executions").await.status, 200);
-    let open = serve(&db, ServerConfig::default()).await;
+    let open = serve(db, ServerConfig::default()).await;
     assert_eq!(
         post(&open, "/api/v1/executions", &json_only, Some(body))
             .await

@@ -177,7 +177,10 @@ fn clip(text: &str, n: usize) -> String {
 mod tests {
     use super::*;
 
-    fn tasks(spec: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
+    /// Tasks with their needs.
+    type Tasks = Vec<(String, Vec<String>)>;
+
+    fn tasks(spec: &[(&str, &[&str])]) -> Tasks {
         spec.iter()
             .map(|(k, n)| (k.to_string(), n.iter().map(|s| s.to_string()).collect()))
             .collect()
@@ -185,7 +188,7 @@ mod tests {
 
     #[test]
     fn depth_is_the_longest_chain_of_needs() {
-        let cases: Vec<(Vec<(String, Vec<String>)>, Vec<(&str, usize)>)> = vec![
+        let cases: Vec<(Tasks, Vec<(&str, usize)>)> = vec![
             (tasks(&[("a", &[])]), vec![("a", 0)]),
             (
                 tasks(&[("a", &[]), ("b", &["a"]), ("c", &["b"])]),

@@ -2,6 +2,7 @@
 //! through [`esc`] (text and attributes alike), so a task that prints
 //! `<script>` shows that text. Pages share one [`layout`].
 
+pub use crate::human::took;
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::fmt::Write;
 
@@ -44,19 +45,6 @@ pub fn time(t: Option<DateTime<Utc>>) -> String {
             t.to_rfc3339_opts(SecondsFormat::Millis, true),
             t.format("%Y-%m-%d %H:%M:%S UTC")
         ),
-    }
-}
-
-/// How long from `a` to `b` (or to now), as the CLI prints it.
-pub fn took(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> String {
-    let Some(a) = a else { return "-".into() };
-    let ms = (b.unwrap_or_else(Utc::now) - a).num_milliseconds().max(0);
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else if ms < 120_000 {
-        format!("{:.1}s", ms as f64 / 1000.0)
-    } else {
-        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
     }
 }
 

@@ -14,8 +14,9 @@ mod pages;
 use crate::api::{self, pairs, Pairs};
 use crate::error::ServerError;
 use crate::{auth, App};
+use axum::body::Bytes;
 use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, Path, Query, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -73,18 +74,31 @@ fn respond(app: &App, title: &str, nav: &str, body: Result<String, ServerError>)
     }
 }
 
+/// The executions page; requests with the same query string that arrive
+/// together share one read (see `coalesce`).
 async fn executions(
     State(app): State<Arc<App>>,
+    RawQuery(raw): RawQuery,
     q: Result<Query<Pairs>, QueryRejection>,
 ) -> Response {
-    let body = async {
-        let pairs = pairs(q)?;
-        let filter = api::ListFilter::parse(&pairs)?;
-        let (page, names) = api::list_page(app.store.as_ref(), &filter).await?;
-        Ok(pages::executions(&pairs, &page, &names))
+    let parsed = pairs(q).and_then(|p| api::ListFilter::parse(&p).map(|f| (p, f)));
+    let (pairs, filter) = match parsed {
+        Ok(ok) => ok,
+        Err(e) => return respond(&app, "Executions", "Executions", Err(e)),
+    };
+    let page = app
+        .pages
+        .get(raw.unwrap_or_default(), || async {
+            let (page, names) = api::list_page(app.store.as_ref(), &filter).await?;
+            let body = pages::executions(&pairs, &page, &names);
+            let html = html::layout("Executions", app.role, "Executions", &body);
+            Ok::<_, ServerError>(Bytes::from(html))
+        })
+        .await;
+    match page {
+        Ok(html) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
+        Err(e) => respond(&app, "Executions", "Executions", Err(e)),
     }
-    .await;
-    respond(&app, "Executions", "Executions", body)
 }
 
 async fn execution(

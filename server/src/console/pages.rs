@@ -303,13 +303,17 @@ fn log_pane(b: &mut String, d: &ExecutionDetail, lines: &[LogLine], task: Option
         .iter()
         .map(|t| (t.task_run.id, t.task_run.task_key.as_str()))
         .collect();
-    let after = lines
-        .last()
-        .map_or(String::new(), |l| format!("&after={}", l.id));
-    let only = task.map_or(String::new(), |t| format!("&task={}", url(t)));
+    let mut query: Vec<String> = Vec::new();
+    if let Some(l) = lines.last() {
+        query.push(format!("after={}", l.id));
+    }
+    if let Some(t) = task {
+        query.push(format!("task={}", url(t)));
+    }
     let _ = write!(
         b,
-        "<section id=\"logs\" data-stream=\"/api/v1/executions/{id}/logs/stream?limit=1000{after}{only}\" data-ended=\"{}\"><h2>Log</h2><p class=\"tasks\">Task: <a href=\"/executions/{id}#logs\"{}>all</a>",
+        "<section id=\"logs\" data-stream=\"/api/v1/executions/{id}/logs/stream?{}\" data-ended=\"{}\"><h2>Log</h2><p class=\"tasks\">Task: <a href=\"/executions/{id}#logs\"{}>all</a>",
+        esc(&query.join("&")),
         d.execution.state.is_terminal(),
         if task.is_none() { " class=\"on\"" } else { "" }
     );
