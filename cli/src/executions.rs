@@ -17,15 +17,15 @@ pub enum ExecutionCommand {
     List(ListArgs),
     /// Show an execution with its task runs, their attempts, and its outputs.
     Inspect {
-        /// The execution id.
-        #[arg(value_parser = args::id)]
-        id: Uuid,
+        /// The execution id, or a unique prefix of it (8+ hex digits).
+        #[arg(value_parser = args::id_or_prefix)]
+        id: String,
     },
     /// Print an execution's log lines.
     Logs {
-        /// The execution id.
-        #[arg(value_parser = args::id)]
-        id: Uuid,
+        /// The execution id, or a unique prefix of it (8+ hex digits).
+        #[arg(value_parser = args::id_or_prefix)]
+        id: String,
         /// Only this task's lines.
         #[arg(long, value_name = "KEY")]
         task: Option<String>,
@@ -33,12 +33,22 @@ pub enum ExecutionCommand {
         #[arg(long)]
         follow: bool,
     },
+    /// Wait until an execution ends: exit 0 if it SUCCEEDED, 1 if it FAILED
+    /// or was CANCELLED, 124 if --timeout passes first. Prints the final state.
+    Wait {
+        /// The execution id, or a unique prefix of it (8+ hex digits).
+        #[arg(value_parser = args::id_or_prefix)]
+        id: String,
+        /// Give up after this long (30s, 10m, 2h).
+        #[arg(long, value_name = "DURATION", value_parser = args::duration, allow_hyphen_values = true)]
+        timeout: Option<std::time::Duration>,
+    },
     /// Cancel an execution: it and its unfinished tasks become CANCELLED, and
     /// the engine running it stops its processes.
     Cancel {
-        /// The execution id.
-        #[arg(value_parser = args::id)]
-        id: Uuid,
+        /// The execution id, or a unique prefix of it (8+ hex digits).
+        #[arg(value_parser = args::id_or_prefix)]
+        id: String,
     },
 }
 
@@ -51,6 +61,10 @@ pub struct ListArgs {
     /// Only executions in this state (repeat for several).
     #[arg(long, value_name = "STATE", value_parser = args::state)]
     state: Vec<ExecutionState>,
+    /// Only executions that ended for this reason, such as CRASH_RECOVERY
+    /// (repeat for several).
+    #[arg(long, value_name = "REASON", value_parser = args::reason)]
+    reason: Vec<flowstate_store::types::Reason>,
     /// Created at or after: RFC 3339, or a duration ago (90m, 7d).
     #[arg(long, value_name = "TIME", value_parser = args::time, allow_hyphen_values = true)]
     since: Option<chrono::DateTime<chrono::Utc>>,
@@ -86,24 +100,59 @@ pub async fn command(g: &Globals, c: ExecutionCommand) -> CmdResult {
     };
     match c {
         ExecutionCommand::List(a) => list(g, store.as_ref(), a).await,
-        ExecutionCommand::Inspect { id } => inspect(g, store.as_ref(), id).await,
+        ExecutionCommand::Inspect { id } => {
+            let id = resolve(store.as_ref(), &id).await?;
+            inspect(g, store.as_ref(), id).await
+        }
+        ExecutionCommand::Wait { id, timeout } => {
+            let id = resolve(store.as_ref(), &id).await?;
+            crate::wait::wait(g, store.as_ref(), id, timeout).await
+        }
         ExecutionCommand::Logs { id, task, follow } => {
+            let id = resolve(store.as_ref(), &id).await?;
             store.get_execution(id).await?;
             let task_run_id = match task {
                 None => None,
                 Some(key) => Some(task_run_of(store.as_ref(), id, &key).await?),
             };
-            crate::run::follow(store.as_ref(), id, task_run_id, g.json, false, follow).await
+            crate::run::follow(store.as_ref(), id, task_run_id, g.json(), false, follow).await
         }
         ExecutionCommand::Cancel { id } => {
+            let id = resolve(store.as_ref(), &id).await?;
             let e = Engine::cancel(store.as_ref(), id).await?;
-            if g.json {
+            if g.structured() {
                 let name = store.get_workflow(e.workflow_id).await?.name;
-                outln!("{}", output::execution(&e, &name));
+                output::doc(g, &output::execution(&e, &name), "id");
             } else {
                 outln!("execution {id} CANCELLED");
             }
             Ok(())
+        }
+    }
+}
+
+/// The execution that `text`, a full id or a unique prefix, names. An
+/// unknown or ambiguous prefix is "not found" (exit 1); an ambiguous one
+/// lists the candidates.
+pub async fn resolve(store: &dyn StateStore, text: &str) -> CmdResult<Uuid> {
+    if let Ok(id) = Uuid::try_parse(text) {
+        return Ok(id);
+    }
+    let found = store.execution_ids_with_prefix(text, 11).await?;
+    match found.as_slice() {
+        [] => Err(Failure::runtime(format!(
+            "no execution id starts with '{}'",
+            shown(text)
+        ))),
+        [one] => Ok(*one),
+        many => {
+            let listed: Vec<String> = many.iter().take(10).map(Uuid::to_string).collect();
+            let more = if many.len() > 10 { " and more" } else { "" };
+            Err(Failure::runtime(format!(
+                "'{}' starts several execution ids: {}{more}; give more digits",
+                shown(text),
+                listed.join(", ")
+            )))
         }
     }
 }
@@ -134,6 +183,7 @@ impl ListArgs {
             since: self.since,
             until: self.until,
             owner: None,
+            reasons: self.reason.clone(),
             limit: Some(self.limit),
             offset: self.offset,
             after: self.after.clone(),
@@ -157,16 +207,20 @@ async fn list(g: &Globals, store: &dyn StateStore, a: ListArgs) -> CmdResult {
         .workflow_names(page.items.iter().map(|e| e.workflow_id).collect())
         .await?;
     let name = |id: &Uuid| names.get(id).cloned().unwrap_or_default();
-    if g.json {
-        outln!("{}", flowstate_server::json::execution_page(&page, &names));
+    if g.structured() {
+        let doc = flowstate_server::json::execution_page(&page, &names);
+        output::doc(g, &doc, "id");
         return Ok(());
     }
+    let ids: Vec<Uuid> = page.items.iter().map(|e| e.id).collect();
+    let shorts = args::short_ids(&ids);
     let rows: Vec<Vec<String>> = page
         .items
         .iter()
-        .map(|e| {
+        .zip(shorts)
+        .map(|(e, short)| {
             vec![
-                e.id.to_string(),
+                short,
                 name(&e.workflow_id),
                 e.state.to_string(),
                 output::local(Some(e.created_at)),
@@ -191,8 +245,8 @@ async fn list(g: &Globals, store: &dyn StateStore, a: ListArgs) -> CmdResult {
 
 async fn inspect(g: &Globals, store: &dyn StateStore, id: Uuid) -> CmdResult {
     let d = store.get_execution_detail(id).await?;
-    if g.json {
-        outln!("{}", output::detail(&d));
+    if g.structured() {
+        output::doc(g, &output::detail(&d), "id");
         return Ok(());
     }
     print_header(&d);

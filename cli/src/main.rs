@@ -45,13 +45,15 @@ mod args {
     pub use flowstate_server::params::*;
 }
 mod executions;
+mod help;
 mod logging;
 mod output;
 mod run;
 mod serve;
+mod wait;
 mod workflows;
 
-use clap::{Parser, Subcommand};
+use clap::{FromArgMatches, Parser, Subcommand};
 use flowstate_cli::migrate::MigrateCommand;
 use flowstate_engine::{Config, EngineError};
 use flowstate_store::{StateStore, StoreError};
@@ -71,9 +73,19 @@ struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
 
-    /// Print JSON instead of tables.
+    /// Print JSON instead of tables (the same as `-o json`).
     #[arg(long, global = true)]
     json: bool,
+
+    /// Output: table, json, yaml, or ids (one id per line; workflow names).
+    #[arg(
+        short = 'o',
+        long = "output",
+        global = true,
+        value_enum,
+        value_name = "FORMAT"
+    )]
+    output: Option<output::Format>,
 
     #[command(subcommand)]
     command: Command,
@@ -102,6 +114,47 @@ enum Command {
     /// Apply, roll back and inspect schema migrations.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page, or with --out write one per command into a folder.
+    Man {
+        /// The folder for flowstate.1, flowstate-execution-list.1, ...
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+impl Cli {
+    /// The output format: `-o`, or `--json`; a stream of lines (`run`,
+    /// `execution logs`, `migrate`) is text or JSON only.
+    fn format(&self) -> CmdResult<output::Format> {
+        use output::Format;
+        let format = match (self.json, self.output) {
+            (true, Some(f)) if f != Format::Json => {
+                return Err(Failure::input(
+                    "--json and -o ask for different outputs; give one of them",
+                ))
+            }
+            (true, _) => Format::Json,
+            (false, f) => f.unwrap_or_default(),
+        };
+        let streams = matches!(
+            self.command,
+            Command::Run(_)
+                | Command::Migrate(_)
+                | Command::Execution(executions::ExecutionCommand::Logs { .. })
+        );
+        if streams && matches!(format, Format::Yaml | Format::Ids) {
+            return Err(Failure::input(
+                "-o yaml and -o ids do not apply to this command; use -o table or -o json",
+            ));
+        }
+        Ok(format)
+    }
 }
 
 impl Command {
@@ -112,7 +165,7 @@ impl Command {
         use workflows::WorkflowCommand as W;
         matches!(
             self,
-            Command::Execution(E::List(_) | E::Inspect { .. } | E::Logs { .. })
+            Command::Execution(E::List(_) | E::Inspect { .. } | E::Logs { .. } | E::Wait { .. })
                 | Command::Workflow(W::List { .. } | W::Show { .. } | W::History { .. })
         )
     }
@@ -167,6 +220,14 @@ impl Failure {
         self
     }
 
+    /// A wait whose timeout passed first: exit 124, as `timeout(1)` does.
+    pub fn timed_out(message: impl Into<String>) -> Self {
+        Failure {
+            code: 124,
+            message: message.into(),
+        }
+    }
+
     /// Exit 1 without a message (the command already said why).
     pub fn quiet() -> Self {
         Failure {
@@ -183,6 +244,15 @@ impl From<StoreError> for Failure {
             // Where it is full is added by `main`, which has the configuration.
             StoreError::StorageFull(_) => Failure::runtime(STORAGE_FULL),
             _ => Failure::runtime(e.to_string()),
+        }
+    }
+}
+
+impl From<flowstate_server::ServerError> for Failure {
+    fn from(e: flowstate_server::ServerError) -> Self {
+        match e.status().0.as_u16() {
+            400 => Failure::input(e.message()),
+            _ => Failure::runtime(e.message()),
         }
     }
 }
@@ -204,11 +274,21 @@ pub type CmdResult<T = ()> = Result<T, Failure>;
 pub struct Globals {
     /// The validated configuration.
     pub config: Config,
-    /// `--json`.
-    pub json: bool,
+    /// `-o` (`--json` is `-o json`).
+    pub format: output::Format,
 }
 
 impl Globals {
+    /// Whether a command prints JSON (`--json`, `-o json`).
+    pub fn json(&self) -> bool {
+        self.format == output::Format::Json
+    }
+
+    /// Whether a command prints a document (JSON, YAML or ids), not tables.
+    pub fn structured(&self) -> bool {
+        self.format != output::Format::Table
+    }
+
     /// Opens the store, creating the database when missing: for the commands
     /// that bring work in (`run`, `serve`, `submit`, `workflow register`).
     pub async fn store(&self) -> CmdResult<Arc<dyn StateStore>> {
@@ -257,7 +337,10 @@ fn load_config(path: Option<&Path>) -> CmdResult<Config> {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let parsed = help::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             // --help and --version land here too, with exit code 0.
@@ -268,6 +351,20 @@ fn main() -> ExitCode {
     if !cli.command.outlives_its_reader() {
         logging::die_quietly_on_closed_pipe();
     }
+    // Generated from the definitions alone: no configuration is read.
+    let standalone = match &cli.command {
+        Command::Completions { shell } => Some(help::completions(*shell)),
+        Command::Man { out } => Some(help::man(out.clone())),
+        _ => None,
+    };
+    if let Some(result) = standalone {
+        return exit_with(result);
+    }
+    // Checked with the arguments, before the configuration is read.
+    let output = match cli.format() {
+        Ok(f) => f,
+        Err(f) => return exit_with(Err(f)),
+    };
     let result = load_config(config_path(cli.config).as_deref()).and_then(|config| {
         let format = match &cli.command {
             Command::Serve(a) | Command::Console(a) => Some(a.log_format),
@@ -276,7 +373,7 @@ fn main() -> ExitCode {
         logging::init(format)?;
         let globals = Globals {
             config,
-            json: cli.json,
+            format: output,
         };
         // A reading command on one thread: starting the worker threads (and
         // reading the cgroup files that size them) is a measurable part of a
@@ -297,6 +394,11 @@ fn main() -> ExitCode {
         runtime.shutdown_timeout(std::time::Duration::from_secs(1));
         result
     });
+    exit_with(result)
+}
+
+/// Prints a failure's message and turns the result into the exit code.
+fn exit_with(result: CmdResult) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
@@ -317,10 +419,12 @@ async fn dispatch(command: Command, g: &Globals) -> CmdResult {
         Command::Workflow(c) => workflows::command(g, c).await,
         Command::Execution(c) => executions::command(g, c).await,
         Command::Cleanup(a) => serve::cleanup(g, a).await,
+        Command::Completions { shell } => help::completions(shell),
+        Command::Man { out } => help::man(out),
         Command::Migrate(c) => {
             let c = match c {
                 MigrateCommand::Status { json } => MigrateCommand::Status {
-                    json: json || g.json,
+                    json: json || g.json(),
                 },
                 other => other,
             };

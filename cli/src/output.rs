@@ -5,7 +5,47 @@ use chrono::{DateTime, Local, Utc};
 pub use flowstate_server::human::took;
 pub use flowstate_server::json::{detail, execution, log_line};
 use flowstate_store::text::escape_controls;
+use serde_json::Value;
 use std::io::IsTerminal;
+
+/// What `-o` (or `--json`) asks a command to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// Aligned tables and lines for people (the default).
+    #[default]
+    Table,
+    /// One JSON document (`--json` is the same).
+    Json,
+    /// The same document as YAML.
+    Yaml,
+    /// One id per line (names for workflows), for shell pipelines.
+    Ids,
+}
+
+/// Prints a command's document as `g.format` asks: JSON on one line, YAML,
+/// or the `key` of each item of a list (of the document itself otherwise).
+pub fn doc(g: &crate::Globals, v: &Value, key: &str) {
+    match g.format {
+        Format::Yaml => {
+            let text = serde_yaml_ng::to_string(v).unwrap_or_default();
+            outln!("{}", text.trim_end());
+        }
+        Format::Ids => {
+            let items = match v.get("items").or_else(|| v.get("versions")) {
+                Some(Value::Array(items)) => items.iter().collect(),
+                _ => vec![v],
+            };
+            for item in items {
+                match item.get(key) {
+                    Some(Value::String(s)) => outln!("{s}"),
+                    Some(other) => outln!("{other}"),
+                    None => {}
+                }
+            }
+        }
+        _ => outln!("{v}"),
+    }
+}
 
 /// A time for people: local, to the second, with its UTC offset so that a
 /// table read later or elsewhere says which zone it shows.

@@ -46,13 +46,13 @@ pub async fn run(g: &Globals, a: RunArgs) -> CmdResult {
     let engine = Engine::start(config).await?;
     let store = engine.store();
     let exec = engine.submit(&workflow, input_object(&a.inputs)).await?;
-    if !g.json {
+    if !g.json() {
         errln!("execution {} of {} started", exec.id, workflow.name);
     }
     let started = Instant::now();
     let follower = {
         let store = store.clone();
-        let json = g.json;
+        let json = g.json();
         tokio::spawn(async move { follow(store.as_ref(), exec.id, None, json, true, true).await })
     };
     let done = tokio::select! {
@@ -68,7 +68,7 @@ pub async fn run(g: &Globals, a: RunArgs) -> CmdResult {
     follower
         .await
         .map_err(|e| Failure::runtime(format!("log follower failed: {e}")))??;
-    if g.json {
+    if g.json() {
         let name = workflow.name.as_str();
         // The reader may be gone; the execution is over either way.
         let _ = writeln!(std::io::stdout(), "{}", output::execution(&done, name));

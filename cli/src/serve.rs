@@ -196,7 +196,7 @@ pub async fn cleanup(g: &Globals, a: CleanupArgs) -> CmdResult {
     let counts = if a.dry_run || planned.counts.executions == 0 {
         planned.counts
     } else {
-        let bar = !g.json && std::io::stderr().is_terminal();
+        let bar = !g.structured() && std::io::stderr().is_terminal();
         purge_all(
             store.as_ref(),
             cutoff,
@@ -206,18 +206,16 @@ pub async fn cleanup(g: &Globals, a: CleanupArgs) -> CmdResult {
         )
         .await?
     };
-    if g.json {
-        outln!(
-            "{}",
-            json!({
-                "executions": counts.executions,
-                "taskRuns": counts.task_runs,
-                "attempts": counts.attempts,
-                "outputs": counts.outputs,
-                "logs": counts.logs,
-                "dryRun": a.dry_run,
-            })
-        );
+    if g.structured() {
+        let doc = json!({
+            "executions": counts.executions,
+            "taskRuns": counts.task_runs,
+            "attempts": counts.attempts,
+            "outputs": counts.outputs,
+            "logs": counts.logs,
+            "dryRun": a.dry_run,
+        });
+        crate::output::doc(g, &doc, "executions");
     } else {
         let verb = if a.dry_run { "would delete" } else { "deleted" };
         outln!(

@@ -4,6 +4,7 @@ use crate::output;
 use crate::run::input_object;
 use crate::{args, CmdResult, Failure, Globals};
 use flowstate_cli::confirm;
+use flowstate_engine::duration::format_duration;
 use flowstate_engine::Workflow;
 use flowstate_store::query::{ExecutionQuery, WorkflowQuery, WorkflowSort};
 use flowstate_store::text::{escape_controls, shown};
@@ -19,6 +20,9 @@ pub enum WorkflowCommand {
         /// Include deleted workflows.
         #[arg(long)]
         all: bool,
+        /// Only workflows whose name contains this text.
+        #[arg(long, value_name = "TEXT")]
+        filter: Option<String>,
         /// Rows per page (1 to 1000).
         #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1000))]
         limit: u64,
@@ -68,6 +72,12 @@ pub struct SubmitArgs {
     /// An input value, handed to every task as an environment variable.
     #[arg(long = "input", value_name = "KEY=VALUE", value_parser = args::input)]
     inputs: Vec<(String, String)>,
+    /// Wait until the execution ends, and exit as `execution wait` does.
+    #[arg(long)]
+    wait: bool,
+    /// With --wait: give up after this long (exit 124).
+    #[arg(long, value_name = "DURATION", value_parser = args::duration, requires = "wait", allow_hyphen_values = true)]
+    timeout: Option<std::time::Duration>,
 }
 
 fn task_ids(w: &flowstate_store::types::Workflow) -> Vec<String> {
@@ -107,8 +117,24 @@ pub async fn command(g: &Globals, c: WorkflowCommand) -> CmdResult {
     };
     let store = store.as_ref();
     match (c, parsed) {
-        (WorkflowCommand::List { all, limit, offset }, _) => {
-            list(g, store, all, limit, offset).await
+        (
+            WorkflowCommand::List {
+                all,
+                filter,
+                limit,
+                offset,
+            },
+            _,
+        ) => {
+            let query = WorkflowQuery {
+                include_deleted: all,
+                name_contains: filter,
+                limit: Some(limit),
+                offset: Some(offset),
+                sort: WorkflowSort::Name,
+                ..Default::default()
+            };
+            list(g, store, query).await
         }
         (WorkflowCommand::Show { name, version }, _) => show(g, store, &name, version).await,
         (WorkflowCommand::History { name }, _) => history(g, store, &name).await,
@@ -120,24 +146,10 @@ pub async fn command(g: &Globals, c: WorkflowCommand) -> CmdResult {
     }
 }
 
-async fn list(
-    g: &Globals,
-    store: &dyn StateStore,
-    all: bool,
-    limit: u64,
-    offset: u64,
-) -> CmdResult {
-    let page = store
-        .list_workflows(WorkflowQuery {
-            include_deleted: all,
-            limit: Some(limit),
-            offset: Some(offset),
-            sort: WorkflowSort::Name,
-            ..Default::default()
-        })
-        .await?;
-    if g.json {
-        outln!("{}", flowstate_server::json::workflow_page(&page));
+async fn list(g: &Globals, store: &dyn StateStore, query: WorkflowQuery) -> CmdResult {
+    let page = store.list_workflows(query).await?;
+    if g.structured() {
+        output::doc(g, &flowstate_server::json::workflow_page(&page), "name");
         return Ok(());
     }
     let rows: Vec<Vec<String>> = page
@@ -165,17 +177,9 @@ async fn list(
 }
 
 async fn show(g: &Globals, store: &dyn StateStore, name: &str, version: Option<i32>) -> CmdResult {
-    let mut w = store.get_workflow_by_name(name).await?;
-    if let Some(n) = version.filter(|n| *n != w.version) {
-        // An earlier version, as its executions run it.
-        let v = store.get_workflow_version(w.id, n).await?;
-        w.version = v.version;
-        w.definition = v.definition;
-        w.description = v.description;
-        w.updated_at = v.created_at;
-    }
-    if g.json {
-        outln!("{}", flowstate_server::json::workflow(&w));
+    let w = flowstate_server::workflow_at(store, name, version).await?;
+    if g.structured() {
+        output::doc(g, &flowstate_server::json::workflow(&w), "name");
         return Ok(());
     }
     outln!("workflow   {} (version {})", w.name, w.version);
@@ -188,32 +192,57 @@ async fn show(g: &Globals, store: &dyn StateStore, name: &str, version: Option<i
     }
     outln!();
     let def = Workflow::from_definition(&w.definition)?;
-    let rows: Vec<Vec<String>> = def
-        .tasks
-        .iter()
-        .map(|t| {
-            vec![
-                t.id.clone(),
-                t.needs.join(","),
-                t.retries.to_string(),
-                t.timeout_ms.map_or("-".into(), |ms| {
-                    flowstate_engine::duration::format_duration(std::time::Duration::from_millis(
-                        ms,
-                    ))
-                }),
-                escape_controls(&t.run),
-            ]
-        })
-        .collect();
-    output::table(&["TASK", "NEEDS", "RETRIES", "TIMEOUT", "RUN"], &rows);
+    for t in &def.tasks {
+        print_task(t);
+    }
     Ok(())
+}
+
+/// One task of `workflow show`: its settings, then its command, each line
+/// of a multi-line command on its own indented line.
+fn print_task(t: &flowstate_engine::workflow::Task) {
+    let took = |ms: u64| format_duration(std::time::Duration::from_millis(ms));
+    outln!("task {}", escape_controls(&t.id));
+    if !t.needs.is_empty() {
+        outln!("  needs        {}", escape_controls(&t.needs.join(", ")));
+    }
+    match t.retries {
+        0 => outln!("  retries      0"),
+        n => outln!(
+            "  retries      {n} (first after {}, doubling)",
+            took(t.retry_delay_ms)
+        ),
+    }
+    outln!(
+        "  timeout      {}",
+        t.timeout_ms.map_or("none".into(), took)
+    );
+    if t.retry_on_crash {
+        outln!("  retryOnCrash true");
+    }
+    for (i, (k, v)) in t.env.iter().enumerate() {
+        let label = if i == 0 { "env" } else { "" };
+        outln!("  {label:12} {}={}", escape_controls(k), escape_controls(v));
+    }
+    let lines: Vec<&str> = t.run.trim_end().lines().collect();
+    match lines.as_slice() {
+        [one] => outln!("  run          {}", escape_controls(one)),
+        many => {
+            outln!("  run");
+            for line in many {
+                outln!("    {}", escape_controls(line));
+            }
+        }
+    }
+    outln!();
 }
 
 async fn history(g: &Globals, store: &dyn StateStore, name: &str) -> CmdResult {
     let w = store.get_workflow_by_name(name).await?;
     let versions = store.list_workflow_versions(w.id).await?;
-    if g.json {
-        outln!("{}", flowstate_server::json::history(&w, &versions));
+    if g.structured() {
+        let doc = flowstate_server::json::history(&w, &versions);
+        output::doc(g, &doc, "version");
         return Ok(());
     }
     let rows: Vec<Vec<String>> = versions
@@ -244,8 +273,12 @@ async fn register(g: &Globals, store: &dyn StateStore, wf: &Workflow) -> CmdResu
             description: wf.description.clone(),
         })
         .await?;
-    if g.json {
-        outln!("{}", flowstate_server::json::workflow(&saved.workflow));
+    if g.structured() {
+        output::doc(
+            g,
+            &flowstate_server::json::workflow(&saved.workflow),
+            "name",
+        );
     } else {
         let what = if saved.changed {
             "registered"
@@ -273,8 +306,9 @@ async fn delete(
         confirm_hard_delete(g, store, &w, yes).await?;
     }
     store.delete_workflow(w.id, hard).await?;
-    if g.json {
-        outln!("{}", json!({"name": name, "deleted": true, "hard": hard}));
+    if g.structured() {
+        let doc = json!({"name": name, "deleted": true, "hard": hard});
+        output::doc(g, &doc, "name");
     } else if hard {
         outln!("deleted {name} and all its executions");
     } else {
@@ -347,8 +381,14 @@ pub async fn submit(g: &Globals, a: SubmitArgs) -> CmdResult {
         }
     };
     let exec = flowstate_engine::submit(store.as_ref(), &workflow, input_object(&a.inputs)).await?;
-    if g.json {
-        outln!("{}", output::execution(&exec, &workflow.name));
+    if a.wait {
+        if !g.structured() {
+            errln!("execution {} of {} submitted", exec.id, workflow.name);
+        }
+        return crate::wait::wait(g, store.as_ref(), exec.id, a.timeout).await;
+    }
+    if g.structured() {
+        output::doc(g, &output::execution(&exec, &workflow.name), "id");
     } else {
         outln!("{}", exec.id);
     }

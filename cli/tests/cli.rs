@@ -253,7 +253,7 @@ fn workflows_are_registered_listed_shown_and_deleted() {
     assert_eq!(list["items"][0]["name"], "hello");
     let show = env.ok(&["workflow", "show", "report"]);
     assert!(
-        show.contains("publish") && show.contains("summary,charts"),
+        show.contains("task publish") && show.contains("needs        summary, charts"),
         "{show}"
     );
     let shown = env.json(&["workflow", "show", "report"]);
@@ -550,11 +550,12 @@ fn migrate_commands_share_the_ops_code() {
             "m20261129_000001_list_and_claim_indexes",
             "m20261129_120000_exact_names",
             "m20261129_130000_workflow_versions",
-            "m20261129_140000_recovery_indexes"
+            "m20261129_140000_recovery_indexes",
+            "m20261129_220000_reason_index"
         ])
     );
     let up = env.ok(&["migrate", "up"]);
-    assert!(up.contains("applied 4 migration(s)"), "{up}");
+    assert!(up.contains("applied 5 migration(s)"), "{up}");
     let s = env.json(&["migrate", "status"]);
     assert_eq!(
         s["applied"][0]["version"],
@@ -1003,4 +1004,125 @@ fn serve_and_console_check_their_listener_before_the_database() {
     );
     assert!(!stderr.contains("short one"), "{stderr}");
     drop(taken);
+}
+
+/// `execution wait` and `submit --wait` exit as `run` does, or 124 on a
+/// timeout; `-o` prints YAML or ids; completions, man pages and help.
+#[test]
+fn wait_output_formats_completions_and_help() {
+    let env = Env::new();
+    let hello = examples().join("hello.yaml");
+    let flaky = env.file(
+        "boom.yaml",
+        "name: boom\ntasks:\n  - id: a\n    run: exit 3\n",
+    );
+    env.ok(&["workflow", "register", hello.to_str().unwrap()]);
+    env.ok(&["workflow", "register", &flaky]);
+    // Nothing runs it yet: the wait times out, saying where it stands.
+    let out = env.run(&["submit", "hello", "--wait", "--timeout", "300ms"]);
+    assert_eq!(out.status.code(), Some(124), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "PENDING");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("timed out after 300ms"));
+    let server = env.serve();
+    let out = env.run(&["submit", "hello", "--wait", "--timeout", "60s"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "SUCCEEDED");
+    let out = env.run(&["--json", "submit", "boom", "--wait"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let failed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(failed["state"], "FAILED");
+    let id = failed["id"].as_str().unwrap().to_owned();
+    let out = env.run(&["execution", "wait", &id]);
+    assert_eq!(
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim()
+        ),
+        (Some(1), "FAILED")
+    );
+    stop(server);
+    // -o: YAML documents, and ids for pipelines.
+    let ids = env.ok(&["execution", "list", "-o", "ids"]);
+    assert_eq!(ids.lines().count(), 3, "{ids}");
+    assert!(ids.lines().any(|l| l == id));
+    assert_eq!(env.ok(&["workflow", "list", "-o", "ids"]), "boom\nhello\n");
+    // Ids: a unique prefix works, an ambiguous one lists the candidates,
+    // tables show forms that are prefixes, and --reason filters.
+    assert_eq!(
+        env.json(&["execution", "inspect", &id[..28]])["id"],
+        id.as_str()
+    );
+    let out = env.run(&["execution", "inspect", &id[..8]]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("starts several execution ids") && stderr.contains(&id),
+        "{stderr}"
+    );
+    assert_eq!(
+        env.run(&["execution", "inspect", "0123"]).status.code(),
+        Some(2)
+    );
+    let table = env.ok(&["execution", "list"]);
+    for line in table.lines().skip(1) {
+        let short = line.split_whitespace().next().unwrap();
+        assert!(
+            short.len() >= 18 && ids.lines().any(|i| i.starts_with(short)),
+            "{table}"
+        );
+    }
+    assert_eq!(
+        env.ok(&["execution", "list", "--reason", "task_failed", "-o", "ids"])
+            .trim(),
+        id
+    );
+    let yaml = env.ok(&["execution", "inspect", &id, "-o", "yaml"]);
+    assert!(
+        yaml.contains("state: FAILED") && yaml.contains("taskRuns:"),
+        "{yaml}"
+    );
+    assert!(env
+        .ok(&["execution", "list", "-o", "json"])
+        .starts_with("{\"items\""));
+    for bad in [
+        &["--json", "-o", "yaml", "execution", "list"][..],
+        &["-o", "yaml", "execution", "logs", &id][..],
+        &["-o", "xml", "workflow", "list"][..],
+    ] {
+        assert_eq!(env.run(bad).status.code(), Some(2), "{bad:?}");
+    }
+    // Completions, man pages and every command's help.
+    assert!(env.ok(&["completions", "bash"]).contains("_flowstate()"));
+    assert!(env
+        .ok(&["completions", "zsh"])
+        .contains("#compdef flowstate"));
+    assert!(env.ok(&["man"]).contains(".TH flowstate"));
+    let dir = env.dir.path().join("man");
+    env.ok(&["man", "--out", dir.to_str().unwrap()]);
+    assert!(dir.join("flowstate-execution-wait.1").is_file());
+    let help = env.ok(&["execution", "wait", "--help"]);
+    assert!(
+        help.contains("Examples:") && help.contains("124  `execution wait`"),
+        "{help}"
+    );
+    assert!(env.ok(&["cleanup", "--help"]).contains("Exit codes:"));
+}
+
+/// `workflow show` prints each task's settings, and a multi-line command
+/// line by line.
+#[test]
+fn workflow_show_prints_commands_and_settings() {
+    let env = Env::new();
+    let file = env.file(
+        "multi.yaml",
+        "name: multi\ntasks:\n  - id: prep\n    run: echo ready\n  - id: build\n    needs: [prep]\n    retries: 2\n    retryDelay: 3s\n    timeout: 1m\n    env: { MODE: full, LEVEL: '2' }\n    run: |\n      echo one\n      echo two\n",
+    );
+    env.ok(&["workflow", "register", &file]);
+    let text = env.ok(&["workflow", "show", "multi"]);
+    for want in [
+        "task build\n  needs        prep\n  retries      2 (first after 3s, doubling)\n  timeout      1m\n  env          LEVEL=2\n               MODE=full\n  run\n    echo one\n    echo two\n",
+        "task prep\n  retries      0\n  timeout      none\n  run          echo ready\n",
+    ] {
+        assert!(text.contains(want), "{text}");
+    }
 }

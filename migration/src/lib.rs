@@ -20,6 +20,7 @@ mod m20261129_000001_list_and_claim_indexes;
 mod m20261129_120000_exact_names;
 mod m20261129_130000_workflow_versions;
 mod m20261129_140000_recovery_indexes;
+mod m20261129_220000_reason_index;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_120000_exact_names::Migration),
             Box::new(m20261129_130000_workflow_versions::Migration),
             Box::new(m20261129_140000_recovery_indexes::Migration),
+            Box::new(m20261129_220000_reason_index::Migration),
         ]
     }
 }

@@ -35,6 +35,7 @@ pub(crate) fn pairs(q: std::result::Result<Query<Pairs>, QueryRejection>) -> Res
 const LIST_KEYS: &[&str] = &[
     "workflow",
     "state",
+    "reason",
     "since",
     "until",
     "limit",
@@ -73,6 +74,11 @@ impl ListFilter {
                 "state" => {
                     for s in v.split(',').filter(|s| !s.trim().is_empty()) {
                         f.query.states.push(params::state(s.trim()).map_err(bad)?);
+                    }
+                }
+                "reason" => {
+                    for r in v.split(',').filter(|r| !r.trim().is_empty()) {
+                        f.query.reasons.push(params::reason(r.trim()).map_err(bad)?);
                     }
                 }
                 "since" => f.query.since = Some(params::time(v).map_err(bad)?),
@@ -411,8 +417,10 @@ pub(crate) fn version_param(pairs: &[(String, String)]) -> Result<Option<i32>> {
     Ok(version)
 }
 
-/// The workflow `name` as version `version` (the current one when `None`).
-pub(crate) async fn workflow_at(
+/// The workflow `name` as version `version` (the current one when `None`):
+/// an earlier version's definition, description and date, as its
+/// executions run it. `workflow show` and the API both read it this way.
+pub async fn workflow_at(
     store: &dyn StateStore,
     name: &str,
     version: Option<i32>,

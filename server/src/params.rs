@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use flowstate_engine::duration::parse_duration;
 use flowstate_store::text::shown;
-use flowstate_store::types::ExecutionState;
+use flowstate_store::types::{ExecutionState, Reason};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -16,6 +16,47 @@ pub fn id(text: &str) -> Result<Uuid, String> {
             shown(text)
         )
     })
+}
+
+/// An execution id or a prefix of one (8 to 32 hex digits, dashes
+/// ignored), in lower case; which execution it names is asked of the store.
+pub fn id_or_prefix(text: &str) -> Result<String, String> {
+    flowstate_store::query::id_prefix_range(text)
+        .map(|_| text.trim().to_ascii_lowercase())
+        .map_err(|_| {
+            format!(
+                "'{}' is not an execution id or a prefix of one; give the id, or at least its first 8 hex digits",
+                shown(text)
+            )
+        })
+}
+
+/// The short forms of ids that a table shows: each at least 18
+/// characters (the creation time to the millisecond and the first digits
+/// after it: `01a2292a-44a7-7182`), and longer where it must be to differ
+/// from every other id shown. Ids made in the same millisecond differ only
+/// further on, and they are listed next to each other.
+pub fn short_ids(ids: &[Uuid]) -> Vec<String> {
+    let texts: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let shared = texts
+                .iter()
+                .enumerate()
+                .filter(|(j, o)| *j != i && *o != t)
+                .map(|(_, o)| t.bytes().zip(o.bytes()).take_while(|(a, b)| a == b).count())
+                .max()
+                .unwrap_or(0);
+            let mut n = (shared + 1).max(18).min(t.len());
+            // Never end on a dash.
+            if t.as_bytes()[n - 1] == b'-' {
+                n += 1;
+            }
+            t[..n].to_owned()
+        })
+        .collect()
 }
 
 /// An instant: RFC 3339 (`2026-11-29T08:00:00Z`), a date and time without
@@ -65,6 +106,18 @@ pub fn state(text: &str) -> Result<ExecutionState, String> {
     })
 }
 
+/// Why an execution ended (`CRASH_RECOVERY`, `TASK_FAILED`, ...), in any case.
+pub fn reason(text: &str) -> Result<Reason, String> {
+    text.trim().parse::<Reason>().map_err(|_| {
+        let known: Vec<&str> = Reason::ALL.iter().map(|r| r.as_str()).collect();
+        format!(
+            "unknown reason '{}'; use one of {}",
+            shown(text),
+            known.join(", ")
+        )
+    })
+}
+
 const STATES: &str = "PENDING, RUNNING, WAITING, SUCCEEDED, FAILED, CANCELLED";
 
 /// `key=value`, where the key becomes an environment variable of every task
@@ -106,5 +159,47 @@ pub fn sort(text: &str) -> Result<Sort, String> {
             "bad sort '{}'; use created (oldest first) or -created (newest first)",
             shown(text)
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_ids_are_as_long_as_they_must_be() {
+        let ids: Vec<Uuid> = [
+            "01a2292a-44a7-7182-a24a-e102150d8b97",
+            "01a2292a-44a7-7182-a24a-e102150d8c00",
+            "01a2292a-44a8-7000-8000-000000000000",
+            "01a2292b-0000-7000-8000-000000000000",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        assert_eq!(
+            short_ids(&ids),
+            [
+                "01a2292a-44a7-7182-a24a-e102150d8b",
+                "01a2292a-44a7-7182-a24a-e102150d8c",
+                "01a2292a-44a8-7000",
+                "01a2292b-0000-7000",
+            ]
+        );
+        // Differing first at a dash's neighbour: the cut moves past the dash.
+        let pair: Vec<Uuid> = [
+            "01a2292a-44a7-7182-a24a-e102150d8b97",
+            "01a2292a-44a7-7182-b24a-e102150d8b97",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        assert_eq!(
+            short_ids(&pair),
+            ["01a2292a-44a7-7182-a", "01a2292a-44a7-7182-b"]
+        );
+        assert!(short_ids(&[]).is_empty());
+        let same = [ids[0], ids[0]];
+        assert_eq!(short_ids(&same)[0], "01a2292a-44a7-7182");
     }
 }

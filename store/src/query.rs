@@ -51,6 +51,8 @@ pub struct ExecutionQuery {
     pub until: Option<DateTime<Utc>>,
     /// Only executions leased by this engine node.
     pub owner: Option<String>,
+    /// Only executions that ended for one of these reasons (all when empty).
+    pub reasons: Vec<crate::types::Reason>,
     /// Page size, 1..=1000 (default 50).
     pub limit: Option<u64>,
     /// Rows to skip (offset paging). Not allowed together with `after`.
@@ -215,6 +217,11 @@ pub(crate) fn execution_filters(q: &ExecutionQuery) -> Select<execution::Entity>
     }
     if let Some(owner) = &q.owner {
         select = select.filter(execution::Column::Owner.eq(owner.as_str()));
+    }
+    match q.reasons.as_slice() {
+        [] => {}
+        [one] => select = select.filter(execution::Column::Reason.eq(*one)),
+        many => select = select.filter(execution::Column::Reason.is_in(many.iter().copied())),
     }
     select
 }
@@ -457,4 +464,57 @@ pub fn lookup_statements(backend: DbBackend, execution_id: Uuid) -> Vec<(&'stati
                 .build(backend),
         ),
     ]
+}
+
+/// The smallest and largest ids that start with `prefix`: 8 to 32 hex
+/// digits, in either case, dashes ignored. Shorter prefixes are refused:
+/// ids begin with their creation time, so a few digits match thousands.
+pub fn id_prefix_range(prefix: &str) -> Result<(Uuid, Uuid)> {
+    let hex: String = prefix
+        .trim()
+        .chars()
+        .filter(|c| *c != '-')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let ok = (8..=32).contains(&hex.len()) && hex.chars().all(|c| c.is_ascii_hexdigit());
+    if !ok {
+        return Err(StoreError::InvalidInput(format!(
+            "'{}' is not an execution id or a prefix of one; give at least 8 of its hex digits",
+            crate::text::shown(prefix)
+        )));
+    }
+    let pad = |fill: char| {
+        let full: String = hex
+            .chars()
+            .chain(std::iter::repeat(fill))
+            .take(32)
+            .collect();
+        Uuid::parse_str(&full).expect("32 hex digits")
+    };
+    Ok((pad('0'), pad('f')))
+}
+
+#[cfg(test)]
+mod prefix_tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_is_a_range_of_ids() {
+        let (lo, hi) = id_prefix_range("01A2292A-44").unwrap();
+        assert_eq!(lo.to_string(), "01a2292a-4400-0000-0000-000000000000");
+        assert_eq!(hi.to_string(), "01a2292a-44ff-ffff-ffff-ffffffffffff");
+        let id = "01a2292a-44a7-7182-a24a-e102150d8b97";
+        assert_eq!(
+            id_prefix_range(id).unwrap(),
+            (id.parse().unwrap(), id.parse().unwrap())
+        );
+        for bad in [
+            "01a2292",
+            "01a2292g",
+            "",
+            "01a2292a-44a7-7182-a24a-e102150d8b97f",
+        ] {
+            assert!(id_prefix_range(bad).is_err(), "{bad}");
+        }
+    }
 }

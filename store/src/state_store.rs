@@ -60,6 +60,10 @@ pub trait StateOps: Send + Sync {
     /// The execution with its workflow name, task runs, attempts and outputs,
     /// in a fixed number of queries.
     async fn get_execution_detail(&self, id: Uuid) -> Result<ExecutionDetail>;
+    /// The ids of the executions whose id starts with `prefix` (8 to 32 hex
+    /// digits, dashes ignored; see [`crate::query::id_prefix_range`]), in
+    /// id order, at most `limit`: one index range read.
+    async fn execution_ids_with_prefix(&self, prefix: &str, limit: u64) -> Result<Vec<Uuid>>;
     /// Moves an execution, checking the state machine and the version; returns
     /// the new version. One UPDATE when it succeeds.
     async fn transition_execution(&self, id: Uuid, t: ExecutionTransition) -> Result<i64>;

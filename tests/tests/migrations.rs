@@ -25,12 +25,14 @@ const ALL_VERSIONS: &[&str] = &[
     "m20261129_120000_exact_names",
     "m20261129_130000_workflow_versions",
     "m20261129_140000_recovery_indexes",
+    "m20261129_220000_reason_index",
 ];
 
 const INDEXES: &[&str] = &[
     "ix_executions_created",
     "ix_executions_finished",
     "ix_executions_live",
+    "ix_executions_reason",
     "ix_executions_state",
     "ix_executions_state_wake",
     "ix_executions_workflow",

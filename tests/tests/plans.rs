@@ -14,13 +14,15 @@ use serde_json::json;
 /// the state mix of a real deployment and no CANCELLED row at all.
 const SEED: &str = "
 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 9999)
-INSERT INTO executions (id, workflow_id, workflow_version, state, input, version,
+INSERT INTO executions (id, workflow_id, workflow_version, state, reason, input, version,
                         owner, created_at, updated_at, finished_at)
 SELECT randomblob(16),
        w.id,
        1,
        CASE WHEN i % 20 = 0 THEN 'RUNNING' WHEN i % 20 = 1 THEN 'PENDING'
             WHEN i % 20 = 2 THEN 'WAITING' WHEN i % 3 = 0 THEN 'FAILED' ELSE 'SUCCEEDED' END,
+       CASE WHEN i % 20 > 2 AND i % 3 = 0 THEN
+            CASE WHEN i % 97 = 0 THEN 'CRASH_RECOVERY' ELSE 'TASK_FAILED' END END,
        '{}', 1,
        CASE WHEN i % 20 = 0 THEN 'node-' || (i % 3) END,
        strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', '-' || (i * 13) || ' minutes'),
@@ -162,6 +164,7 @@ fn best_index(shape: &str) -> Option<&'static str> {
         "newest first" | "oldest first" | "by time range" => "ix_executions_created",
         "by workflow" | "workflow + range" | "deep offset" => "ix_executions_workflow",
         "by state" | "by a state no row has" | "state + range" => "ix_executions_state",
+        "by reason" => "ix_executions_reason",
         "workflow + state" | "workflow + state + range" | "workflow + rare state + range" => {
             "ix_executions_workflow_state"
         }
@@ -213,6 +216,13 @@ async fn bad_plans(
             ExecutionQuery {
                 since,
                 until,
+                ..Default::default()
+            },
+        ),
+        (
+            "by reason",
+            ExecutionQuery {
+                reasons: vec![flowstate_store::types::Reason::CrashRecovery],
                 ..Default::default()
             },
         ),

@@ -1260,7 +1260,80 @@ async fn timestamps_round_trip_exactly(db: TestDb) {
     assert_eq!(got.created_at.timestamp_subsec_nanos() % 1000, 0);
 }
 
+/// An id prefix is a range of the primary key: a unique one finds its
+/// execution, a shared one every execution it starts, in id order; and the
+/// reason filter lists what ended for that reason.
+async fn id_prefixes_and_reasons_find_executions(db: TestDb) {
+    let store = db.store().await;
+    let wf = workflow(&store, "prefixes").await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let (e, _) = execution(&store, &wf, &["a"]).await;
+        let mut t = ExecutionTransition::new(ExecutionState::Running, e.version);
+        let v = store.transition_execution(e.id, t.clone()).await.unwrap();
+        t = ExecutionTransition::new(ExecutionState::Failed, v);
+        t.reason = Some(if i % 2 == 0 {
+            Reason::CrashRecovery
+        } else {
+            Reason::TaskFailed
+        });
+        store.transition_execution(e.id, t).await.unwrap();
+        ids.push(e.id);
+    }
+    let (other, _) = execution(&store, &wf, &["a"]).await;
+    ids.sort();
+    let text = ids[1].to_string();
+    // 28 characters hold the creation time and the whole counter of the id.
+    for len in [28, 36] {
+        let found = store
+            .execution_ids_with_prefix(&text[..len], 11)
+            .await
+            .unwrap();
+        assert_eq!(found, [ids[1]], "prefix {}", &text[..len]);
+    }
+    let upper = text[..13].to_uppercase();
+    let shared = store.execution_ids_with_prefix(&upper, 11).await.unwrap();
+    assert!(
+        shared.contains(&ids[1]) && shared.windows(2).all(|w| w[0] < w[1]),
+        "{shared:?}"
+    );
+    let all = store
+        .execution_ids_with_prefix(&text[..8], 3)
+        .await
+        .unwrap();
+    assert!(!all.is_empty() && all.len() <= 3, "{all:?}");
+    assert!(store
+        .execution_ids_with_prefix("ffffffff", 11)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(
+        store.execution_ids_with_prefix("0123", 11).await.is_err(),
+        "too short"
+    );
+    let crashed = store
+        .list_executions(ExecutionQuery {
+            reasons: vec![Reason::CrashRecovery],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(crashed.total, 2);
+    assert!(crashed
+        .items
+        .iter()
+        .all(|e| e.reason == Some(Reason::CrashRecovery)));
+    let either = ExecutionQuery {
+        reasons: vec![Reason::CrashRecovery, Reason::TaskFailed],
+        ..Default::default()
+    };
+    let page = store.list_executions(either).await.unwrap();
+    assert_eq!(page.total, 4);
+    assert!(page.items.iter().all(|e| e.id != other.id));
+}
+
 backend_tests!(
+    id_prefixes_and_reasons_find_executions,
     workflows_are_saved_versioned_listed_and_deleted,
     executions_are_created_with_their_task_runs,
     list_filters_select_exactly_the_matching_rows,

@@ -13,7 +13,10 @@ use crate::{now, truncate_micros};
 use chrono::{DateTime, Utc};
 use flowstate_entity::{execution, task_run, workflow};
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use uuid::Uuid;
 
 // --- queries ---
@@ -24,6 +27,22 @@ pub(super) async fn get<D: Db>(db: &D, id: Uuid) -> Result<Execution> {
         .await?
         .map(Into::into)
         .ok_or_else(|| not_found("execution", id))
+}
+
+/// The ids starting with `prefix`: a range of the primary key, because
+/// ids sort as their hex digits on every backend (PostgreSQL's `uuid`,
+/// the 16 bytes on MySQL, the text on SQLite).
+pub(super) async fn ids_with_prefix<D: Db>(db: &D, prefix: &str, limit: u64) -> Result<Vec<Uuid>> {
+    let (low, high) = query::id_prefix_range(prefix)?;
+    Ok(execution::Entity::find()
+        .select_only()
+        .column(execution::Column::Id)
+        .filter(execution::Column::Id.between(low, high))
+        .order_by_asc(execution::Column::Id)
+        .limit(limit)
+        .into_tuple::<Uuid>()
+        .all(&db.exec())
+        .await?)
 }
 
 /// The execution with its workflow name, task runs, attempts and outputs:

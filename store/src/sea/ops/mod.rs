@@ -72,6 +72,10 @@ impl<T: HasDb> crate::StateOps for T {
         executions::detail(self.db(), id).await
     }
 
+    async fn execution_ids_with_prefix(&self, prefix: &str, limit: u64) -> Result<Vec<Uuid>> {
+        executions::ids_with_prefix(self.db(), prefix, limit).await
+    }
+
     async fn transition_execution(&self, id: Uuid, t: ExecutionTransition) -> Result<i64> {
         executions::transition(self.db(), id, t).await
     }
