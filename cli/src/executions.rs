@@ -43,6 +43,24 @@ pub enum ExecutionCommand {
         #[arg(long, value_name = "DURATION", value_parser = args::duration, allow_hyphen_values = true)]
         timeout: Option<std::time::Duration>,
     },
+    /// Re-run an ended execution: a new execution of the same workflow
+    /// version and inputs, linked to it, that reuses the tasks that
+    /// succeeded (outputs included) and runs the rest, here to the end
+    /// like `run` (or queued for `serve` with --queue).
+    Retry {
+        /// The execution id, or a unique prefix of it (8+ hex digits).
+        #[arg(value_parser = args::id_or_prefix)]
+        id: String,
+        /// Also run this task again, and everything downstream of it.
+        #[arg(long, value_name = "TASK", conflicts_with = "all")]
+        from: Option<String>,
+        /// Run every task again; reuse nothing.
+        #[arg(long)]
+        all: bool,
+        /// Leave it PENDING for `serve` and print its id.
+        #[arg(long)]
+        queue: bool,
+    },
     /// Cancel an execution: it and its unfinished tasks become CANCELLED, and
     /// the engine running it stops its processes.
     Cancel {
@@ -95,7 +113,9 @@ pub async fn command(g: &Globals, c: ExecutionCommand) -> CmdResult {
         a.query(None).validate()?;
     }
     let store = match &c {
-        ExecutionCommand::Cancel { .. } => g.existing_store().await?,
+        ExecutionCommand::Cancel { .. } | ExecutionCommand::Retry { .. } => {
+            g.existing_store().await?
+        }
         _ => g.reader().await?,
     };
     match c {
@@ -116,6 +136,15 @@ pub async fn command(g: &Globals, c: ExecutionCommand) -> CmdResult {
                 Some(key) => Some(task_run_of(store.as_ref(), id, &key).await?),
             };
             crate::run::follow(store.as_ref(), id, task_run_id, g.json(), false, follow).await
+        }
+        ExecutionCommand::Retry {
+            id,
+            from,
+            all,
+            queue,
+        } => {
+            let id = resolve(store.as_ref(), &id).await?;
+            retry(g, store.as_ref(), id, from.as_deref(), (all, queue)).await
         }
         ExecutionCommand::Cancel { id } => {
             let id = resolve(store.as_ref(), &id).await?;
@@ -155,6 +184,32 @@ pub async fn resolve(store: &dyn StateStore, text: &str) -> CmdResult<Uuid> {
             )))
         }
     }
+}
+
+/// `execution retry`: creates the retry, then runs it here or leaves it
+/// queued (`queue`).
+async fn retry(
+    g: &Globals,
+    store: &dyn StateStore,
+    id: Uuid,
+    from: Option<&str>,
+    (all, queue): (bool, bool),
+) -> CmdResult {
+    let exec = flowstate_engine::retry::retry(store, id, from, all).await?;
+    let name = store.get_workflow(exec.workflow_id).await?.name;
+    if queue {
+        if g.structured() {
+            output::doc(g, &output::execution(&exec, &name), "id");
+        } else {
+            outln!("{}", exec.id);
+        }
+        return Ok(());
+    }
+    if !g.json() {
+        errln!("execution {} retries {id}", exec.id);
+    }
+    let engine = crate::run::local_engine(g).await?;
+    crate::run::drive_here(g, &engine, exec.id, &name).await
 }
 
 /// The id of the task run `key` of an execution; an unknown key is "not
@@ -299,6 +354,13 @@ fn print_header(d: &flowstate_store::types::ExecutionDetail) {
     outln!("finished   {}", output::local(e.finished_at));
     if let Some(owner) = &e.owner {
         outln!("owner      {}", escape_controls(owner));
+    }
+    if let Some(original) = e.retry_of {
+        outln!("retry of   {original}");
+    }
+    if !d.retries.is_empty() {
+        let ids: Vec<String> = d.retries.iter().map(Uuid::to_string).collect();
+        outln!("retries    {}", ids.join(", "));
     }
     match e.input.as_object().filter(|o| !o.is_empty()) {
         None => outln!("inputs     -"),

@@ -32,6 +32,7 @@ const EXAMPLES: &[(&str, &[&str])] = &[
     ("flowstate execution inspect", &["flowstate execution inspect 01a2292a-44a7-7182-a24a-e102150d8b97 -o yaml"]),
     ("flowstate execution logs", &["flowstate execution logs 01a2292a-44a7-7182-a24a-e102150d8b97 --task build --follow"]),
     ("flowstate execution wait", &["flowstate execution wait 01a2292a-44a7-7182-a24a-e102150d8b97 --timeout 10m && echo ok"]),
+    ("flowstate execution retry", &["flowstate execution retry 01a2292a-44a7-7182", "flowstate execution retry 01a2292a-44a7-7182 --from build --queue"]),
     ("flowstate execution cancel", &["flowstate execution list --state RUNNING -o ids | xargs -n1 flowstate execution cancel"]),
     ("flowstate cleanup", &["flowstate cleanup --older-than 30d --dry-run", "flowstate cleanup --yes"]),
     ("flowstate migrate status", &["flowstate migrate status --json"]),

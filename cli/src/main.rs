@@ -147,6 +147,7 @@ impl Cli {
             Command::Run(_)
                 | Command::Migrate(_)
                 | Command::Execution(executions::ExecutionCommand::Logs { .. })
+                | Command::Execution(executions::ExecutionCommand::Retry { queue: false, .. })
         );
         if streams && matches!(format, Format::Yaml | Format::Ids) {
             return Err(Failure::input(

@@ -34,33 +34,45 @@ pub fn input_object(inputs: &[(String, String)]) -> serde_json::Value {
 
 pub async fn run(g: &Globals, a: RunArgs) -> CmdResult {
     let workflow = crate::workflows::read_workflow(&a.file)?;
+    let engine = local_engine(g).await?;
+    let exec = engine.submit(&workflow, input_object(&a.inputs)).await?;
+    if !g.json() {
+        errln!("execution {} of {} started", exec.id, workflow.name);
+    }
+    drive_here(g, &engine, exec.id, &workflow.name).await
+}
+
+/// An engine in this process, with a node id of its own: it must never
+/// recover (fail) the executions a `serve` on the same machine and
+/// database is running.
+pub async fn local_engine(g: &Globals) -> CmdResult<Engine> {
     let mut config = g.config.clone();
-    // A node id of its own: this process must never recover (fail) the
-    // executions a `serve` on the same machine and database is running.
     let base = config
         .engine
         .node_id
         .clone()
         .unwrap_or_else(|| node::default_node_id(&config.storage));
     config.engine.node_id = Some(format!("{base}-run-{}", std::process::id()));
-    let engine = Engine::start(config).await?;
+    Ok(Engine::start(config).await?)
+}
+
+/// Runs the queued execution `id` here to its end, streaming its log (`run`
+/// and `execution retry`): exit 0 when it SUCCEEDED, 1 otherwise; Ctrl-C
+/// cancels it.
+pub async fn drive_here(g: &Globals, engine: &Engine, id: Uuid, name: &str) -> CmdResult {
     let store = engine.store();
-    let exec = engine.submit(&workflow, input_object(&a.inputs)).await?;
-    if !g.json() {
-        errln!("execution {} of {} started", exec.id, workflow.name);
-    }
     let started = Instant::now();
     let follower = {
         let store = store.clone();
         let json = g.json();
-        tokio::spawn(async move { follow(store.as_ref(), exec.id, None, json, true, true).await })
+        tokio::spawn(async move { follow(store.as_ref(), id, None, json, true, true).await })
     };
     let done = tokio::select! {
-        done = engine.run_execution(exec.id) => done?,
+        done = engine.run_execution(id) => done?,
         _ = tokio::signal::ctrl_c() => {
-            errln!("\ninterrupted: cancelling execution {}", exec.id);
-            Engine::cancel(store.as_ref(), exec.id).await?;
-            tokio::time::timeout(Duration::from_secs(10), engine.run_execution(exec.id))
+            errln!("\ninterrupted: cancelling execution {id}");
+            Engine::cancel(store.as_ref(), id).await?;
+            tokio::time::timeout(Duration::from_secs(10), engine.run_execution(id))
                 .await
                 .map_err(|_| Failure::runtime("the execution did not stop within 10s"))??
         }
@@ -69,7 +81,6 @@ pub async fn run(g: &Globals, a: RunArgs) -> CmdResult {
         .await
         .map_err(|e| Failure::runtime(format!("log follower failed: {e}")))??;
     if g.json() {
-        let name = workflow.name.as_str();
         // The reader may be gone; the execution is over either way.
         let _ = writeln!(std::io::stdout(), "{}", output::execution(&done, name));
     } else {

@@ -551,11 +551,12 @@ fn migrate_commands_share_the_ops_code() {
             "m20261129_120000_exact_names",
             "m20261129_130000_workflow_versions",
             "m20261129_140000_recovery_indexes",
-            "m20261129_220000_reason_index"
+            "m20261129_220000_reason_index",
+            "m20261129_230000_execution_retries"
         ])
     );
     let up = env.ok(&["migrate", "up"]);
-    assert!(up.contains("applied 5 migration(s)"), "{up}");
+    assert!(up.contains("applied 6 migration(s)"), "{up}");
     let s = env.json(&["migrate", "status"]);
     assert_eq!(
         s["applied"][0]["version"],
@@ -1125,4 +1126,56 @@ fn workflow_show_prints_commands_and_settings() {
     ] {
         assert!(text.contains(want), "{text}");
     }
+}
+
+/// `execution retry` runs what failed here, reusing what succeeded, like
+/// `run`; `--queue` leaves it for `serve`; both link to the original.
+#[test]
+fn retry_runs_what_failed_here_or_queues_it() {
+    let env = Env::new();
+    let marker = env.dir.path().join("second");
+    let file = env.file(
+        "twice.yaml",
+        &format!(
+            "name: twice\ntasks:\n  - id: a\n    run: echo x=1 >> \"$FLOWSTATE_OUTPUT\"\n  - id: b\n    needs: [a]\n    run: test -f {m} || {{ touch {m}; exit 3; }}\n",
+            m = marker.display()
+        ),
+    );
+    let out = env.run(&["--json", "run", &file]);
+    assert_eq!(out.status.code(), Some(1));
+    let original: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = original["id"].as_str().unwrap().to_owned();
+    let out = env.run(&["--json", "execution", "retry", &id[..28]]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let retried: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (retried["state"].as_str(), retried["retryOf"].as_str()),
+        (Some("SUCCEEDED"), Some(id.as_str()))
+    );
+    let detail = env.json(&["execution", "inspect", retried["id"].as_str().unwrap()]);
+    assert_eq!(detail["taskRuns"][0]["reason"], "REUSED");
+    assert_eq!(detail["outputs"]["a"]["x"], "1");
+    let queued = env.ok(&["execution", "retry", &id, "--all", "--queue"]);
+    let listed = env.json(&["execution", "inspect", &id]);
+    assert_eq!(listed["retries"].as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(
+        env.json(&["execution", "inspect", queued.trim()])["state"],
+        "PENDING"
+    );
+    let text = env.ok(&["execution", "inspect", queued.trim()]);
+    assert!(text.contains(&format!("retry of   {id}")), "{text}");
+    let out = env.run(&["execution", "retry", &id, "--from", "zz"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("task 'zz' is not in workflow 'twice'"));
+    assert_eq!(
+        env.run(&["execution", "retry", &id, "--from", "a", "--all"])
+            .status
+            .code(),
+        Some(2)
+    );
 }

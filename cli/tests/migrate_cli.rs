@@ -55,7 +55,8 @@ async fn up_status_down_by_url_and_by_config(db: TestDb) {
                 "m20261129_120000_exact_names",
                 "m20261129_130000_workflow_versions",
                 "m20261129_140000_recovery_indexes",
-                "m20261129_220000_reason_index"
+                "m20261129_220000_reason_index",
+                "m20261129_230000_execution_retries"
             ])
         );
     }
@@ -63,7 +64,7 @@ async fn up_status_down_by_url_and_by_config(db: TestDb) {
     let out = migrate(&["--database-url", url, "up"], &[]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("applied 6 migration(s)"), "{stdout}");
+    assert!(stdout.contains("applied 7 migration(s)"), "{stdout}");
 
     // The same database through a config file.
     let dir = tempfile::tempdir().unwrap();
@@ -100,10 +101,10 @@ async fn up_status_down_by_url_and_by_config(db: TestDb) {
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("rolled back 1 migration(s)"), "{stdout}");
     let one = status(&["--database-url", url, "status", "--json"]);
-    assert_eq!(one["applied"].as_array().unwrap().len(), 5);
+    assert_eq!(one["applied"].as_array().unwrap().len(), 6);
     assert_eq!(
         one["pending"],
-        serde_json::json!(["m20261129_220000_reason_index"])
+        serde_json::json!(["m20261129_230000_execution_retries"])
     );
 
     let out = migrate(&["--database-url", url, "fresh", "--yes"], &[]);

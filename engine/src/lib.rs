@@ -12,6 +12,7 @@
 //! - `driver`: one claimed execution, task by task, through the store's state machine.
 //! - `planner`: the driver's decisions as pure functions of its state and an event.
 //! - [`process`]: one attempt: `sh -c` in its own process group, with a timeout.
+//! - [`retry`]: an ended execution re-run, reusing the tasks that succeeded.
 //! - `guard`: a forked watcher that kills every task group when the engine dies.
 //! - [`logs`]: captured lines written in batches.
 //! - [`node`], [`duration`], [`metrics`]: the node id, durations, Prometheus.
@@ -33,6 +34,7 @@ pub mod metrics;
 pub mod node;
 pub(crate) mod planner;
 pub mod process;
+pub mod retry;
 pub mod server_config;
 pub mod workflow;
 

@@ -28,6 +28,9 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
+    /// The execution this one re-runs (`flowstate execution retry`), while
+    /// that one is kept.
+    pub retry_of: Option<Uuid>,
 }
 
 /// Relations of `executions`.

@@ -252,6 +252,10 @@ pub enum Reason {
     /// The database or its disk was full when the attempt's record was due.
     #[sea_orm(string_value = "STORAGE_FULL")]
     StorageFull,
+    /// A retry carried the task over from the execution it re-runs: it
+    /// succeeded there, and its outputs were copied.
+    #[sea_orm(string_value = "REUSED")]
+    Reused,
 }
 
 text_enum!(Reason, "reason", [
@@ -270,6 +274,7 @@ text_enum!(Reason, "reason", [
     Stuck => "STUCK",
     Shutdown => "SHUTDOWN",
     StorageFull => "STORAGE_FULL",
+    Reused => "REUSED",
 ]);
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ mod m20261129_120000_exact_names;
 mod m20261129_130000_workflow_versions;
 mod m20261129_140000_recovery_indexes;
 mod m20261129_220000_reason_index;
+mod m20261129_230000_execution_retries;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_130000_workflow_versions::Migration),
             Box::new(m20261129_140000_recovery_indexes::Migration),
             Box::new(m20261129_220000_reason_index::Migration),
+            Box::new(m20261129_230000_execution_retries::Migration),
         ]
     }
 }

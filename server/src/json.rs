@@ -29,6 +29,7 @@ pub fn execution(e: &Execution, workflow_name: &str) -> Value {
         "updatedAt": ts(Some(e.updated_at)),
         "startedAt": ts(e.started_at),
         "finishedAt": ts(e.finished_at),
+        "retryOf": e.retry_of,
     })
 }
 
@@ -76,6 +77,7 @@ pub fn detail(d: &ExecutionDetail) -> Value {
     doc["inputs"] = d.execution.input.clone();
     doc["taskRuns"] = Value::Array(task_runs);
     doc["outputs"] = Value::Object(outputs);
+    doc["retries"] = json!(d.retries);
     doc
 }
 

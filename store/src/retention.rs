@@ -168,7 +168,28 @@ async fn delete_batch(
         .exec(tx)
         .await?
         .rows_affected;
+    forget_originals(tx, &ids).await?;
     Ok(Some(counts))
+}
+
+/// Clears the `retry_of` links to the executions of `ids` that are gone: a
+/// retry outlives its original (issue 15), through `ix_executions_retry_of`.
+async fn forget_originals(tx: &DatabaseTransaction, ids: &[Uuid]) -> Result<()> {
+    let kept = Query::select()
+        .column(execution::Column::Id)
+        .from(execution::Entity)
+        .and_where(execution::Column::Id.is_in(ids.iter().copied()))
+        .to_owned();
+    execution::Entity::update_many()
+        .col_expr(
+            execution::Column::RetryOf,
+            sea_orm::sea_query::Expr::value(Option::<Uuid>::None),
+        )
+        .filter(execution::Column::RetryOf.is_in(ids.iter().copied()))
+        .filter(execution::Column::RetryOf.not_in_subquery(kept))
+        .exec(tx)
+        .await?;
+    Ok(())
 }
 
 /// Counts the rows under the executions `ids` selects, table by table (not

@@ -64,6 +64,11 @@ pub trait StateOps: Send + Sync {
     /// digits, dashes ignored; see [`crate::query::id_prefix_range`]), in
     /// id order, at most `limit`: one index range read.
     async fn execution_ids_with_prefix(&self, prefix: &str, limit: u64) -> Result<Vec<Uuid>>;
+    /// Creates a retry of an ended execution in one transaction: same
+    /// workflow version and inputs, `retry_of` set, the `reuse` tasks
+    /// recorded SUCCEEDED (reason REUSED) with their outputs copied, the
+    /// rest PENDING. An original still running is a conflict.
+    async fn create_retry(&self, retry: NewRetry) -> Result<(Execution, Vec<TaskRun>)>;
     /// Moves an execution, checking the state machine and the version; returns
     /// the new version. One UPDATE when it succeeds.
     async fn transition_execution(&self, id: Uuid, t: ExecutionTransition) -> Result<i64>;

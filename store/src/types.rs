@@ -130,6 +130,8 @@ pub struct Execution {
     pub started_at: Option<DateTime<Utc>>,
     /// When it reached a terminal state.
     pub finished_at: Option<DateTime<Utc>>,
+    /// The execution this one re-runs (`execution retry`), while it is kept.
+    pub retry_of: Option<Uuid>,
 }
 
 impl From<execution::Model> for Execution {
@@ -150,6 +152,7 @@ impl From<execution::Model> for Execution {
             updated_at,
             started_at,
             finished_at,
+            retry_of,
         } = m;
         Execution {
             id,
@@ -167,6 +170,7 @@ impl From<execution::Model> for Execution {
             updated_at,
             started_at,
             finished_at,
+            retry_of,
         }
     }
 }
@@ -410,6 +414,17 @@ pub struct NewExecution {
     pub task_keys: Vec<String>,
 }
 
+/// A retry of an ended execution: a new execution of the same workflow
+/// version with the same inputs, linked to the original.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRetry {
+    /// The execution to re-run.
+    pub original: Uuid,
+    /// Tasks that succeeded in the original and are carried over: recorded
+    /// SUCCEEDED with reason REUSED and their outputs copied, not run again.
+    pub reuse: Vec<String>,
+}
+
 /// A requested state change of an execution.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecutionTransition {
@@ -556,6 +571,8 @@ pub struct ExecutionDetail {
     pub task_runs: Vec<TaskRunDetail>,
     /// Its outputs.
     pub outputs: Vec<Output>,
+    /// The executions that re-run this one, oldest first.
+    pub retries: Vec<Uuid>,
 }
 
 /// What crash recovery did.

@@ -123,6 +123,7 @@ async fn api_lists_and_filters_like_the_cli(db: TestDb) {
         "finishedAt",
         "id",
         "reason",
+        "retryOf",
         "startedAt",
         "state",
         "updatedAt",

@@ -447,7 +447,88 @@ async fn a_due_retry_is_claimed_before_a_backlog(db: TestDb) {
         .unwrap();
 }
 
+/// a -> b -> c where b fails once: the retry reuses a (its output reaches
+/// b), runs b and c, and is linked both ways; `from` re-runs downstream
+/// work; purging the original keeps the retry whole.
+async fn a_retry_reruns_what_failed_and_reuses_what_succeeded(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let (runs, marker) = (dir.path().join("runs"), dir.path().join("second"));
+    let yaml = format!(
+        "name: again\ntasks:\n  - id: a\n    run: echo x=from-a >> \"$FLOWSTATE_OUTPUT\"; echo a >> {r}\n  - id: b\n    needs: [a]\n    run: |\n      echo b >> {r}\n      test -f {m} || {{ touch {m}; exit 3; }}\n      echo got=$A_X >> \"$FLOWSTATE_OUTPUT\"\n  - id: c\n    needs: [b]\n    run: echo c >> {r}\n",
+        r = runs.display(),
+        m = marker.display()
+    );
+    let engine = Engine::start(config(&db)).await.unwrap();
+    let store = engine.store();
+    let original = engine
+        .submit(&workflow(&yaml), json!({"K": "v"}))
+        .await
+        .unwrap();
+    let failed = engine.run_execution(original.id).await.unwrap();
+    assert_eq!(failed.state, ExecutionState::Failed);
+    let rerun = flowstate_engine::retry::retry(store.as_ref(), original.id, None, false)
+        .await
+        .unwrap();
+    assert_eq!(rerun.retry_of, Some(original.id));
+    assert_eq!(
+        (rerun.workflow_version, &rerun.input),
+        (original.workflow_version, &original.input)
+    );
+    let done = engine.run_execution(rerun.id).await.unwrap();
+    assert_eq!(done.state, ExecutionState::Succeeded);
+    assert_eq!(
+        std::fs::read_to_string(&runs).unwrap(),
+        "a\nb\nb\nc\n",
+        "a ran once"
+    );
+    let d = store.get_execution_detail(rerun.id).await.unwrap();
+    let a = task(&d, "a");
+    assert_eq!(
+        (a.task_run.state, a.task_run.reason),
+        (TaskState::Succeeded, Some(Reason::Reused))
+    );
+    assert!(a.attempts.is_empty());
+    let value = |key: &str| {
+        d.outputs
+            .iter()
+            .find(|o| o.key == key)
+            .map(|o| o.value.clone())
+    };
+    assert_eq!(value("x"), Some(json!("from-a")), "a's output was carried");
+    assert_eq!(value("got"), Some(json!("from-a")), "and reached b");
+    assert_eq!(
+        store
+            .get_execution_detail(original.id)
+            .await
+            .unwrap()
+            .retries,
+        [rerun.id]
+    );
+    // From a: everything runs again; a running original cannot be retried.
+    let from_a = flowstate_engine::retry::retry(store.as_ref(), original.id, Some("a"), false)
+        .await
+        .unwrap();
+    let d = store.get_execution_detail(from_a.id).await.unwrap();
+    assert!(d
+        .task_runs
+        .iter()
+        .all(|t| t.task_run.state == TaskState::Pending));
+    let e = flowstate_engine::retry::retry(store.as_ref(), original.id, Some("zz"), false).await;
+    assert!(e
+        .unwrap_err()
+        .to_string()
+        .contains("task 'zz' is not in workflow 'again'"));
+    let e = flowstate_engine::retry::retry(store.as_ref(), from_a.id, None, false).await;
+    assert!(e.unwrap_err().to_string().contains("PENDING"));
+    // Purging the original keeps its retry, unlinked.
+    let purged = store.purge_batch(rerun.created_at, 10).await.unwrap();
+    assert_eq!(purged.counts.executions, 1);
+    let kept = store.get_execution_detail(rerun.id).await.unwrap();
+    assert_eq!((kept.execution.retry_of, kept.outputs.len()), (None, 2));
+}
+
 backend_tests!(
+    a_retry_reruns_what_failed_and_reuses_what_succeeded,
     a_due_retry_is_claimed_before_a_backlog,
     a_run_reports_its_end_even_when_purged_at_once,
     a_successful_run_records_everything,

@@ -26,6 +26,7 @@ const ALL_VERSIONS: &[&str] = &[
     "m20261129_130000_workflow_versions",
     "m20261129_140000_recovery_indexes",
     "m20261129_220000_reason_index",
+    "m20261129_230000_execution_retries",
 ];
 
 const INDEXES: &[&str] = &[
@@ -33,6 +34,7 @@ const INDEXES: &[&str] = &[
     "ix_executions_finished",
     "ix_executions_live",
     "ix_executions_reason",
+    "ix_executions_retry_of",
     "ix_executions_state",
     "ix_executions_state_wake",
     "ix_executions_workflow",

@@ -216,6 +216,16 @@ fn summary(b: &mut String, d: &ExecutionDetail, token: bool) {
     if let Some(owner) = &e.owner {
         let _ = write!(b, "<dt>Owner</dt><dd>{}</dd>", esc(owner));
     }
+    if let Some(original) = e.retry_of {
+        let _ = write!(b, "<dt>Retry of</dt><dd><a class=\"mono\" href=\"/executions/{original}\">{original}</a></dd>");
+    }
+    if !d.retries.is_empty() {
+        b.push_str("<dt>Retries</dt><dd>");
+        for r in &d.retries {
+            let _ = write!(b, "<a class=\"mono\" href=\"/executions/{r}\">{r}</a> ");
+        }
+        b.push_str("</dd>");
+    }
     b.push_str("</dl>");
     if !e.state.is_terminal() {
         let _ = write!(

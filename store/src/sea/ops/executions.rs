@@ -45,8 +45,8 @@ pub(super) async fn ids_with_prefix<D: Db>(db: &D, prefix: &str, limit: u64) -> 
         .await?)
 }
 
-/// The execution with its workflow name, task runs, attempts and outputs:
-/// four queries whatever the number of task runs.
+/// The execution with its workflow name, task runs, attempts, outputs and
+/// retries: five queries whatever the number of task runs.
 pub(super) async fn detail<D: Db>(db: &D, id: Uuid) -> Result<ExecutionDetail> {
     let db = db.exec();
     let (execution, wf) = execution::Entity::find_by_id(id)
@@ -69,6 +69,14 @@ pub(super) async fn detail<D: Db>(db: &D, id: Uuid) -> Result<ExecutionDetail> {
         .map(Into::into)
         .collect();
     outputs.sort_by(|a, b| a.key.cmp(&b.key));
+    let retries: Vec<Uuid> = execution::Entity::find()
+        .select_only()
+        .column(execution::Column::Id)
+        .filter(execution::Column::RetryOf.eq(id))
+        .order_by_asc(execution::Column::Id)
+        .into_tuple()
+        .all(&db)
+        .await?;
     let task_runs = task_runs
         .into_iter()
         .map(|task_run| {
@@ -88,6 +96,7 @@ pub(super) async fn detail<D: Db>(db: &D, id: Uuid) -> Result<ExecutionDetail> {
         workflow_name: wf.map(|w| w.name).unwrap_or_default(),
         task_runs,
         outputs,
+        retries,
     })
 }
 
@@ -221,6 +230,7 @@ async fn create_in(
         updated_at: ts,
         started_at: None,
         finished_at: None,
+        retry_of: None,
     };
     execution::Entity::insert(execution::ActiveModel::from(exec.clone()))
         .exec_without_returning(tx)

@@ -3,12 +3,14 @@
 //! to one module per aggregate, each with its queries (reads) first and its
 //! mutations (writes) after, the way SeaORM's example service crates split
 //! them: [`workflows`], [`executions`], [`tasks`] (task runs and attempts)
-//! and [`logs`] (log lines and outputs); [`batch`] lands several of their
-//! writes in one transaction.
+//! and [`logs`] (log lines and outputs), [`retries`] (an execution re-run
+//! from another); [`batch`] lands several of their writes in one
+//! transaction.
 
 mod batch;
 mod executions;
 mod logs;
+mod retries;
 mod tasks;
 mod workflows;
 
@@ -74,6 +76,10 @@ impl<T: HasDb> crate::StateOps for T {
 
     async fn execution_ids_with_prefix(&self, prefix: &str, limit: u64) -> Result<Vec<Uuid>> {
         executions::ids_with_prefix(self.db(), prefix, limit).await
+    }
+
+    async fn create_retry(&self, retry: NewRetry) -> Result<(Execution, Vec<TaskRun>)> {
+        retries::create(self.db(), retry).await
     }
 
     async fn transition_execution(&self, id: Uuid, t: ExecutionTransition) -> Result<i64> {
