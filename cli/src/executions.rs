@@ -73,7 +73,8 @@ pub enum ExecutionCommand {
 /// Filters and paging of `execution list`.
 #[derive(clap::Args)]
 pub struct ListArgs {
-    /// Only this workflow's executions.
+    /// Only this workflow's executions; with * or ? (quoted: 'nightly-*'),
+    /// those of every workflow whose name matches.
     #[arg(long, value_name = "NAME")]
     workflow: Option<String>,
     /// Only executions in this state (repeat for several).
@@ -234,6 +235,7 @@ impl ListArgs {
     fn query(&self, workflow_id: Option<Uuid>) -> ExecutionQuery {
         ExecutionQuery {
             workflow_id,
+            workflow_ids: Vec::new(),
             states: self.state.clone(),
             since: self.since,
             until: self.until,
@@ -252,11 +254,12 @@ impl ListArgs {
 }
 
 async fn list(g: &Globals, store: &dyn StateStore, a: ListArgs) -> CmdResult {
-    let workflow_id = match &a.workflow {
-        Some(name) => Some(store.get_workflow_by_name(name).await?.id),
-        None => None,
-    };
-    let page = store.list_executions(a.query(workflow_id)).await?;
+    let mut query = a.query(None);
+    if let Some(name) = &a.workflow {
+        (query.workflow_id, query.workflow_ids) =
+            flowstate_server::workflows_named(store, name).await?;
+    }
+    let page = store.list_executions(query).await?;
     // One query for the names; the store asks nothing for an empty page.
     let names = store
         .workflow_names(page.items.iter().map(|e| e.workflow_id).collect())

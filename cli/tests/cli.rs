@@ -1077,6 +1077,16 @@ fn wait_output_formats_completions_and_help() {
             .trim(),
         id
     );
+    let matched = env.ok(&["execution", "list", "--workflow", "b?o*", "-o", "ids"]);
+    assert_eq!(matched.trim(), id);
+    let every = env.ok(&["execution", "list", "--workflow", "*", "-o", "ids"]);
+    assert_eq!(every.lines().count(), 3);
+    assert_eq!(
+        env.run(&["execution", "list", "--workflow", "zz*"])
+            .status
+            .code(),
+        Some(1)
+    );
     let yaml = env.ok(&["execution", "inspect", &id, "-o", "yaml"]);
     assert!(
         yaml.contains("state: FAILED") && yaml.contains("taskRuns:"),

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use flowstate_engine::{Engine, Workflow};
 use flowstate_store::query::{
-    ExecutionQuery, LogQuery, Page, SortOrder, WorkflowQuery, WorkflowSort,
+    ExecutionQuery, LogQuery, Page, SortOrder, WorkflowQuery, WorkflowSort, MAX_WORKFLOWS,
 };
 use flowstate_store::text::shown;
 use flowstate_store::types::{Execution, TaskRun};
@@ -113,24 +113,40 @@ pub(crate) async fn list_page(
 ) -> Result<(Page<Execution>, HashMap<Uuid, String>)> {
     let mut query = filter.query.clone();
     if let Some(name) = &filter.workflow {
-        query.workflow_id = Some(
-            store
-                .get_workflow_by_name(name)
-                .await
-                .map_err(|e| match e {
-                    flowstate_store::StoreError::NotFound { .. } => {
-                        ServerError::NotFound(format!("no workflow named '{}'", shown(name)))
-                    }
-                    other => other.into(),
-                })?
-                .id,
-        );
+        (query.workflow_id, query.workflow_ids) = workflows_named(store, name).await?;
     }
     let page = store.list_executions(query).await?;
     let names = store
         .workflow_names(page.items.iter().map(|e| e.workflow_id).collect())
         .await?;
     Ok((page, names))
+}
+
+/// The workflow a list's `--workflow` / `workflow=` names, or with `*` or
+/// `?` the workflows it matches (at most [`MAX_WORKFLOWS`]): the fields
+/// `workflow_id` and `workflow_ids` of an [`ExecutionQuery`].
+pub async fn workflows_named(
+    store: &dyn StateStore,
+    name: &str,
+) -> Result<(Option<Uuid>, Vec<Uuid>)> {
+    if flowstate_store::query::name_pattern(name).is_none() {
+        let w = store.get_workflow_by_name(name).await?;
+        return Ok((Some(w.id), Vec::new()));
+    }
+    let found = store
+        .workflows_matching(name, MAX_WORKFLOWS as u64 + 1)
+        .await?;
+    match found.len() {
+        0 => Err(ServerError::NotFound(format!(
+            "no workflow name matches '{}'",
+            shown(name)
+        ))),
+        n if n > MAX_WORKFLOWS => Err(ServerError::BadRequest(format!(
+            "'{}' matches more than {MAX_WORKFLOWS} workflows; narrow the pattern",
+            shown(name)
+        ))),
+        _ => Ok((None, found.into_iter().map(|w| w.id).collect())),
+    }
 }
 
 /// `GET /api/v1/executions`; requests with the same query string that

@@ -43,6 +43,10 @@ pub enum SortOrder {
 pub struct ExecutionQuery {
     /// Only this workflow's executions.
     pub workflow_id: Option<Uuid>,
+    /// Only the executions of these workflows (with `workflow_id` unset):
+    /// each one's page is read from `ix_executions_workflow` and the pages
+    /// merged in one statement. At most [`MAX_WORKFLOWS`].
+    pub workflow_ids: Vec<Uuid>,
     /// Only executions in one of these states (all when empty).
     pub states: Vec<ExecutionState>,
     /// Created at or after this instant.
@@ -204,6 +208,9 @@ pub(crate) fn execution_filters(q: &ExecutionQuery) -> Select<execution::Entity>
     if let Some(w) = q.workflow_id {
         select = select.filter(execution::Column::WorkflowId.eq(w));
     }
+    if !q.workflow_ids.is_empty() {
+        select = select.filter(execution::Column::WorkflowId.is_in(q.workflow_ids.iter().copied()));
+    }
     match q.states.as_slice() {
         [] => {}
         [one] => select = select.filter(execution::Column::State.eq(*one)),
@@ -281,12 +288,125 @@ pub(crate) fn execution_page_statement(
     backend: DbBackend,
     q: &ExecutionQuery,
 ) -> Result<(Statement, u64)> {
-    let (select, limit) = execution_page(q)?;
+    if q.workflow_ids.len() > 1 && q.workflow_id.is_none() {
+        return merged_page(backend, q);
+    }
+    let mut one = q.clone();
+    if let [only] = q.workflow_ids.as_slice() {
+        one.workflow_id = Some(*only);
+        one.workflow_ids.clear();
+    }
+    let (select, limit) = execution_page(&one)?;
     let mut stmt = select.build(backend);
     if let Some(index) = execution_index(q) {
         crate::backend::for_backend(backend).use_index(&mut stmt.sql, "executions", index);
     }
     Ok((bind_times(backend, stmt), limit))
+}
+
+/// The most workflows one execution list may name (a pattern matching
+/// more is refused): the merged page reads up to a page from each.
+pub const MAX_WORKFLOWS: usize = 100;
+
+/// The page of several workflows' executions: per workflow the rows up to
+/// the end of the page from `ix_executions_workflow` (each branch stops at
+/// its limit), merged and cut to the page in one statement. The sort at the
+/// end handles at most `workflows x (offset + page + 1)` rows.
+fn merged_page(backend: DbBackend, q: &ExecutionQuery) -> Result<(Statement, u64)> {
+    use sea_orm::sea_query::{Alias, Asterisk, Query, UnionType};
+    if q.workflow_ids.len() > MAX_WORKFLOWS {
+        return Err(StoreError::InvalidInput(format!(
+            "the list names {} workflows; the most is {MAX_WORKFLOWS}: narrow the pattern",
+            q.workflow_ids.len()
+        )));
+    }
+    let limit = limit_of(q.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let offset = if q.after.is_some() {
+        0
+    } else {
+        offset_of(q.offset)?
+    };
+    let mut merged: Option<sea_orm::sea_query::SelectStatement> = None;
+    for (i, id) in q.workflow_ids.iter().enumerate() {
+        let branch = ExecutionQuery {
+            workflow_id: Some(*id),
+            workflow_ids: Vec::new(),
+            limit: Some(limit + offset),
+            offset: None,
+            ..q.clone()
+        };
+        let (select, _) = execution_page(&branch)?;
+        let wrapped = Query::select()
+            .column(Asterisk)
+            .from_subquery(select.into_query(), Alias::new(format!("b{i}")))
+            .to_owned();
+        merged = Some(match merged {
+            None => wrapped,
+            Some(mut m) => m.union(UnionType::All, wrapped).to_owned(),
+        });
+    }
+    let order = match q.sort {
+        SortOrder::Descending => Order::Desc,
+        SortOrder::Ascending => Order::Asc,
+    };
+    let outer = Query::select()
+        .column(Asterisk)
+        .from_subquery(merged.expect("two or more workflows"), Alias::new("merged"))
+        .order_by(execution::Column::CreatedAt, order.clone())
+        .order_by(execution::Column::Id, order)
+        .limit(limit + 1)
+        .offset(offset)
+        .to_owned();
+    Ok((bind_times(backend, backend.build(&outer)), limit))
+}
+
+/// A workflow-name pattern: `*` any run of characters, `?` one character,
+/// everything else itself. `None` when `text` has neither (a plain name).
+pub fn name_pattern(text: &str) -> Option<NamePattern> {
+    text.contains(['*', '?'])
+        .then(|| NamePattern(text.to_owned()))
+}
+
+/// A workflow-name pattern (see [`name_pattern`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamePattern(String);
+
+impl NamePattern {
+    /// The text before the first wildcard: every match starts with it.
+    pub fn prefix(&self) -> &str {
+        let end = self.0.find(['*', '?']).unwrap_or(self.0.len());
+        &self.0[..end]
+    }
+
+    /// The smallest string above every name that starts with the prefix
+    /// (`None` when the prefix is empty or cannot be bumped): with the
+    /// prefix, a range of the unique name index.
+    pub fn upper(&self) -> Option<String> {
+        let mut chars: Vec<char> = self.prefix().chars().collect();
+        while let Some(last) = chars.pop() {
+            if let Some(next) = char::from_u32(last as u32 + 1) {
+                chars.push(next);
+                return Some(chars.into_iter().collect());
+            }
+        }
+        None
+    }
+
+    /// Whether `name` matches, case-sensitively as names are.
+    pub fn matches(&self, name: &str) -> bool {
+        fn go(p: &[char], n: &[char]) -> bool {
+            match (p.first(), n.first()) {
+                (None, None) => true,
+                (Some('*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
+                (Some('?'), Some(_)) => go(&p[1..], &n[1..]),
+                (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
+                _ => false,
+            }
+        }
+        let p: Vec<char> = self.0.chars().collect();
+        let n: Vec<char> = name.chars().collect();
+        go(&p, &n)
+    }
 }
 
 #[cfg(feature = "diagnostics")]
@@ -516,5 +636,40 @@ mod prefix_tests {
         ] {
             assert!(id_prefix_range(bad).is_err(), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod pattern_tests {
+    use super::*;
+
+    #[test]
+    fn name_patterns_match_like_shell_globs() {
+        assert_eq!(name_pattern("nightly"), None);
+        let p = name_pattern("nightly-*").unwrap();
+        assert_eq!(
+            (p.prefix(), p.upper().as_deref()),
+            ("nightly-", Some("nightly."))
+        );
+        for (pattern, name, want) in [
+            ("nightly-*", "nightly-report", true),
+            ("nightly-*", "nightly-", true),
+            ("nightly-*", "Nightly-report", false),
+            ("nightly-*", "nightly", false),
+            ("*-sync", "flaky-sync", true),
+            ("*-sync", "flaky-sync2", false),
+            ("job-?", "job-1", true),
+            ("job-?", "job-12", false),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxbyy", false),
+            ("*", "", true),
+        ] {
+            assert_eq!(
+                name_pattern(pattern).unwrap().matches(name),
+                want,
+                "{pattern} {name}"
+            );
+        }
+        assert_eq!(name_pattern("*x").unwrap().upper(), None);
     }
 }

@@ -29,6 +29,10 @@ pub trait StateOps: Send + Sync {
     async fn get_workflow(&self, id: Uuid) -> Result<Workflow>;
     /// The workflow with this name (soft-deleted ones included).
     async fn get_workflow_by_name(&self, name: &str) -> Result<Workflow>;
+    /// The workflows whose names match `pattern` (`*`, `?`; see
+    /// [`crate::query::name_pattern`]), by name, at most `limit`
+    /// (soft-deleted ones included, as by name).
+    async fn workflows_matching(&self, pattern: &str, limit: u64) -> Result<Vec<Workflow>>;
     /// A page of workflows.
     async fn list_workflows(&self, query: WorkflowQuery) -> Result<Page<Workflow>>;
     /// The names of these workflows (soft-deleted ones included; unknown ids

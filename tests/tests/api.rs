@@ -134,6 +134,11 @@ async fn api_lists_and_filters_like_the_cli(db: TestDb) {
     assert_eq!(first["state"], "PENDING", "newest first");
     let count = |q: &'static str| async move { get(s.addr, q).await.json()["total"].clone() };
     assert_eq!(count("/api/v1/executions?workflow=api-bad").await, 1);
+    assert_eq!(count("/api/v1/executions?workflow=api-*").await, 5);
+    assert_eq!(
+        count("/api/v1/executions?workflow=api-b*&reason=TASK_FAILED").await,
+        1
+    );
     assert_eq!(count("/api/v1/executions?state=PENDING").await, 2);
     assert_eq!(count("/api/v1/executions?state=PENDING,FAILED").await, 3);
     assert_eq!(
@@ -217,7 +222,7 @@ async fn bad_list_requests_are_refused(s: &Served) {
             "workflow=ghost",
             404,
             "not_found",
-            "no workflow named 'ghost'",
+            "workflow 'ghost' not found",
         ),
     ] {
         let r = get(s.addr, &format!("/api/v1/executions?{q}")).await;

@@ -121,6 +121,29 @@ async fn list_and_lookup_queries_use_the_indexes() {
         failures.join("\n")
     );
 
+    // Several workflows (a name pattern): each read from its index, in order,
+    // up to the page; only the merged page of at most 3 x 51 rows is sorted.
+    let several = ExecutionQuery {
+        workflow_ids: workflows[..3].iter().map(|w| w.id).collect(),
+        ..Default::default()
+    };
+    let stmt = query::execution_list_statement(DbBackend::Sqlite, &several).unwrap();
+    let steps = plan(raw, &stmt).await;
+    let reads: Vec<&String> = steps.iter().filter(|d| d.contains("executions")).collect();
+    assert_eq!(reads.len(), 3, "{steps:#?}");
+    assert!(
+        reads
+            .iter()
+            .all(|d| d.contains("USING INDEX ix_executions_workflow (workflow_id=?)")),
+        "{steps:#?}"
+    );
+    let merged = store.list_executions(several.clone()).await.unwrap();
+    assert_eq!(merged.items.len(), 50);
+    assert!(merged
+        .items
+        .windows(2)
+        .all(|w| (w[0].created_at, w[0].id) >= (w[1].created_at, w[1].id)));
+
     // Past 10,000 matching rows the count stops, unless asked to be exact.
     let capped = store
         .list_executions(ExecutionQuery::default())

@@ -1332,7 +1332,99 @@ async fn id_prefixes_and_reasons_find_executions(db: TestDb) {
     assert!(page.items.iter().all(|e| e.id != other.id));
 }
 
+/// A name pattern lists the executions of every matching workflow as one
+/// list: both pagings walk the same rows as the exact filter would, in
+/// order, and a pattern matching nothing or a plain name behave as before.
+async fn several_workflows_page_as_one_list(db: TestDb) {
+    let store = db.store().await;
+    let mut expected = Vec::new();
+    for name in ["glob-a", "glob-b", "glob-c", "other"] {
+        let wf = workflow(&store, name).await;
+        for _ in 0..5 {
+            let (e, _) = execution(&store, &wf, &["a"]).await;
+            if name != "other" {
+                expected.push(e.id);
+            }
+        }
+    }
+    expected.reverse();
+    let found = store.workflows_matching("glob-*", 10).await.unwrap();
+    let names: Vec<&str> = found.iter().map(|w| w.name.as_str()).collect();
+    assert_eq!(names, ["glob-a", "glob-b", "glob-c"]);
+    assert_eq!(
+        store.workflows_matching("glob-?", 10).await.unwrap().len(),
+        3
+    );
+    assert!(
+        store
+            .workflows_matching("GLOB-*", 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "names keep their case"
+    );
+    assert!(
+        store
+            .workflows_matching("g%ob-*", 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "% is itself"
+    );
+    let ids: Vec<Uuid> = found.iter().map(|w| w.id).collect();
+    let q = |limit: u64| ExecutionQuery {
+        workflow_ids: ids.clone(),
+        limit: Some(limit),
+        ..Default::default()
+    };
+    let whole = store.list_executions(q(100)).await.unwrap();
+    assert_eq!(
+        (
+            whole.total,
+            whole.items.iter().map(|e| e.id).collect::<Vec<_>>()
+        ),
+        (15, expected.clone())
+    );
+    let mut walked = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_executions(ExecutionQuery {
+                after: after.clone(),
+                ..q(4)
+            })
+            .await
+            .unwrap();
+        walked.extend(page.items.iter().map(|e| e.id));
+        match page.next_cursor {
+            Some(c) => after = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(walked, expected);
+    let third = store
+        .list_executions(ExecutionQuery {
+            offset: Some(8),
+            ..q(4)
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        third.items.iter().map(|e| e.id).collect::<Vec<_>>(),
+        expected[8..12]
+    );
+    let oldest = store
+        .list_executions(ExecutionQuery {
+            sort: SortOrder::Ascending,
+            ..q(2)
+        })
+        .await
+        .unwrap();
+    assert_eq!(oldest.items[0].id, expected[14]);
+}
+
 backend_tests!(
+    several_workflows_page_as_one_list,
     id_prefixes_and_reasons_find_executions,
     workflows_are_saved_versioned_listed_and_deleted,
     executions_are_created_with_their_task_runs,

@@ -38,6 +38,10 @@ impl<T: HasDb> crate::StateOps for T {
         workflows::get_by_name(self.db(), name).await
     }
 
+    async fn workflows_matching(&self, pattern: &str, limit: u64) -> Result<Vec<Workflow>> {
+        workflows::matching(self.db(), pattern, limit).await
+    }
+
     async fn list_workflows(&self, q: WorkflowQuery) -> Result<Page<Workflow>> {
         workflows::list(self.db(), q).await
     }

@@ -2,7 +2,7 @@
 //! then saving (a new version when the definition changes) and deleting.
 
 use super::{check_name, not_found};
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 use crate::now;
 use crate::query::{self, Page, WorkflowQuery};
 use crate::sea::db::Db;
@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use flowstate_entity::{workflow, workflow_version};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+    ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -33,6 +34,35 @@ pub(super) async fn get_by_name<D: Db>(db: &D, name: &str) -> Result<Workflow> {
         .await?
         .map(Into::into)
         .ok_or_else(|| not_found("workflow", name))
+}
+
+/// The workflows matching a name pattern: the names starting with its
+/// literal prefix (`LIKE 'prefix%'`, which every backend compares by
+/// bytes or, on SQLite, without case), then the pattern itself here.
+pub(super) async fn matching<D: Db>(db: &D, pattern: &str, limit: u64) -> Result<Vec<Workflow>> {
+    use sea_orm::sea_query::LikeExpr;
+    let p = query::name_pattern(pattern).ok_or_else(|| {
+        StoreError::InvalidInput(format!("'{}' has no * or ?", crate::text::shown(pattern)))
+    })?;
+    let escaped: String = p
+        .prefix()
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    let rows = workflow::Entity::find()
+        .filter(workflow::Column::Name.like(LikeExpr::new(format!("{escaped}%")).escape('\\')))
+        .order_by_asc(workflow::Column::Name)
+        .all(&db.exec())
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|w| p.matches(&w.name))
+        .take(limit as usize)
+        .map(Into::into)
+        .collect())
 }
 
 pub(super) async fn list<D: Db>(db: &D, q: WorkflowQuery) -> Result<Page<Workflow>> {
