@@ -241,12 +241,22 @@ async fn create_in(
         .enumerate()
         .map(|(i, key)| new_task_run(exec.id, key, i as i32, ts))
         .collect();
+    insert_task_runs(tx, &runs, chunk).await?;
+    Ok((exec.into(), runs.into_iter().map(Into::into).collect()))
+}
+
+/// Inserts new task runs, `chunk` rows per statement.
+pub(super) async fn insert_task_runs(
+    tx: &DatabaseTransaction,
+    runs: &[task_run::Model],
+    chunk: usize,
+) -> Result<()> {
     for rows in runs.chunks(chunk) {
         task_run::Entity::insert_many(rows.iter().cloned().map(task_run::ActiveModel::from))
             .exec_without_returning(tx)
             .await?;
     }
-    Ok((exec.into(), runs.into_iter().map(Into::into).collect()))
+    Ok(())
 }
 
 pub(super) fn check_transition(t: &ExecutionTransition) -> Result<()> {

@@ -8,7 +8,7 @@ use crate::now;
 use crate::sea::db::Db;
 use crate::types::*;
 use flowstate_entity::{execution, output, task_run};
-use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -62,11 +62,7 @@ async fn create_in(
         .exec_without_returning(tx)
         .await?;
     let (runs, carried) = task_runs(tx, &retry, exec.id, ts).await?;
-    for rows in runs.chunks(chunk) {
-        task_run::Entity::insert_many(rows.iter().cloned().map(task_run::ActiveModel::from))
-            .exec_without_returning(tx)
-            .await?;
-    }
+    super::executions::insert_task_runs(tx, &runs, chunk).await?;
     copy_outputs(tx, retry.original, exec.id, &carried, chunk).await?;
     Ok((exec.into(), runs.into_iter().map(Into::into).collect()))
 }
@@ -79,11 +75,7 @@ async fn task_runs(
     id: Uuid,
     ts: chrono::DateTime<chrono::Utc>,
 ) -> Result<(Vec<task_run::Model>, HashMap<Uuid, Uuid>)> {
-    let old = task_run::Entity::find()
-        .filter(task_run::Column::ExecutionId.eq(retry.original))
-        .order_by_asc(task_run::Column::Position)
-        .all(tx)
-        .await?;
+    let old = crate::query::task_runs_of(retry.original).all(tx).await?;
     let mut carried = HashMap::new();
     let runs = old
         .into_iter()
