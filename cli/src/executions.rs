@@ -111,7 +111,7 @@ pub struct ListArgs {
 pub async fn command(g: &Globals, c: ExecutionCommand) -> CmdResult {
     // Every value is checked before the database is opened.
     if let ExecutionCommand::List(a) = &c {
-        a.query(None).validate()?;
+        a.query().validate()?;
     }
     let store = match &c {
         ExecutionCommand::Cancel { .. } | ExecutionCommand::Retry { .. } => {
@@ -134,7 +134,10 @@ pub async fn command(g: &Globals, c: ExecutionCommand) -> CmdResult {
             store.get_execution(id).await?;
             let task_run_id = match task {
                 None => None,
-                Some(key) => Some(task_run_of(store.as_ref(), id, &key).await?),
+                Some(key) => {
+                    let runs = store.list_task_runs(id).await?;
+                    flowstate_server::task_run_id_of(&runs, id, Some(&key))?
+                }
             };
             crate::run::follow(store.as_ref(), id, task_run_id, g.json(), false, follow).await
         }
@@ -213,28 +216,11 @@ async fn retry(
     crate::run::drive_here(g, &engine, exec.id, &name).await
 }
 
-/// The id of the task run `key` of an execution; an unknown key is "not
-/// found" (exit 1), like an unknown execution.
-async fn task_run_of(store: &dyn StateStore, id: Uuid, key: &str) -> CmdResult<Uuid> {
-    let runs = store.list_task_runs(id).await?;
-    match runs.iter().find(|r| r.task_key == key) {
-        Some(r) => Ok(r.id),
-        None => {
-            let known: Vec<_> = runs.iter().map(|r| r.task_key.as_str()).collect();
-            Err(Failure::runtime(format!(
-                "task '{}' not found in execution {id}; its tasks are {}",
-                shown(key),
-                shown(&known.join(", "))
-            )))
-        }
-    }
-}
-
 impl ListArgs {
     /// The store query these arguments ask for.
-    fn query(&self, workflow_id: Option<Uuid>) -> ExecutionQuery {
+    fn query(&self) -> ExecutionQuery {
         ExecutionQuery {
-            workflow_id,
+            workflow_id: None,
             workflow_ids: Vec::new(),
             states: self.state.clone(),
             since: self.since,
@@ -254,16 +240,8 @@ impl ListArgs {
 }
 
 async fn list(g: &Globals, store: &dyn StateStore, a: ListArgs) -> CmdResult {
-    let mut query = a.query(None);
-    if let Some(name) = &a.workflow {
-        (query.workflow_id, query.workflow_ids) =
-            flowstate_server::workflows_named(store, name).await?;
-    }
-    let page = store.list_executions(query).await?;
-    // One query for the names; the store asks nothing for an empty page.
-    let names = store
-        .workflow_names(page.items.iter().map(|e| e.workflow_id).collect())
-        .await?;
+    let (page, names) =
+        flowstate_server::list_page(store, a.workflow.as_deref(), a.query()).await?;
     let name = |id: &Uuid| names.get(id).cloned().unwrap_or_default();
     if g.structured() {
         let doc = flowstate_server::json::execution_page(&page, &names);

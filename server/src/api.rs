@@ -105,14 +105,16 @@ impl ListFilter {
     }
 }
 
-/// One page of executions and their workflows' names: the same two
-/// queries as `flowstate execution list` (plus the name's lookup).
-pub(crate) async fn list_page(
+/// One page of executions and their workflows' names, for `workflow` (a
+/// name or a pattern, see [`workflows_named`]) and `query`: the page and
+/// the names, plus the workflow's lookup. `flowstate execution list`, the
+/// API and the console all list this way.
+pub async fn list_page(
     store: &dyn StateStore,
-    filter: &ListFilter,
+    workflow: Option<&str>,
+    mut query: ExecutionQuery,
 ) -> Result<(Page<Execution>, HashMap<Uuid, String>)> {
-    let mut query = filter.query.clone();
-    if let Some(name) = &filter.workflow {
+    if let Some(name) = workflow {
         (query.workflow_id, query.workflow_ids) = workflows_named(store, name).await?;
     }
     let page = store.list_executions(query).await?;
@@ -160,7 +162,9 @@ pub(crate) async fn list(
     let body = app
         .lists
         .get(raw.unwrap_or_default(), || async {
-            let (page, names) = list_page(app.store.as_ref(), &filter).await?;
+            let workflow = filter.workflow.as_deref();
+            let (page, names) =
+                list_page(app.store.as_ref(), workflow, filter.query.clone()).await?;
             let doc = json::execution_page(&page, &names);
             Ok::<_, ServerError>(Bytes::from(doc.to_string()))
         })
@@ -219,12 +223,9 @@ impl LogFilter {
     }
 }
 
-/// The task run of `key` (when one is asked for) among `runs`.
-pub(crate) fn task_run_id_of(
-    runs: &[TaskRun],
-    id: Uuid,
-    key: Option<&str>,
-) -> Result<Option<Uuid>> {
+/// The task run of `key` (when one is asked for) among `runs`: an unknown
+/// key is not found, naming the keys there are (API and CLI alike).
+pub fn task_run_id_of(runs: &[TaskRun], id: Uuid, key: Option<&str>) -> Result<Option<Uuid>> {
     key.map(|k| task_run_of(runs, id, k)).transpose()
 }
 

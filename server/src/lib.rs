@@ -31,7 +31,7 @@ pub mod json;
 pub mod params;
 mod sse;
 
-pub use api::{workflow_at, workflows_named};
+pub use api::{list_page, task_run_id_of, workflow_at, workflows_named};
 pub use error::{Result, ServerError};
 
 use axum::routing::{get, post};

@@ -89,7 +89,9 @@ async fn executions(
     let page = app
         .pages
         .get(raw.unwrap_or_default(), || async {
-            let (page, names) = api::list_page(app.store.as_ref(), &filter).await?;
+            let workflow = filter.workflow.as_deref();
+            let (page, names) =
+                api::list_page(app.store.as_ref(), workflow, filter.query.clone()).await?;
             let body = pages::executions(&pairs, &page, &names);
             let html = html::layout("Executions", app.role, "Executions", &body);
             Ok::<_, ServerError>(Bytes::from(html))
