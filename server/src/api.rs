@@ -60,16 +60,9 @@ impl ListFilter {
         let mut f = ListFilter::default();
         f.query.limit = Some(50);
         f.query.sort = SortOrder::Descending;
-        for (key, value) in pairs {
-            let v = value.trim();
-            if !LIST_KEYS.contains(&key.as_str()) {
-                return Err(unknown(key, LIST_KEYS));
-            }
-            if v.is_empty() {
-                continue;
-            }
+        for (key, v) in given(pairs, LIST_KEYS)? {
             let bad = ServerError::BadRequest;
-            match key.as_str() {
+            match key {
                 "workflow" => f.workflow = Some(v.to_owned()),
                 "state" => {
                     for s in v.split(',').filter(|s| !s.trim().is_empty()) {
@@ -199,15 +192,8 @@ impl LogFilter {
             task: None,
             limit: 1000,
         };
-        for (key, value) in pairs {
-            let v = value.trim();
-            if !LOG_KEYS.contains(&key.as_str()) {
-                return Err(unknown(key, LOG_KEYS));
-            }
-            if v.is_empty() {
-                continue;
-            }
-            match key.as_str() {
+        for (key, v) in given(pairs, LOG_KEYS)? {
+            match key {
                 "after" => f.after = Some(number::<i64>(key, v)?),
                 "task" => f.task = Some(v.to_owned()),
                 _ => f.limit = number(key, v)?,
@@ -390,15 +376,8 @@ pub(crate) fn workflow_query(pairs: &[(String, String)]) -> Result<WorkflowQuery
         sort: WorkflowSort::Name,
         ..Default::default()
     };
-    for (key, value) in pairs {
-        let v = value.trim();
-        if !WORKFLOW_KEYS.contains(&key.as_str()) {
-            return Err(unknown(key, WORKFLOW_KEYS));
-        }
-        if v.is_empty() {
-            continue;
-        }
-        match key.as_str() {
+    for (key, v) in given(pairs, WORKFLOW_KEYS)? {
+        match key {
             "all" => q.include_deleted = boolean(key, v)?,
             "filter" => q.name_contains = Some(v.to_owned()),
             "limit" => q.limit = Some(number(key, v)?),
@@ -423,13 +402,8 @@ pub(crate) async fn workflow(
 /// The `version` parameter, the only one of a workflow's page.
 pub(crate) fn version_param(pairs: &[(String, String)]) -> Result<Option<i32>> {
     let mut version = None;
-    for (key, value) in pairs {
-        if key != "version" {
-            return Err(unknown(key, &["version"]));
-        }
-        if !value.trim().is_empty() {
-            version = Some(number::<i32>(key, value.trim())?);
-        }
+    for (key, v) in given(pairs, &["version"])? {
+        version = Some(number::<i32>(key, v)?);
     }
     Ok(version)
 }
@@ -473,6 +447,23 @@ pub(crate) async fn not_found() -> ServerError {
 /// An execution id from a path, or 400.
 pub(crate) fn execution_id(text: &str) -> Result<Uuid> {
     params::id(text).map_err(ServerError::BadRequest)
+}
+
+/// The parameters with a value, trimmed, once every key is one of `known`:
+/// an unknown key is refused, an empty value (a filter form sends every
+/// field) counts as absent.
+fn given<'a>(pairs: &'a [(String, String)], known: &[&str]) -> Result<Vec<(&'a str, &'a str)>> {
+    let mut out = Vec::with_capacity(pairs.len());
+    for (key, value) in pairs {
+        if !known.contains(&key.as_str()) {
+            return Err(unknown(key, known));
+        }
+        let v = value.trim();
+        if !v.is_empty() {
+            out.push((key.as_str(), v));
+        }
+    }
+    Ok(out)
 }
 
 fn unknown(key: &str, known: &[&str]) -> ServerError {
