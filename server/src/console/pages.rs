@@ -166,8 +166,9 @@ pub async fn execution(app: &App, id: Uuid, task: Option<&str>) -> Result<String
         b.push_str("</section>");
     }
     task_table(&mut b, &d);
-    values(&mut b, &d);
-    log_pane(&mut b, &d, &lines, task);
+    let key_of = task_keys(&d);
+    values(&mut b, &d, &key_of);
+    log_pane(&mut b, &d, (&lines, &key_of), task);
     Ok(b)
 }
 
@@ -271,7 +272,15 @@ fn task_table(b: &mut String, d: &ExecutionDetail) {
 }
 
 /// The inputs and the outputs, as key/value tables.
-fn values(b: &mut String, d: &ExecutionDetail) {
+/// Each task run's key by its id.
+fn task_keys(d: &ExecutionDetail) -> HashMap<Uuid, &str> {
+    d.task_runs
+        .iter()
+        .map(|t| (t.task_run.id, t.task_run.task_key.as_str()))
+        .collect()
+}
+
+fn values(b: &mut String, d: &ExecutionDetail, key_of: &HashMap<Uuid, &str>) {
     let text = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
     b.push_str("<section class=\"values\"><div><h2>Inputs</h2><table class=\"kv\">");
     match d.execution.input.as_object().filter(|o| !o.is_empty()) {
@@ -283,11 +292,6 @@ fn values(b: &mut String, d: &ExecutionDetail) {
         }
     }
     b.push_str("</table></div><div><h2>Outputs</h2><table class=\"kv\">");
-    let key_of: HashMap<Uuid, &str> = d
-        .task_runs
-        .iter()
-        .map(|t| (t.task_run.id, t.task_run.task_key.as_str()))
-        .collect();
     if d.outputs.is_empty() {
         b.push_str("<tr><td class=\"muted\">none</td></tr>");
     }
@@ -306,13 +310,13 @@ fn values(b: &mut String, d: &ExecutionDetail) {
 
 /// The log: lines drawn here, then followed live by the script from the
 /// last one (`data-stream`), filterable by task with or without script.
-fn log_pane(b: &mut String, d: &ExecutionDetail, lines: &[LogLine], task: Option<&str>) {
+fn log_pane(
+    b: &mut String,
+    d: &ExecutionDetail,
+    (lines, key_of): (&[LogLine], &HashMap<Uuid, &str>),
+    task: Option<&str>,
+) {
     let id = d.execution.id;
-    let key_of: HashMap<Uuid, &str> = d
-        .task_runs
-        .iter()
-        .map(|t| (t.task_run.id, t.task_run.task_key.as_str()))
-        .collect();
     let mut query: Vec<String> = Vec::new();
     if let Some(l) = lines.last() {
         query.push(format!("after={}", l.id));
