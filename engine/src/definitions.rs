@@ -46,6 +46,13 @@ impl Definitions {
         Ok(parsed)
     }
 
+    /// The workflow `exec` runs when its version is parsed already and
+    /// valid; `None` otherwise (nothing is read).
+    pub(crate) fn cached(&self, exec: &Execution) -> Option<Arc<Workflow>> {
+        let key = (exec.workflow_id, exec.workflow_version);
+        self.lock().get(&key).and_then(|p| p.as_ref().ok().cloned())
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Uuid, i32), Parsed>> {
         // A panic while holding the lock leaves a map that is still valid.
         self.parsed.lock().unwrap_or_else(|p| p.into_inner())

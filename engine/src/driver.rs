@@ -24,7 +24,7 @@ use flowstate_store::{now, StateStore, StoreError};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -60,18 +60,25 @@ pub enum End {
     Shutdown,
 }
 
+/// An attempt the claim started, with the worker slot held for it (taken
+/// by its runner when there is none).
+pub(crate) type Started = (Attempt, Option<OwnedSemaphorePermit>);
+
 /// Drives `exec`, which this node has just claimed (state RUNNING), with its
-/// task runs when the claim read them (else they are read here).
+/// task runs when the claim read them (else they are read here) and the
+/// attempts the claim started (see [`start_pick`]).
 pub(crate) async fn drive(
     ctx: Arc<Ctx>,
     exec: Execution,
     runs: Option<Vec<TaskRun>>,
+    started: Vec<Started>,
 ) -> Result<End> {
     let workflow = match ctx.definitions.pinned(ctx.store.as_ref(), &exec).await? {
         Ok(w) => w,
         Err(e) => return refuse(&ctx, &exec, runs, e).await,
     };
     let mut driver = Driver::load(ctx, &exec, runs, &workflow).await?;
+    driver.adopt(started);
     let mut event = Event::Resume;
     loop {
         let decisions = planner::plan(&driver.snap, &event, now());
@@ -85,6 +92,45 @@ pub(crate) async fn drive(
             Err(e) => return driver.abort(e).await,
         };
     }
+}
+
+/// The claim's [`StartPick`]: for each claimed execution whose workflow
+/// version is parsed already, the task runs [`planner::starts_on_claim`]
+/// names, at most `budget` in all (the worker slots the engine holds for
+/// them). An execution of a version not parsed yet starts its tasks in its
+/// driver, as one claimed without a pick does.
+pub(crate) fn start_pick(definitions: Arc<Definitions>, budget: usize) -> Arc<StartPick> {
+    Arc::new(move |claimed: &[(Execution, Vec<TaskRun>)]| {
+        let mut left = budget;
+        let at = now();
+        claimed
+            .iter()
+            .map(|(exec, runs)| {
+                let Some(workflow) = definitions.cached(exec).filter(|_| left > 0) else {
+                    return Vec::new();
+                };
+                let snap = Snapshot {
+                    workflow: &workflow,
+                    runs: runs
+                        .iter()
+                        .map(|r| (r.task_key.clone(), RunView::from(r)))
+                        .collect(),
+                    in_flight: Default::default(),
+                    outputs: HashMap::new(),
+                    inputs: Vec::new(),
+                    stop: Stop::No,
+                };
+                let ids: Vec<Uuid> = planner::starts_on_claim(&snap, at)
+                    .iter()
+                    .filter_map(|key| runs.iter().find(|r| &r.task_key == key))
+                    .map(|r| r.id)
+                    .take(left)
+                    .collect();
+                left -= ids.len();
+                ids
+            })
+            .collect()
+    })
 }
 
 /// A task run's identity and optimistic-lock version, which the planner
@@ -196,6 +242,29 @@ impl<'w> Driver<'w> {
             check,
             ctx,
         })
+    }
+
+    /// Runs the attempts the claim started: their task runs are RUNNING
+    /// already (the claim's read says so), in flight from here on, each with
+    /// the environment the planner gives it.
+    ///
+    /// The pick names only tasks of this workflow; an attempt of any other
+    /// is left alone, and its task run, RUNNING with nothing in flight, is
+    /// failed ABANDONED by the planner's repairs on resume.
+    fn adopt(&mut self, started: Vec<Started>) {
+        for (attempt, permit) in started {
+            let Some((key, _)) = self.rows.iter().find(|(_, r)| r.id == attempt.task_run_id)
+            else {
+                continue;
+            };
+            let key = key.clone();
+            let Some(task) = self.snap.workflow.task(&key) else {
+                continue;
+            };
+            let env = planner::environment(&self.snap, task);
+            self.snap.in_flight.insert(key.clone());
+            self.spawn(&key, env, Some((attempt, permit)));
+        }
     }
 
     /// Applies the decisions in order; `Some` when the execution has ended
@@ -339,10 +408,16 @@ impl<'w> Driver<'w> {
 
     /// Spawns the runner of the task's next attempt.
     fn start(&mut self, key: &str, env: Vec<(String, String)>) {
-        let row = &self.rows[key];
         if let Some(view) = self.snap.runs.get(key) {
             self.before_start.insert(key.to_owned(), view.clone());
         }
+        self.spawn(key, env, None);
+    }
+
+    /// Spawns the runner of an attempt of `key`: the one `started`, or the
+    /// next one, which the runner starts.
+    fn spawn(&mut self, key: &str, env: Vec<(String, String)>, started: Option<Started>) {
+        let row = &self.rows[key];
         let job = Job {
             ctx: self.ctx.clone(),
             execution_id: self.id,
@@ -351,6 +426,7 @@ impl<'w> Driver<'w> {
             version: row.version,
             env,
             stop: self.stop_tx.subscribe(),
+            started,
         };
         self.running.spawn(job.run());
     }
@@ -672,31 +748,24 @@ struct Job {
     version: i64,
     env: Vec<(String, String)>,
     stop: watch::Receiver<Stop>,
+    /// The attempt when the claim started it, with its worker slot.
+    started: Option<Started>,
 }
 
 impl Job {
-    /// Moves the task run to RUNNING, starts the attempt, runs the process
-    /// and reads its outputs. Recording the end is the driver's (it asks the
-    /// planner how the attempt moves the task run).
-    async fn run(self) -> Result<Ended> {
-        let store = self.ctx.store.clone();
-        let _permit = self
-            .ctx
-            .workers
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the worker pool is never closed");
-        let stop = *self.stop.borrow();
-        if stop != Stop::No {
-            return Ok(self.not_started(stop));
-        }
-        // The attempt row records its start: no log line for it.
-        let start = TaskTransition::new(self.run_id, TaskState::Running, self.version);
-        let (attempt, version) = through_outage(&self.ctx, "start an attempt", || {
-            store.start_run_attempt(start.clone())
-        })
-        .await?;
+    /// Moves the task run to RUNNING and starts the attempt (unless the
+    /// claim did), runs the process and reads its outputs. Recording the end
+    /// is the driver's (it asks the planner how the attempt moves the task
+    /// run).
+    async fn run(mut self) -> Result<Ended> {
+        let (attempt, version, _permit) = match self.started.take() {
+            Some((attempt, Some(permit))) => (attempt, self.version, permit),
+            Some((attempt, None)) => (attempt, self.version, self.slot().await),
+            None => match self.start().await? {
+                Ok(started) => started,
+                Err(stop) => return Ok(self.not_started(stop)),
+            },
+        };
         metrics::counter!("flowstate_attempts_started_total").increment(1);
         let target = LogTarget {
             execution_id: self.execution_id,
@@ -711,6 +780,36 @@ impl Job {
             outcome,
             outputs,
         })
+    }
+
+    /// Takes a worker slot, then moves the task run to RUNNING and starts
+    /// its next attempt; the stop instead when the execution is stopping.
+    async fn start(
+        &self,
+    ) -> Result<std::result::Result<(Attempt, i64, OwnedSemaphorePermit), Stop>> {
+        let permit = self.slot().await;
+        let stop = *self.stop.borrow();
+        if stop != Stop::No {
+            return Ok(Err(stop));
+        }
+        // The attempt row records its start: no log line for it.
+        let store = self.ctx.store.clone();
+        let start = TaskTransition::new(self.run_id, TaskState::Running, self.version);
+        let (attempt, version) = through_outage(&self.ctx, "start an attempt", || {
+            store.start_run_attempt(start.clone())
+        })
+        .await?;
+        Ok(Ok((attempt, version, permit)))
+    }
+
+    /// A worker slot, waited for.
+    async fn slot(&self) -> OwnedSemaphorePermit {
+        self.ctx
+            .workers
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the worker pool is never closed")
     }
 
     fn not_started(&self, stop: Stop) -> Ended {

@@ -128,7 +128,7 @@ impl Engine {
                     let claimed = exec.clone();
                     let _live = self.live.enter(id);
                     let end = tokio::select! {
-                        end = driver::drive(ctx.clone(), exec, None) => end?,
+                        end = driver::drive(ctx.clone(), exec, None, Vec::new()) => end?,
                         _ = renew => unreachable!("the renew loop never ends"),
                     };
                     match end {
@@ -353,20 +353,28 @@ impl Engine {
         if self.full.pausing() {
             return 0;
         }
+        // The worker slots free now are held for the attempts the claim
+        // starts (it starts no more than that); the rest go back after it.
+        let mut permits: Vec<_> = std::iter::from_fn(|| ctx.workers.clone().try_acquire_owned().ok())
+            .take(free)
+            .collect();
+        let pick = driver::start_pick(self.definitions.clone(), permits.len());
         match self
             .store
-            .claim_due_with_runs(&self.node, free as u64, lease)
+            .claim_and_start(&self.node, free as u64, lease, pick)
             .await
         {
             Ok(claimed) => {
                 let n = claimed.len();
-                for (exec, runs) in claimed {
+                for c in claimed {
                     metrics::counter!("flowstate_executions_started_total").increment(1);
+                    let started: Vec<driver::Started> =
+                        c.started.into_iter().map(|a| (a, permits.pop())).collect();
                     let ctx = ctx.clone();
-                    let id = exec.id;
+                    let id = c.execution.id;
                     let live = self.live.enter(id);
                     drivers.spawn(async move {
-                        let end = driver::drive(ctx, exec, Some(runs)).await;
+                        let end = driver::drive(ctx, c.execution, Some(c.runs), started).await;
                         drop(live);
                         (id, end)
                     });

@@ -304,6 +304,24 @@ pub fn plan(state: &Snapshot, event: &Event, now: DateTime<Utc>) -> Vec<Decision
     out
 }
 
+/// The tasks whose first attempts may start inside the claim that takes
+/// the execution, before the driver has loaded anything else: those
+/// [`plan`] starts on [`Event::Resume`]. None when a task run is RUNNING
+/// (recovery's repairs come first, in the driver) or the execution is
+/// stopping.
+pub fn starts_on_claim(state: &Snapshot, now: DateTime<Utc>) -> Vec<String> {
+    if state.runs.values().any(|r| r.state == TaskState::Running) {
+        return Vec::new();
+    }
+    plan(state, &Event::Resume, now)
+        .into_iter()
+        .filter_map(|d| match d {
+            Decision::Start { key, .. } => Some(key),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Applies `d` to `state` and adds it to `out`.
 fn emit(state: &mut Snapshot, out: &mut Vec<Decision>, d: Decision) {
     state.apply(&d);
@@ -1935,6 +1953,26 @@ mod tests {
             log.last(),
             Some(&task_failed("failed tasks: b2 (EXIT_CODE)"))
         );
+    }
+
+    #[test]
+    fn a_claim_starts_what_resume_would_start_and_nothing_else() {
+        let cases: Vec<(&str, Given, Vec<&str>)> = vec![
+            ("one task", given(one()), vec!["a"]),
+            ("a chain starts its root", given(chain()), vec!["a"]),
+            ("a fan-out after its root", given(fan()).ok("a"), vec!["b1", "b2", "b3"]),
+            ("a diamond's join waits", given(diamond()).ok("a").ok("b"), vec!["c"]),
+            ("a due retry", given(one()).waiting("a", 1, Some(NOW)), vec!["a"]),
+            ("a retry not due", given(one()).waiting("a", 1, Some(NOW + 5)), vec![]),
+            ("a blocked task is skipped, not started", given(chain()).failed("a", None), vec![]),
+            // Recovery left a run RUNNING: the driver repairs it first.
+            ("a stale run", given(diamond()).ok("a").stale("b"), vec![]),
+            ("stopping", given(one()).stop(Stop::Drain), vec![]),
+            ("all done", given(one()).ok("a"), vec![]),
+        ];
+        for (name, given, want) in cases {
+            assert_eq!(starts_on_claim(&given.snapshot(), at(NOW)), want, "{name}");
+        }
     }
 
     #[test]

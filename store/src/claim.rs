@@ -6,13 +6,17 @@
 //! other writer), retries that are due before new work, and moved to RUNNING
 //! under the lease. Where the backend has `UPDATE ... RETURNING` (SQLite,
 //! PostgreSQL) that is one statement per claim; MySQL and MariaDB select,
-//! update and read back.
+//! update and read back. A claim may also read the claimed executions' task
+//! runs and start the first attempts its caller picks (the engine's planner
+//! decides which), so that an execution's first tasks cost no transaction of
+//! their own.
 
 use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 use crate::now;
 use crate::sea::db::{Db, Pool};
-use crate::types::{Execution, ExecutionState, TaskRun};
+use crate::sea::ops::start_runs_in;
+use crate::types::{Claimed, Execution, ExecutionState, StartPick, TaskRun, TaskState};
 use chrono::{DateTime, Utc};
 use flowstate_entity::{execution, task_run};
 use sea_orm::sea_query::{
@@ -21,6 +25,7 @@ use sea_orm::sea_query::{
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
 };
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -63,8 +68,8 @@ pub(crate) async fn claim_due(
     limit: u64,
     lease: Duration,
 ) -> Result<Vec<Execution>> {
-    let claimed = claim(pool, node_id, limit, lease, false).await?;
-    Ok(claimed.into_iter().map(|(e, _)| e).collect())
+    let claimed = claim(pool, node_id, limit, lease, Reads::Executions).await?;
+    Ok(claimed.into_iter().map(|c| c.execution).collect())
 }
 
 /// [`StateStore::claim_due_with_runs`](crate::StateStore::claim_due_with_runs):
@@ -76,7 +81,29 @@ pub(crate) async fn claim_due_with_runs(
     limit: u64,
     lease: Duration,
 ) -> Result<Vec<(Execution, Vec<TaskRun>)>> {
-    claim(pool, node_id, limit, lease, true).await
+    let claimed = claim(pool, node_id, limit, lease, Reads::Runs).await?;
+    Ok(claimed.into_iter().map(|c| (c.execution, c.runs)).collect())
+}
+
+/// [`StateStore::claim_and_start`](crate::StateStore::claim_and_start): the
+/// claim, the task runs' read, and the start of the attempts `pick` names,
+/// in one transaction.
+pub(crate) async fn claim_and_start(
+    pool: &Pool,
+    node_id: &str,
+    limit: u64,
+    lease: Duration,
+    pick: Arc<StartPick>,
+) -> Result<Vec<Claimed>> {
+    claim(pool, node_id, limit, lease, Reads::Start(pick)).await
+}
+
+/// What a claim reads (and starts) besides moving the executions.
+#[derive(Clone)]
+enum Reads {
+    Executions,
+    Runs,
+    Start(Arc<StartPick>),
 }
 
 async fn claim(
@@ -84,8 +111,8 @@ async fn claim(
     node_id: &str,
     limit: u64,
     lease: Duration,
-    with_runs: bool,
-) -> Result<Vec<(Execution, Vec<TaskRun>)>> {
+    reads: Reads,
+) -> Result<Vec<Claimed>> {
     if !(1..=MAX_CLAIM).contains(&limit) {
         return Err(StoreError::InvalidInput(format!(
             "claim limit {limit} is out of range; use 1 to {MAX_CLAIM}"
@@ -100,12 +127,16 @@ async fn claim(
     let claimed = pool
         .write(move |tx| {
             let node = node.clone();
+            let reads = reads.clone();
             Box::pin(async move {
                 let claimed = claim_in(tx, backend, &node, limit, lease).await?;
-                if with_runs {
-                    with_task_runs(tx, claimed).await
-                } else {
-                    Ok(claimed.into_iter().map(|e| (e, Vec::new())).collect())
+                match reads {
+                    Reads::Executions => Ok(claimed.into_iter().map(Claimed::bare).collect()),
+                    Reads::Runs => with_task_runs(tx, claimed).await,
+                    Reads::Start(pick) => {
+                        let claimed = with_task_runs(tx, claimed).await?;
+                        start_picked(tx, claimed, pick.as_ref()).await
+                    }
                 }
             })
         })
@@ -116,10 +147,7 @@ async fn claim(
 }
 
 /// Each execution with its task runs in workflow order, read with one query.
-async fn with_task_runs(
-    tx: &DatabaseTransaction,
-    claimed: Vec<Execution>,
-) -> Result<Vec<(Execution, Vec<TaskRun>)>> {
+async fn with_task_runs(tx: &DatabaseTransaction, claimed: Vec<Execution>) -> Result<Vec<Claimed>> {
     if claimed.is_empty() {
         return Ok(Vec::new());
     }
@@ -132,12 +160,51 @@ async fn with_task_runs(
         .collect();
     runs.sort_by_key(|r| (r.execution_id, r.position));
     let mut out = Vec::with_capacity(claimed.len());
-    for e in claimed {
-        let (mine, rest): (Vec<_>, Vec<_>) = runs.into_iter().partition(|r| r.execution_id == e.id);
+    for execution in claimed {
+        let (mine, rest): (Vec<_>, Vec<_>) =
+            runs.into_iter().partition(|r| r.execution_id == execution.id);
         runs = rest;
-        out.push((e, mine));
+        out.push(Claimed {
+            execution,
+            runs: mine,
+            started: Vec::new(),
+        });
     }
     Ok(out)
+}
+
+/// Starts the attempts `pick` names among the PENDING and WAITING task runs
+/// of each claimed execution (two statements for the batch), and puts the
+/// moved runs and their attempts in place.
+async fn start_picked(
+    tx: &DatabaseTransaction,
+    mut claimed: Vec<Claimed>,
+    pick: &StartPick,
+) -> Result<Vec<Claimed>> {
+    let read: Vec<(Execution, Vec<TaskRun>)> = claimed
+        .iter()
+        .map(|c| (c.execution.clone(), c.runs.clone()))
+        .collect();
+    let picked = pick(&read);
+    let runs: Vec<&TaskRun> = read
+        .iter()
+        .zip(&picked)
+        .flat_map(|((_, runs), ids)| {
+            runs.iter().filter(|r| {
+                ids.contains(&r.id) && matches!(r.state, TaskState::Pending | TaskState::Waiting)
+            })
+        })
+        .collect();
+    for (run, attempt) in start_runs_in(tx, &runs).await? {
+        let Some(c) = claimed.iter_mut().find(|c| c.execution.id == run.execution_id) else {
+            continue;
+        };
+        if let Some(slot) = c.runs.iter_mut().find(|r| r.id == run.id) {
+            *slot = run;
+        }
+        c.started.push(attempt);
+    }
+    Ok(claimed)
 }
 
 async fn claim_in(

@@ -219,6 +219,20 @@ pub trait StateStore: StateOps {
         lease: Duration,
     ) -> Result<Vec<(Execution, Vec<TaskRun>)>>;
 
+    /// Like [`claim_due_with_runs`](Self::claim_due_with_runs), and in the
+    /// same transaction starts the next attempt of the task runs `pick`
+    /// names: each moves to RUNNING with its attempt counted up, and its
+    /// attempt row is inserted, two statements for the whole batch. An
+    /// engine that starts an execution's first tasks this way saves each of
+    /// them a transaction of its own.
+    async fn claim_and_start(
+        &self,
+        node_id: &str,
+        limit: u64,
+        lease: Duration,
+        pick: std::sync::Arc<StartPick>,
+    ) -> Result<Vec<Claimed>>;
+
     /// Moves one due execution (PENDING, or WAITING whose `wake_at` has passed)
     /// to RUNNING under `node_id`; `None` when it is not due or someone else
     /// has it.

@@ -241,6 +241,37 @@ impl From<task_run::Model> for TaskRun {
     }
 }
 
+/// An execution taken by [`StateStore::claim_and_start`](crate::StateStore::claim_and_start).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    /// The execution, now RUNNING under the claimer's lease.
+    pub execution: Execution,
+    /// Its task runs in workflow order, as they are after the claim (those
+    /// started by it RUNNING, their attempt counted).
+    pub runs: Vec<TaskRun>,
+    /// The attempts the claim started, RUNNING since the claim.
+    pub started: Vec<Attempt>,
+}
+
+impl Claimed {
+    /// A claimed execution whose task runs were not read.
+    pub fn bare(execution: Execution) -> Self {
+        Claimed {
+            execution,
+            runs: Vec::new(),
+            started: Vec::new(),
+        }
+    }
+}
+
+/// Which task runs a claim starts: given every claimed execution with its
+/// task runs, for each (in the same order) the ids of the task runs whose
+/// next attempt starts in the claim's transaction. It may be called again
+/// when the transaction is retried, so it must not keep state between calls.
+/// Only PENDING and WAITING task runs of that execution are started; other
+/// ids are ignored.
+pub type StartPick = dyn Fn(&[(Execution, Vec<TaskRun>)]) -> Vec<Vec<Uuid>> + Send + Sync;
+
 /// A stored attempt: one process run of a task run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attempt {

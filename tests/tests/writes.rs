@@ -230,8 +230,81 @@ async fn claims_take_due_retries_first_and_bring_task_runs(db: TestDb) {
         .is_empty());
 }
 
+async fn a_claim_starts_the_attempts_its_caller_picks(db: TestDb) {
+    let store = db.store().await;
+    let lease = Duration::from_secs(60);
+    let (fresh, _) = one_execution(&store, &["a", "b"]).await;
+    // A task run that failed once and waits for its retry, due now.
+    let (retry, runs) = one_execution(&store, &["w"]).await;
+    let start = TaskTransition::new(runs[0].id, TaskState::Running, runs[0].version);
+    let (first, version) = store.start_run_attempt(start).await.unwrap();
+    store.finish_attempt(first.id, failed(1)).await.unwrap();
+    let mut wait = TaskTransition::new(runs[0].id, TaskState::Waiting, version);
+    wait.next_attempt_at = Some(Utc::now());
+    store.transition_task(wait).await.unwrap();
+    // A cancelled task run: never started, whatever the pick says.
+    let (gone, runs) = one_execution(&store, &["c"]).await;
+    let cancel = TaskTransition::new(runs[0].id, TaskState::Cancelled, runs[0].version);
+    store.transition_task(cancel).await.unwrap();
+
+    // The pick names each execution's first task run and an id of no run.
+    let pick: std::sync::Arc<StartPick> = std::sync::Arc::new(|claimed| {
+        claimed
+            .iter()
+            .map(|(_, runs)| vec![runs[0].id, uuid::Uuid::now_v7()])
+            .collect()
+    });
+    let claimed = store.claim_and_start("n", 10, lease, pick).await.unwrap();
+    let ids: Vec<_> = claimed.iter().map(|c| c.execution.id).collect();
+    assert_eq!(ids, [fresh.id, retry.id, gone.id]);
+
+    let states = |c: &Claimed| -> Vec<(TaskState, i32)> {
+        c.runs.iter().map(|r| (r.state, r.attempt_count)).collect()
+    };
+    assert_eq!(states(&claimed[0]), [(TaskState::Running, 1), (TaskState::Pending, 0)]);
+    assert_eq!(states(&claimed[1]), [(TaskState::Running, 2)]);
+    assert_eq!(states(&claimed[2]), [(TaskState::Cancelled, 0)]);
+    let numbers: Vec<Vec<i32>> = claimed
+        .iter()
+        .map(|c| c.started.iter().map(|a| a.number).collect())
+        .collect();
+    assert_eq!(numbers, [vec![1], vec![2], vec![]]);
+
+    // What the claim returned is what is stored, versions included.
+    for c in &claimed {
+        assert_eq!(store.list_task_runs(c.execution.id).await.unwrap(), c.runs);
+        let detail = store.get_execution_detail(c.execution.id).await.unwrap();
+        let running: Vec<_> = detail
+            .task_runs
+            .iter()
+            .flat_map(|t| &t.attempts)
+            .filter(|a| a.state == AttemptState::Running)
+            .cloned()
+            .collect();
+        assert_eq!(running, c.started);
+    }
+    // A started run goes on through the usual guarded moves.
+    let a = &claimed[0].runs[0];
+    store
+        .apply_writes(vec![
+            Write::FinishAttempt {
+                attempt_id: claimed[0].started[0].id,
+                result: AttemptResult {
+                    state: AttemptState::Succeeded,
+                    reason: None,
+                    exit_code: Some(0),
+                    error: None,
+                },
+            },
+            Write::MoveTask(TaskTransition::new(a.id, TaskState::Succeeded, a.version)),
+        ])
+        .await
+        .unwrap();
+}
+
 backend_tests!(
     an_attempt_starts_with_its_task_run_and_numbers_stay_dense,
     a_batch_of_writes_lands_together_or_not_at_all,
     claims_take_due_retries_first_and_bring_task_runs,
+    a_claim_starts_the_attempts_its_caller_picks,
 );

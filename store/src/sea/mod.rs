@@ -2,7 +2,7 @@
 
 pub(crate) mod db;
 mod group;
-mod ops;
+pub(crate) mod ops;
 pub(crate) mod write;
 
 use crate::config::{StorageConfig, StorageType};
@@ -10,7 +10,7 @@ use crate::connect::Access;
 use crate::error::{Result, StoreError};
 use crate::migrate::{self, MigrationStatus};
 use crate::state_store::{StateStore, StoreTransaction};
-use crate::types::{Execution, PurgeReport, RecoveryReport, TaskRun};
+use crate::types::{Claimed, Execution, PurgeReport, RecoveryReport, StartPick, TaskRun};
 use crate::{claim, recovery, retention};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -222,6 +222,16 @@ impl StateStore for SeaStore {
         lease: Duration,
     ) -> Result<Vec<(Execution, Vec<TaskRun>)>> {
         claim::claim_due_with_runs(&self.pool, node_id, limit, lease).await
+    }
+
+    async fn claim_and_start(
+        &self,
+        node_id: &str,
+        limit: u64,
+        lease: Duration,
+        pick: std::sync::Arc<StartPick>,
+    ) -> Result<Vec<Claimed>> {
+        claim::claim_and_start(&self.pool, node_id, limit, lease, pick).await
     }
 
     async fn claim_execution(

@@ -14,6 +14,8 @@ mod retries;
 mod tasks;
 mod workflows;
 
+pub(crate) use tasks::start_runs_in;
+
 use super::db::HasDb;
 use crate::error::{Result, StoreError};
 use crate::query::{ExecutionQuery, LogQuery, Page, WorkflowQuery};

@@ -222,24 +222,7 @@ fn guarded_move(
     ts: DateTime<Utc>,
 ) -> sea_orm::UpdateMany<task_run::Entity> {
     use task_run::Column as C;
-    let mut update = task_run::Entity::update_many()
-        .col_expr(C::State, Expr::val(t.to))
-        .col_expr(C::Version, Expr::col(C::Version).add(1))
-        .col_expr(C::Reason, Expr::val(t.reason))
-        .col_expr(C::UpdatedAt, Expr::val(ts))
-        .col_expr(
-            C::NextAttemptAt,
-            Expr::val(t.next_attempt_at.map(truncate_micros)),
-        );
-    if t.to == TaskState::Running {
-        update = update.col_expr(
-            C::StartedAt,
-            Func::coalesce([Expr::col(C::StartedAt), Expr::val(ts)]).into(),
-        );
-    } else if t.to.is_terminal() {
-        update = update.col_expr(C::FinishedAt, Expr::val(ts));
-    }
-    let mut update = update
+    let mut update = moved_to(t.to, t.reason, t.next_attempt_at, ts)
         .filter(C::Id.eq(t.task_run_id))
         .filter(C::Version.eq(t.expected_version))
         .filter(C::State.is_in(task_sources(t.to).iter().copied()));
@@ -247,6 +230,86 @@ fn guarded_move(
         update = update.filter(C::ExecutionId.eq(e));
     }
     update
+}
+
+/// The UPDATE of task runs to `to` at `ts` (the version counted up, the
+/// start or end time set), without its filter.
+fn moved_to(
+    to: TaskState,
+    reason: Option<Reason>,
+    next_attempt_at: Option<DateTime<Utc>>,
+    ts: DateTime<Utc>,
+) -> sea_orm::UpdateMany<task_run::Entity> {
+    use task_run::Column as C;
+    let update = task_run::Entity::update_many()
+        .col_expr(C::State, Expr::val(to))
+        .col_expr(C::Version, Expr::col(C::Version).add(1))
+        .col_expr(C::Reason, Expr::val(reason))
+        .col_expr(C::UpdatedAt, Expr::val(ts))
+        .col_expr(C::NextAttemptAt, Expr::val(next_attempt_at.map(truncate_micros)));
+    if to == TaskState::Running {
+        update.col_expr(
+            C::StartedAt,
+            Func::coalesce([Expr::col(C::StartedAt), Expr::val(ts)]).into(),
+        )
+    } else if to.is_terminal() {
+        update.col_expr(C::FinishedAt, Expr::val(ts))
+    } else {
+        update
+    }
+}
+
+/// Starts the next attempt of each of `runs` (read in this transaction),
+/// set-based: one UPDATE moves them to RUNNING and counts their attempts
+/// up, one INSERT adds the attempt rows. A run that is no longer PENDING or
+/// WAITING at its read version is left as it is. Returns the runs started,
+/// as they are now, with their attempts.
+pub(crate) async fn start_runs_in(
+    tx: &DatabaseTransaction,
+    runs: &[&TaskRun],
+) -> Result<Vec<(TaskRun, Attempt)>> {
+    use task_run::Column as C;
+    if runs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ts = now();
+    let ids: Vec<Uuid> = runs.iter().map(|r| r.id).collect();
+    let update = moved_to(TaskState::Running, None, None, ts)
+        .col_expr(C::AttemptCount, Expr::col(C::AttemptCount).add(1))
+        .filter(C::Id.is_in(ids.iter().copied()))
+        .filter(C::State.is_in(task_sources(TaskState::Running).iter().copied()));
+    let rows = if tx.support_returning() {
+        update.exec_with_returning(tx).await?
+    } else {
+        update.exec(tx).await?;
+        task_run::Entity::find()
+            .filter(C::Id.is_in(ids))
+            .all(tx)
+            .await?
+    };
+    // Moved by this UPDATE: RUNNING, one version up from the read.
+    let started: Vec<TaskRun> = rows
+        .into_iter()
+        .map(TaskRun::from)
+        .filter(|now| {
+            runs.iter().any(|r| {
+                r.id == now.id && now.state == TaskState::Running && now.version == r.version + 1
+            })
+        })
+        .collect();
+    let attempts: Vec<attempt::Model> = started
+        .iter()
+        .map(|r| attempt_row(r.id, r.attempt_count, ts))
+        .collect();
+    if !attempts.is_empty() {
+        attempt::Entity::insert_many(attempts.iter().cloned().map(attempt::ActiveModel::from))
+            .exec_without_returning(tx)
+            .await?;
+    }
+    Ok(started
+        .into_iter()
+        .zip(attempts.into_iter().map(Attempt::from))
+        .collect())
 }
 
 /// Why the guarded move `t` matched no row: not found, a conflict or a
@@ -316,7 +379,16 @@ async fn insert_attempt(
     number: i32,
     ts: DateTime<Utc>,
 ) -> Result<Attempt> {
-    let row = attempt::Model {
+    let row = attempt_row(task_run_id, number, ts);
+    attempt::Entity::insert(attempt::ActiveModel::from(row.clone()))
+        .exec_without_returning(tx)
+        .await?;
+    Ok(row.into())
+}
+
+/// Attempt `number` of a task run, RUNNING since `ts`: the row to insert.
+fn attempt_row(task_run_id: Uuid, number: i32, ts: DateTime<Utc>) -> attempt::Model {
+    attempt::Model {
         id: Uuid::now_v7(),
         task_run_id,
         number,
@@ -326,11 +398,7 @@ async fn insert_attempt(
         error: None,
         started_at: ts,
         finished_at: None,
-    };
-    attempt::Entity::insert(attempt::ActiveModel::from(row.clone()))
-        .exec_without_returning(tx)
-        .await?;
-    Ok(row.into())
+    }
 }
 
 /// Counting up on the task run row first serialises concurrent starters on
