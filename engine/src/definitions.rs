@@ -53,6 +53,14 @@ impl Definitions {
         self.lock().get(&key).and_then(|p| p.as_ref().ok().cloned())
     }
 
+    /// Parses `workflow` as the definition of `exec`'s version, as a read
+    /// would (for tests).
+    #[cfg(test)]
+    pub(crate) fn put(&self, exec: &Execution, parsed: Parsed) {
+        let key = (exec.workflow_id, exec.workflow_version);
+        self.lock().insert(key, parsed);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(Uuid, i32), Parsed>> {
         // A panic while holding the lock leaves a map that is still valid.
         self.parsed.lock().unwrap_or_else(|p| p.into_inner())

@@ -15,6 +15,7 @@
 use crate::definitions::Definitions;
 use crate::error::{EngineError, Result};
 use crate::logs::{self, LogTarget};
+use crate::outputs;
 use crate::planner::{self, Decision, Event, RunView, Snapshot};
 use crate::process::{self, Outcome, Spec, Stop};
 use crate::workflow::{Task, Workflow};
@@ -45,6 +46,8 @@ pub(crate) struct Ctx {
     pub lease: Duration,
     /// Set when a write found the database full.
     pub full: Arc<crate::full::Full>,
+    /// Where tasks write their outputs.
+    pub outputs: Arc<outputs::Outputs>,
 }
 
 /// How driving ended.
@@ -253,8 +256,7 @@ impl<'w> Driver<'w> {
     /// failed ABANDONED by the planner's repairs on resume.
     fn adopt(&mut self, started: Vec<Started>) {
         for (attempt, permit) in started {
-            let Some((key, _)) = self.rows.iter().find(|(_, r)| r.id == attempt.task_run_id)
-            else {
+            let Some((key, _)) = self.rows.iter().find(|(_, r)| r.id == attempt.task_run_id) else {
                 continue;
             };
             let key = key.clone();
@@ -830,8 +832,7 @@ impl Job {
         target: LogTarget,
     ) -> Result<(Outcome, Vec<(String, String)>)> {
         let store = self.ctx.store.clone();
-        let output_file = tempfile::NamedTempFile::new()
-            .map_err(EngineError::io("create the task's output file"))?;
+        let output_file = self.ctx.outputs.path(attempt.id)?;
         let mut env = self.env.clone();
         env.push((
             "FLOWSTATE_EXECUTION_ID".into(),
@@ -839,10 +840,7 @@ impl Job {
         ));
         env.push(("FLOWSTATE_TASK".into(), self.task.id.clone()));
         env.push(("FLOWSTATE_ATTEMPT".into(), attempt.number.to_string()));
-        env.push((
-            "FLOWSTATE_OUTPUT".into(),
-            output_file.path().display().to_string(),
-        ));
+        env.push(("FLOWSTATE_OUTPUT".into(), output_file.display().to_string()));
         let spec = Spec {
             command: self.task.run.clone(),
             env,
@@ -859,43 +857,129 @@ impl Job {
             }
         }
         let outputs = if outcome == Outcome::Exited(0) {
-            read_outputs(output_file.path(), store.as_ref(), target).await
+            read_outputs(&output_file, store.as_ref(), target).await
         } else {
+            outputs::discard(&output_file);
             Vec::new()
         };
         Ok((outcome, outputs))
     }
 }
 
-/// `key=value` lines from the task's output file; other lines are reported
-/// in the task's log and skipped.
+/// `key=value` lines from the task's output file, which is removed; other
+/// lines are reported in the task's log and skipped.
 async fn read_outputs(
     path: &std::path::Path,
     store: &dyn StateStore,
     target: LogTarget,
 ) -> Vec<(String, String)> {
-    let text = tokio::fs::read_to_string(path).await.unwrap_or_default();
-    let mut values: Vec<(String, String)> = Vec::new();
-    for line in text.lines() {
-        let line = line.trim_end_matches('\r');
-        if line.trim().is_empty() || line.starts_with('#') {
-            continue;
-        }
-        match line.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() && k.trim().len() <= 255 => {
-                let k = k.trim().to_owned();
-                values.retain(|(old, _)| old != &k);
-                values.push((k, v.to_owned()));
-            }
-            _ => {
-                logs::system(
-                    store,
-                    target,
-                    format!("ignored output line (want key=value): {line}"),
-                )
-                .await;
-            }
-        }
+    let Some(text) = outputs::take(path) else {
+        return Vec::new();
+    };
+    let (values, ignored) = outputs::parse(&text);
+    for line in ignored {
+        let line = format!("ignored output line (want key=value): {line}");
+        logs::system(store, target, line).await;
     }
     values
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn execution() -> Execution {
+        let ts = now();
+        Execution {
+            id: Uuid::now_v7(),
+            workflow_id: Uuid::now_v7(),
+            workflow_version: 1,
+            state: ExecutionState::Running,
+            reason: None,
+            error: None,
+            input: serde_json::json!({}),
+            version: 2,
+            owner: Some("n".into()),
+            lease_expires_at: Some(ts),
+            wake_at: None,
+            created_at: ts,
+            updated_at: ts,
+            started_at: Some(ts),
+            finished_at: None,
+            retry_of: None,
+        }
+    }
+
+    fn runs(exec: &Execution, keys: &[(&str, TaskState)]) -> Vec<TaskRun> {
+        let ts = now();
+        keys.iter()
+            .enumerate()
+            .map(|(i, (key, state))| TaskRun {
+                id: Uuid::now_v7(),
+                execution_id: exec.id,
+                task_key: key.to_string(),
+                position: i as i32,
+                state: *state,
+                reason: None,
+                version: 1,
+                attempt_count: 0,
+                next_attempt_at: None,
+                created_at: ts,
+                updated_at: ts,
+                started_at: None,
+                finished_at: None,
+            })
+            .collect()
+    }
+
+    /// a and b are roots, c needs a.
+    fn workflow() -> Workflow {
+        let text = "name: w\ntasks:\n  - id: a\n    run: 'true'\n  - id: b\n    run: 'true'\n  - id: c\n    run: 'true'\n    needs: [a]\n";
+        Workflow::from_yaml(text, std::path::Path::new("w.yaml")).unwrap()
+    }
+
+    #[test]
+    fn a_pick_starts_ready_tasks_of_parsed_versions_within_the_budget() {
+        use TaskState::{Pending, Running, Succeeded};
+        let definitions = Arc::new(Definitions::default());
+        let (fresh, half, stale, unknown) = (execution(), execution(), execution(), execution());
+        for e in [&fresh, &half, &stale] {
+            definitions.put(e, Ok(Arc::new(workflow())));
+        }
+        let claimed = vec![
+            (
+                fresh.clone(),
+                runs(&fresh, &[("a", Pending), ("b", Pending), ("c", Pending)]),
+            ),
+            (
+                half.clone(),
+                runs(&half, &[("a", Succeeded), ("b", Succeeded), ("c", Pending)]),
+            ),
+            // Left RUNNING by a crash: the driver repairs it first.
+            (
+                stale.clone(),
+                runs(&stale, &[("a", Running), ("b", Pending), ("c", Pending)]),
+            ),
+            // Its version was never parsed here: nothing is read in a claim.
+            (unknown.clone(), runs(&unknown, &[("a", Pending)])),
+        ];
+        let ids = |i: usize, keys: &[&str]| -> Vec<Uuid> {
+            let runs = &claimed[i].1;
+            keys.iter()
+                .map(|k| runs.iter().find(|r| r.task_key == *k).unwrap().id)
+                .collect()
+        };
+        let cases: Vec<(usize, Vec<Vec<Uuid>>)> = vec![
+            (0, vec![vec![], vec![], vec![], vec![]]),
+            (1, vec![ids(0, &["a"]), vec![], vec![], vec![]]),
+            (3, vec![ids(0, &["a", "b"]), ids(1, &["c"]), vec![], vec![]]),
+            (9, vec![ids(0, &["a", "b"]), ids(1, &["c"]), vec![], vec![]]),
+        ];
+        for (budget, want) in cases {
+            let pick = start_pick(definitions.clone(), budget);
+            assert_eq!(pick(&claimed), want, "budget {budget}");
+            // Called again (a retried transaction), it picks the same.
+            assert_eq!(pick(&claimed), want, "budget {budget}, again");
+        }
+    }
 }

@@ -33,6 +33,7 @@ pub struct Engine {
     definitions: Arc<Definitions>,
     live: Live,
     full: Arc<crate::full::Full>,
+    outputs: Arc<crate::outputs::Outputs>,
 }
 
 impl Engine {
@@ -82,6 +83,7 @@ impl Engine {
             definitions,
             live: Live::default(),
             full: Arc::new(crate::full::Full::new(target)),
+            outputs: Arc::default(),
         })
     }
 
@@ -105,6 +107,7 @@ impl Engine {
             definitions: self.definitions.clone(),
             lease: self.config.engine.lease,
             full: self.full.clone(),
+            outputs: self.outputs.clone(),
         })
     }
 
@@ -355,9 +358,10 @@ impl Engine {
         }
         // The worker slots free now are held for the attempts the claim
         // starts (it starts no more than that); the rest go back after it.
-        let mut permits: Vec<_> = std::iter::from_fn(|| ctx.workers.clone().try_acquire_owned().ok())
-            .take(free)
-            .collect();
+        let mut permits: Vec<_> =
+            std::iter::from_fn(|| ctx.workers.clone().try_acquire_owned().ok())
+                .take(free)
+                .collect();
         let pick = driver::start_pick(self.definitions.clone(), permits.len());
         match self
             .store

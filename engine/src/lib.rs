@@ -12,6 +12,7 @@
 //! - `driver`: one claimed execution, task by task, through the store's state machine.
 //! - `planner`: the driver's decisions as pure functions of its state and an event.
 //! - [`process`]: one attempt: `sh -c` in its own process group, with a timeout.
+//! - `outputs`: the file each attempt may publish `key=value` outputs to.
 //! - [`retry`]: an ended execution re-run, reusing the tasks that succeeded.
 //! - `guard`: a forked watcher that kills every task group when the engine dies.
 //! - [`logs`]: captured lines written in batches.
@@ -32,6 +33,7 @@ pub(crate) mod guard;
 pub mod logs;
 pub mod metrics;
 pub mod node;
+mod outputs;
 pub(crate) mod planner;
 pub mod process;
 pub mod retry;
