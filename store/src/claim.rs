@@ -161,8 +161,9 @@ async fn with_task_runs(tx: &DatabaseTransaction, claimed: Vec<Execution>) -> Re
     runs.sort_by_key(|r| (r.execution_id, r.position));
     let mut out = Vec::with_capacity(claimed.len());
     for execution in claimed {
-        let (mine, rest): (Vec<_>, Vec<_>) =
-            runs.into_iter().partition(|r| r.execution_id == execution.id);
+        let (mine, rest): (Vec<_>, Vec<_>) = runs
+            .into_iter()
+            .partition(|r| r.execution_id == execution.id);
         runs = rest;
         out.push(Claimed {
             execution,
@@ -196,7 +197,10 @@ async fn start_picked(
         })
         .collect();
     for (run, attempt) in start_runs_in(tx, &runs).await? {
-        let Some(c) = claimed.iter_mut().find(|c| c.execution.id == run.execution_id) else {
+        let Some(c) = claimed
+            .iter_mut()
+            .find(|c| c.execution.id == run.execution_id)
+        else {
             continue;
         };
         if let Some(slot) = c.runs.iter_mut().find(|r| r.id == run.id) {

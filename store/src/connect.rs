@@ -56,7 +56,7 @@ pub async fn connect_within(
         _ => config.max_connections,
     };
     let mut db = match config.kind {
-        StorageType::Sqlite => connect_sqlite(config, access, pool_size).await?,
+        StorageType::Sqlite => connect_sqlite(config, Some(access), pool_size, 1).await?,
         StorageType::Postgres | StorageType::Mysql => {
             connect_server(config, deadline, pool_size).await?
         }
@@ -82,23 +82,52 @@ pub(crate) fn no_database(config: &StorageConfig, why: &str) -> StoreError {
     }
 }
 
+/// The SQLite writers' own connection, for a database [`connect`] has
+/// opened: a pool of one, connected at the first write (a command that only
+/// reads never opens it).
+///
+/// SQLite drops a connection's page cache whenever another connection has
+/// written since its last transaction, and sqlx hands out its pooled
+/// connections in turn: with writes spread over the pool, every write
+/// transaction began with a cold cache and read its pages again (`pread`
+/// was 7% of the engine's CPU during a drain; perf, 2026-11-30). The
+/// writers of one process take turns anyway (`sea::write::Gate`), so one
+/// connection loses nothing and keeps its cache warm.
+///
+/// The file is not checked again: reading it through a handle of our own
+/// and closing that handle would drop every POSIX lock this process holds
+/// on it, SQLite's included (seen as `disk I/O error` 522, a short read, in
+/// another store opening the same file).
+pub(crate) async fn connect_sqlite_writer(config: &StorageConfig) -> Result<DatabaseConnection> {
+    let mut db = connect_sqlite(config, None, 1, 0).await?;
+    db.set_metric_callback(count_statement);
+    Ok(db)
+}
+
+/// A pool of `pool_size` SQLite connections, `min_connections` of them
+/// opened now. With `access`, the file is checked (or its folder prepared)
+/// first, as that access allows; without, it is the file an open pool of
+/// this process uses already, and only opened (lazily when
+/// `min_connections` is 0).
 async fn connect_sqlite(
     config: &StorageConfig,
-    access: Access,
+    access: Option<Access>,
     pool_size: u32,
+    min_connections: u32,
 ) -> Result<DatabaseConnection> {
     let path = config.sqlite.path.clone();
     match access {
-        Access::Existing | Access::Read => check_sqlite_file(config)?,
-        Access::Create if !path.is_file() => prepare_sqlite_folder(&path)?,
-        Access::Create => {}
+        Some(Access::Existing | Access::Read) => check_sqlite_file(config)?,
+        Some(Access::Create) if !path.is_file() => prepare_sqlite_folder(&path)?,
+        Some(Access::Create) | None => {}
     }
     let busy = Duration::from_millis(config.sqlite.busy_timeout_ms);
     // SQLite's pages are 4 KiB here (its default, never changed).
     let max_pages = config.sqlite.max_size_mb.map(|mb| mb * 256);
     let mut opts = ConnectOptions::new(format!("sqlite://{}", path.display()));
     opts.max_connections(pool_size)
-        .min_connections(1)
+        .min_connections(min_connections)
+        .connect_lazy(min_connections == 0)
         // sqlx pings a pooled connection before every use by default: on
         // SQLite that is one more round trip to the connection's thread
         // for each statement, to check a file handle that cannot hang up
@@ -112,7 +141,7 @@ async fn connect_sqlite(
         .map_sqlx_sqlite_opts(move |o| {
             let o = o
                 .filename(&path)
-                .create_if_missing(access == Access::Create)
+                .create_if_missing(access == Some(Access::Create))
                 .foreign_keys(true)
                 .busy_timeout(busy)
                 .synchronous(SqliteSynchronous::Normal)
@@ -129,8 +158,8 @@ async fn connect_sqlite(
             // flowstate created is WAL already. Asking for it on a file that
             // must merely exist would rewrite someone else's database.
             match access {
-                Access::Create => o.journal_mode(SqliteJournalMode::Wal),
-                Access::Existing | Access::Read => o,
+                Some(Access::Create) => o.journal_mode(SqliteJournalMode::Wal),
+                Some(Access::Existing | Access::Read) | None => o,
             }
         });
     Database::connect(opts)

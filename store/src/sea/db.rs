@@ -58,6 +58,9 @@ pub(crate) trait HasDb: Send + Sync {
 /// The connection pool, with its backend's behaviour.
 pub(crate) struct Pool {
     db: DatabaseConnection,
+    /// Where write transactions run: SQLite's writers' own connection
+    /// (see `connect::connect_sqlite_writer`), else the pool itself.
+    writer: DatabaseConnection,
     backend: &'static dyn Backend,
     gate: Gate,
     /// Group commit, on a backend with one write lock (SQLite).
@@ -65,19 +68,32 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    /// Wraps an open pool whose writers wait at most `busy` for their turn.
-    pub(crate) fn new(db: DatabaseConnection, busy: Duration) -> Self {
+    /// Wraps an open pool whose writers wait at most `busy` for their turn,
+    /// and write on `writer` when given.
+    pub(crate) fn new(
+        db: DatabaseConnection,
+        writer: Option<DatabaseConnection>,
+        busy: Duration,
+    ) -> Self {
         let backend = backend::for_backend(db.get_database_backend());
         let gate = Gate::for_backend(backend, busy);
+        let writer = writer.unwrap_or_else(|| db.clone());
         let group = gate
             .turn()
-            .map(|(turn, wait)| Group::new(db.clone(), backend, turn, wait));
+            .map(|(turn, wait)| Group::new(writer.clone(), backend, turn, wait));
         Pool {
             db,
+            writer,
             backend,
             gate,
             group,
         }
+    }
+
+    /// Closes the pool and the writers' connection.
+    pub(crate) async fn close(&self) -> Result<()> {
+        self.writer.clone().close().await?;
+        Ok(self.db.clone().close().await?)
     }
 
     /// The SeaORM pool, for reads outside [`Db`] and raw SQL.
@@ -92,8 +108,8 @@ impl Pool {
     /// caller could run them again.
     pub(crate) async fn begin(&self) -> Result<Tx> {
         let turn = self.gate.enter().await;
-        let tx =
-            write::retry_transient(self.backend, || write::begin(&self.db, self.backend)).await?;
+        let tx = write::retry_transient(self.backend, || write::begin(&self.writer, self.backend))
+            .await?;
         Ok(Tx {
             tx,
             _turn: turn,
@@ -133,7 +149,7 @@ impl Db for Pool {
         F: for<'c> Fn(&'c DatabaseTransaction) -> TxFuture<'c, T> + Send + Sync + 'static,
     {
         let Some(group) = &self.group else {
-            return write::transaction(&self.db, self.backend, &self.gate, f).await;
+            return write::transaction(&self.writer, self.backend, &self.gate, f).await;
         };
         let f = Arc::new(f);
         write::retry_transient(self.backend, || {

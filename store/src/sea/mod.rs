@@ -65,15 +65,25 @@ impl SeaStore {
         let target = config.display_target();
         let busy = Duration::from_millis(config.sqlite.busy_timeout_ms);
         if access == Access::Read && migrate::is_current(&db).await {
-            return Ok(Self::wrap(db, busy));
+            return Ok(Self::wrap(db, None, busy));
         }
-        match Self::check(db.clone(), config.auto_migrate, access, &target, busy).await {
-            Ok(store) => Ok(store),
-            Err(e) => {
-                let _ = db.close().await;
-                Err(e)
+        if let Err(e) = migrate::ensure_current(&db, config.auto_migrate, access, &target).await {
+            let _ = db.close().await;
+            return Err(e);
+        }
+        let writer = match (config.kind, access) {
+            (StorageType::Sqlite, Access::Create | Access::Existing) => {
+                match crate::connect::connect_sqlite_writer(config).await {
+                    Ok(writer) => Some(writer),
+                    Err(e) => {
+                        let _ = db.close().await;
+                        return Err(e);
+                    }
+                }
             }
-        }
+            _ => None,
+        };
+        Ok(Self::wrap(db, writer, busy))
     }
 
     /// Wraps an open pool after checking its schema (migrating it when
@@ -98,18 +108,19 @@ impl SeaStore {
         busy: Duration,
     ) -> Result<Self> {
         migrate::ensure_current(&db, auto_migrate, access, target).await?;
-        Ok(Self::wrap(db, busy))
+        Ok(Self::wrap(db, None, busy))
     }
 
-    /// The store over a pool whose schema was checked.
-    fn wrap(db: DatabaseConnection, busy: Duration) -> Self {
+    /// The store over a pool whose schema was checked, with the SQLite
+    /// writers' own connection when there is one.
+    fn wrap(db: DatabaseConnection, writer: Option<DatabaseConnection>, busy: Duration) -> Self {
         let kind = match db.get_database_backend() {
             sea_orm::DbBackend::Sqlite => StorageType::Sqlite,
             sea_orm::DbBackend::Postgres => StorageType::Postgres,
             _ => StorageType::Mysql,
         };
         SeaStore {
-            pool: Pool::new(db, busy),
+            pool: Pool::new(db, writer, busy),
             kind,
         }
     }
@@ -252,6 +263,6 @@ impl StateStore for SeaStore {
     }
 
     async fn close(&self) -> Result<()> {
-        Ok(self.pool.connection().clone().close().await?)
+        self.pool.close().await
     }
 }

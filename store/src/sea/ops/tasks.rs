@@ -246,7 +246,10 @@ fn moved_to(
         .col_expr(C::Version, Expr::col(C::Version).add(1))
         .col_expr(C::Reason, Expr::val(reason))
         .col_expr(C::UpdatedAt, Expr::val(ts))
-        .col_expr(C::NextAttemptAt, Expr::val(next_attempt_at.map(truncate_micros)));
+        .col_expr(
+            C::NextAttemptAt,
+            Expr::val(next_attempt_at.map(truncate_micros)),
+        );
     if to == TaskState::Running {
         update.col_expr(
             C::StartedAt,
