@@ -1960,11 +1960,31 @@ mod tests {
         let cases: Vec<(&str, Given, Vec<&str>)> = vec![
             ("one task", given(one()), vec!["a"]),
             ("a chain starts its root", given(chain()), vec!["a"]),
-            ("a fan-out after its root", given(fan()).ok("a"), vec!["b1", "b2", "b3"]),
-            ("a diamond's join waits", given(diamond()).ok("a").ok("b"), vec!["c"]),
-            ("a due retry", given(one()).waiting("a", 1, Some(NOW)), vec!["a"]),
-            ("a retry not due", given(one()).waiting("a", 1, Some(NOW + 5)), vec![]),
-            ("a blocked task is skipped, not started", given(chain()).failed("a", None), vec![]),
+            (
+                "a fan-out after its root",
+                given(fan()).ok("a"),
+                vec!["b1", "b2", "b3"],
+            ),
+            (
+                "a diamond's join waits",
+                given(diamond()).ok("a").ok("b"),
+                vec!["c"],
+            ),
+            (
+                "a due retry",
+                given(one()).waiting("a", 1, Some(NOW)),
+                vec!["a"],
+            ),
+            (
+                "a retry not due",
+                given(one()).waiting("a", 1, Some(NOW + 5)),
+                vec![],
+            ),
+            (
+                "a blocked task is skipped, not started",
+                given(chain()).failed("a", None),
+                vec![],
+            ),
             // Recovery left a run RUNNING: the driver repairs it first.
             ("a stale run", given(diamond()).ok("a").stale("b"), vec![]),
             ("stopping", given(one()).stop(Stop::Drain), vec![]),

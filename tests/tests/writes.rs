@@ -261,7 +261,10 @@ async fn a_claim_starts_the_attempts_its_caller_picks(db: TestDb) {
     let states = |c: &Claimed| -> Vec<(TaskState, i32)> {
         c.runs.iter().map(|r| (r.state, r.attempt_count)).collect()
     };
-    assert_eq!(states(&claimed[0]), [(TaskState::Running, 1), (TaskState::Pending, 0)]);
+    assert_eq!(
+        states(&claimed[0]),
+        [(TaskState::Running, 1), (TaskState::Pending, 0)]
+    );
     assert_eq!(states(&claimed[1]), [(TaskState::Running, 2)]);
     assert_eq!(states(&claimed[2]), [(TaskState::Cancelled, 0)]);
     let numbers: Vec<Vec<i32>> = claimed
