@@ -103,13 +103,14 @@ pub(crate) async fn drive(
 /// them). An execution of a version not parsed yet starts its tasks in its
 /// driver, as one claimed without a pick does.
 pub(crate) fn start_pick(definitions: Arc<Definitions>, budget: usize) -> Arc<StartPick> {
-    Arc::new(move |claimed: &[(Execution, Vec<TaskRun>)]| {
+    Arc::new(move |claimed: &[Claimed]| {
         let mut left = budget;
         let at = now();
         claimed
             .iter()
-            .map(|(exec, runs)| {
-                let Some(workflow) = definitions.cached(exec).filter(|_| left > 0) else {
+            .map(|c| {
+                let (execution, runs) = (&c.execution, &c.runs);
+                let Some(workflow) = definitions.cached(execution).filter(|_| left > 0) else {
                     return Vec::new();
                 };
                 let snap = Snapshot {
@@ -963,8 +964,16 @@ mod tests {
             // Its version was never parsed here: nothing is read in a claim.
             (unknown.clone(), runs(&unknown, &[("a", Pending)])),
         ];
+        let claimed: Vec<Claimed> = claimed
+            .into_iter()
+            .map(|(execution, runs)| Claimed {
+                execution,
+                runs,
+                started: Vec::new(),
+            })
+            .collect();
         let ids = |i: usize, keys: &[&str]| -> Vec<Uuid> {
-            let runs = &claimed[i].1;
+            let runs = &claimed[i].runs;
             keys.iter()
                 .map(|k| runs.iter().find(|r| r.task_key == *k).unwrap().id)
                 .collect()

@@ -182,19 +182,16 @@ async fn start_picked(
     mut claimed: Vec<Claimed>,
     pick: &StartPick,
 ) -> Result<Vec<Claimed>> {
-    let read: Vec<(Execution, Vec<TaskRun>)> = claimed
-        .iter()
-        .map(|c| (c.execution.clone(), c.runs.clone()))
-        .collect();
-    let picked = pick(&read);
-    let runs: Vec<&TaskRun> = read
+    let picked = pick(&claimed);
+    let runs: Vec<(Uuid, i64)> = claimed
         .iter()
         .zip(&picked)
-        .flat_map(|((_, runs), ids)| {
-            runs.iter().filter(|r| {
+        .flat_map(|(c, ids)| {
+            c.runs.iter().filter(|r| {
                 ids.contains(&r.id) && matches!(r.state, TaskState::Pending | TaskState::Waiting)
             })
         })
+        .map(|r| (r.id, r.version))
         .collect();
     for (run, attempt) in start_runs_in(tx, &runs).await? {
         let Some(c) = claimed

@@ -265,12 +265,12 @@ impl Claimed {
 }
 
 /// Which task runs a claim starts: given every claimed execution with its
-/// task runs, for each (in the same order) the ids of the task runs whose
-/// next attempt starts in the claim's transaction. It may be called again
+/// task runs (none started yet), for each (in the same order) the ids of
+/// the task runs whose next attempt starts in the claim's transaction. It may be called again
 /// when the transaction is retried, so it must not keep state between calls.
 /// Only PENDING and WAITING task runs of that execution are started; other
 /// ids are ignored.
-pub type StartPick = dyn Fn(&[(Execution, Vec<TaskRun>)]) -> Vec<Vec<Uuid>> + Send + Sync;
+pub type StartPick = dyn Fn(&[Claimed]) -> Vec<Vec<Uuid>> + Send + Sync;
 
 /// A stored attempt: one process run of a task run.
 #[derive(Debug, Clone, PartialEq)]

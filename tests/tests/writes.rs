@@ -251,7 +251,7 @@ async fn a_claim_starts_the_attempts_its_caller_picks(db: TestDb) {
     let pick: std::sync::Arc<StartPick> = std::sync::Arc::new(|claimed| {
         claimed
             .iter()
-            .map(|(_, runs)| vec![runs[0].id, uuid::Uuid::now_v7()])
+            .map(|c| vec![c.runs[0].id, uuid::Uuid::now_v7()])
             .collect()
     });
     let claimed = store.claim_and_start("n", 10, lease, pick).await.unwrap();

@@ -10,7 +10,7 @@ use crate::types::*;
 use crate::{now, truncate_micros};
 use chrono::{DateTime, Utc};
 use flowstate_entity::{attempt, execution, task_run};
-use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -262,44 +262,47 @@ fn moved_to(
     }
 }
 
-/// Starts the next attempt of each of `runs` (read in this transaction),
-/// set-based: one UPDATE moves them to RUNNING and counts their attempts
-/// up, one INSERT adds the attempt rows. A run that is no longer PENDING or
-/// WAITING at its read version is left as it is. Returns the runs started,
-/// as they are now, with their attempts.
+/// Starts the next attempt of each task run in `runs` (id and the version
+/// the caller read in this transaction), set-based: one UPDATE, guarded by id, version and the
+/// state machine's sources, moves them to RUNNING and counts their attempts
+/// up; one INSERT adds the attempt rows. A run the guard does not match is
+/// left as it is. Returns the runs started, as they are now, with their
+/// attempts.
 pub(crate) async fn start_runs_in(
     tx: &DatabaseTransaction,
-    runs: &[&TaskRun],
+    runs: &[(Uuid, i64)],
 ) -> Result<Vec<(TaskRun, Attempt)>> {
     use task_run::Column as C;
     if runs.is_empty() {
         return Ok(Vec::new());
     }
     let ts = now();
-    let ids: Vec<Uuid> = runs.iter().map(|r| r.id).collect();
+    let held = runs.iter().fold(Condition::any(), |any, (id, version)| {
+        any.add(C::Id.eq(*id).and(C::Version.eq(*version)))
+    });
     let update = moved_to(TaskState::Running, None, None, ts)
         .col_expr(C::AttemptCount, Expr::col(C::AttemptCount).add(1))
-        .filter(C::Id.is_in(ids.iter().copied()))
+        .filter(held)
         .filter(C::State.is_in(task_sources(TaskState::Running).iter().copied()));
-    let rows = if tx.support_returning() {
-        update.exec_with_returning(tx).await?
+    let started: Vec<TaskRun> = if tx.support_returning() {
+        let rows = update.exec_with_returning(tx).await?;
+        rows.into_iter().map(TaskRun::from).collect()
     } else {
         update.exec(tx).await?;
-        task_run::Entity::find()
+        // Read back: the moved ones are RUNNING, one version up. Only a
+        // caller that read the versions in this transaction may rely on
+        // this (a run already RUNNING one version up cannot be told apart);
+        // `start_run_attempt_in` counts the rows its one UPDATE changed.
+        let ids = runs.iter().map(|(id, _)| *id);
+        let rows = task_run::Entity::find()
             .filter(C::Id.is_in(ids))
             .all(tx)
-            .await?
+            .await?;
+        rows.into_iter()
+            .map(TaskRun::from)
+            .filter(|r| r.state == TaskState::Running && runs.contains(&(r.id, r.version - 1)))
+            .collect()
     };
-    // Moved by this UPDATE: RUNNING, one version up from the read.
-    let started: Vec<TaskRun> = rows
-        .into_iter()
-        .map(TaskRun::from)
-        .filter(|now| {
-            runs.iter().any(|r| {
-                r.id == now.id && now.state == TaskState::Running && now.version == r.version + 1
-            })
-        })
-        .collect();
     let attempts: Vec<attempt::Model> = started
         .iter()
         .map(|r| attempt_row(r.id, r.attempt_count, ts))
