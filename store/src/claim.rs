@@ -15,8 +15,11 @@ use crate::backend::Backend;
 use crate::error::{Result, StoreError};
 use crate::now;
 use crate::sea::db::{Db, Pool};
-use crate::sea::ops::start_runs_in;
-use crate::types::{Claimed, Execution, ExecutionState, StartPick, TaskRun, TaskState};
+use crate::sea::ops::{apply_many_in, check_all, start_runs_in};
+use crate::types::{
+    ClaimRequest, Claimed, Execution, ExecutionState, Recorded, StartPick, TaskRun, TaskState,
+    Write,
+};
 use chrono::{DateTime, Utc};
 use flowstate_entity::{execution, task_run};
 use sea_orm::sea_query::{
@@ -98,6 +101,57 @@ pub(crate) async fn claim_and_start(
     claim(pool, node_id, limit, lease, Reads::Start(pick)).await
 }
 
+/// [`StateStore::record_and_claim`](crate::StateStore::record_and_claim):
+/// the batches, then the claim, in one write transaction through the
+/// runner, retried whole on transient failures.
+pub(crate) async fn record_and_claim(
+    pool: &Pool,
+    batches: Vec<Vec<Write>>,
+    claim: Option<ClaimRequest>,
+) -> Result<Recorded> {
+    if let Some(c) = &claim {
+        check_claim(&c.node_id, c.limit)?;
+    }
+    check_all(&batches)?;
+    let started = Instant::now();
+    let backend = pool.backend();
+    let chunk = backend.insert_chunk();
+    let recorded = pool
+        .write(move |tx| {
+            let (batches, claim) = (batches.clone(), claim.clone());
+            Box::pin(async move {
+                let versions = apply_many_in(tx, &batches, chunk).await?;
+                let claimed = match claim {
+                    None => Vec::new(),
+                    Some(c) => {
+                        let claimed = claim_in(tx, backend, &c.node_id, c.limit, c.lease).await?;
+                        let claimed = with_task_runs(tx, claimed).await?;
+                        start_picked(tx, claimed, c.pick.as_ref()).await?
+                    }
+                };
+                Ok(Recorded { versions, claimed })
+            })
+        })
+        .await?;
+    metrics::histogram!("flowstate_claim_seconds").record(started.elapsed().as_secs_f64());
+    metrics::counter!("flowstate_claimed_executions_total")
+        .increment(recorded.claimed.len() as u64);
+    Ok(recorded)
+}
+
+/// Refuses a claim's arguments before anything opens.
+fn check_claim(node_id: &str, limit: u64) -> Result<()> {
+    if !(1..=MAX_CLAIM).contains(&limit) {
+        return Err(StoreError::InvalidInput(format!(
+            "claim limit {limit} is out of range; use 1 to {MAX_CLAIM}"
+        )));
+    }
+    if node_id.is_empty() {
+        return Err(StoreError::InvalidInput("node id is empty".into()));
+    }
+    Ok(())
+}
+
 /// What a claim reads (and starts) besides moving the executions.
 #[derive(Clone)]
 enum Reads {
@@ -113,14 +167,7 @@ async fn claim(
     lease: Duration,
     reads: Reads,
 ) -> Result<Vec<Claimed>> {
-    if !(1..=MAX_CLAIM).contains(&limit) {
-        return Err(StoreError::InvalidInput(format!(
-            "claim limit {limit} is out of range; use 1 to {MAX_CLAIM}"
-        )));
-    }
-    if node_id.is_empty() {
-        return Err(StoreError::InvalidInput("node id is empty".into()));
-    }
+    check_claim(node_id, limit)?;
     let started = Instant::now();
     let node = node_id.to_owned();
     let backend = pool.backend();

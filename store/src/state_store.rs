@@ -147,6 +147,11 @@ pub trait StateStore: StateOps {
     /// Which backend this store talks to.
     fn storage_type(&self) -> StorageType;
 
+    /// Whether the database has one write lock for everyone (SQLite): a
+    /// process's write transactions then take turns whatever it does, and
+    /// one at a time is best; on a server several make progress at once.
+    fn one_writer(&self) -> bool;
+
     /// Begins a write transaction that the caller holds and ends. It begins
     /// like every write transaction of the store (IMMEDIATE on SQLite), and
     /// the BEGIN is retried on transient failures; the caller's unit of work
@@ -232,6 +237,22 @@ pub trait StateStore: StateOps {
         lease: Duration,
         pick: std::sync::Arc<StartPick>,
     ) -> Result<Vec<Claimed>>;
+
+    /// Applies each of `batches` (as [`apply_writes`](crate::StateOps::apply_writes)
+    /// would, in order) and then, when `claim` is given, claims and starts
+    /// like [`claim_and_start`](Self::claim_and_start), all in one
+    /// transaction: an engine records the ends of several executions and
+    /// claims the next ones with one commit. Batches of attempt ends and
+    /// guarded moves land set-based, one UPDATE per table and shape of move
+    /// for all of them, each row still guarded by its id and version.
+    ///
+    /// All or nothing: after an error none of it landed, and a caller that
+    /// needs to know which batch was refused applies each by itself.
+    async fn record_and_claim(
+        &self,
+        batches: Vec<Vec<Write>>,
+        claim: Option<ClaimRequest>,
+    ) -> Result<Recorded>;
 
     /// Moves one due execution (PENDING, or WAITING whose `wake_at` has passed)
     /// to RUNNING under `node_id`; `None` when it is not due or someone else

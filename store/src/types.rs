@@ -272,6 +272,33 @@ impl Claimed {
 /// ids are ignored.
 pub type StartPick = dyn Fn(&[Claimed]) -> Vec<Vec<Uuid>> + Send + Sync;
 
+/// A claim made together with other writes, by
+/// [`StateStore::record_and_claim`](crate::StateStore::record_and_claim):
+/// the arguments of [`claim_and_start`](crate::StateStore::claim_and_start).
+#[derive(Clone)]
+pub struct ClaimRequest {
+    /// The claiming node.
+    pub node_id: String,
+    /// The most executions to claim (1 to 1000).
+    pub limit: u64,
+    /// How long the claim holds without renewal.
+    pub lease: std::time::Duration,
+    /// Which task runs start in the claim.
+    pub pick: std::sync::Arc<StartPick>,
+}
+
+/// What [`StateStore::record_and_claim`](crate::StateStore::record_and_claim)
+/// landed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    /// For each batch, the new version of each move (`None` for the other
+    /// writes), as [`apply_writes`](crate::StateOps::apply_writes) returns them.
+    pub versions: Vec<Vec<Option<i64>>>,
+    /// The executions claimed, as [`claim_and_start`](crate::StateStore::claim_and_start)
+    /// returns them.
+    pub claimed: Vec<Claimed>,
+}
+
 /// A stored attempt: one process run of a task run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attempt {

@@ -305,9 +305,180 @@ async fn a_claim_starts_the_attempts_its_caller_picks(db: TestDb) {
         .unwrap();
 }
 
+fn succeeded() -> AttemptResult {
+    AttemptResult {
+        state: AttemptState::Succeeded,
+        reason: None,
+        exit_code: Some(0),
+        error: None,
+    }
+}
+
+/// Claims and starts every due execution's first task run.
+async fn claim_started(store: &dyn StateStore, limit: u64) -> Vec<Claimed> {
+    let pick: std::sync::Arc<StartPick> =
+        std::sync::Arc::new(|claimed| claimed.iter().map(|c| vec![c.runs[0].id]).collect());
+    store
+        .claim_and_start("n", limit, Duration::from_secs(60), pick)
+        .await
+        .unwrap()
+}
+
+/// What a driver writes when the one attempt of `c` ends with `result`:
+/// the attempt, its task run and the execution, each from the version held.
+fn ended(c: &Claimed, result: AttemptResult) -> Vec<Write> {
+    let (task, exec) = match result.state {
+        AttemptState::Succeeded => (TaskState::Succeeded, ExecutionState::Succeeded),
+        _ => (TaskState::Failed, ExecutionState::Failed),
+    };
+    let run = &c.runs[0];
+    let mut t = TaskTransition::new(run.id, task, run.version);
+    t.reason = result.reason;
+    let mut e = ExecutionTransition::new(exec, c.execution.version);
+    e.reason = (exec == ExecutionState::Failed).then_some(Reason::TaskFailed);
+    vec![
+        Write::FinishAttempt {
+            attempt_id: c.started[0].id,
+            result,
+        },
+        Write::MoveTask(t),
+        Write::MoveExecution {
+            id: c.execution.id,
+            transition: e,
+        },
+    ]
+}
+
+async fn ends_of_several_executions_land_with_the_next_claim_or_not_at_all(db: TestDb) {
+    let store = db.store().await;
+    for _ in 0..3 {
+        one_execution(&store, &["a"]).await;
+    }
+    let running = claim_started(&store, 3).await;
+    let (next, _) = one_execution(&store, &["a"]).await;
+    let claim = |limit| ClaimRequest {
+        node_id: "n".into(),
+        limit,
+        lease: Duration::from_secs(60),
+        pick: std::sync::Arc::new(|claimed: &[Claimed]| {
+            claimed.iter().map(|c| vec![c.runs[0].id]).collect()
+        }),
+    };
+
+    // One batch holds a stale version: nothing lands, not even the claim.
+    let mut stale = ended(&running[1], succeeded());
+    if let Write::MoveExecution { transition, .. } = &mut stale[2] {
+        transition.expected_version -= 1;
+    }
+    let batches = vec![ended(&running[0], succeeded()), stale];
+    let refused = store.record_and_claim(batches, Some(claim(5))).await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict { ref id, .. }) if *id == running[1].execution.id.to_string()),
+        "{refused:?}"
+    );
+    for c in &running {
+        let now = store.get_execution_detail(c.execution.id).await.unwrap();
+        assert_eq!(now.execution, c.execution);
+        assert_eq!(now.task_runs[0].task_run, c.runs[0]);
+        assert_eq!(now.task_runs[0].attempts, c.started);
+    }
+    let waiting = store.get_execution(next.id).await.unwrap();
+    assert_eq!(waiting.state, ExecutionState::Pending);
+
+    // Two successes and a failure (two shapes of move per table) land with
+    // the claim of the next execution, its first attempt started.
+    let batches = vec![
+        ended(&running[0], succeeded()),
+        ended(&running[1], failed(3)),
+        ended(&running[2], succeeded()),
+    ];
+    let Recorded { versions, claimed } = store
+        .record_and_claim(batches, Some(claim(5)))
+        .await
+        .unwrap();
+    let want = |c: &Claimed| {
+        vec![
+            None,
+            Some(c.runs[0].version + 1),
+            Some(c.execution.version + 1),
+        ]
+    };
+    assert_eq!(versions, running.iter().map(want).collect::<Vec<_>>());
+    let states = [
+        ExecutionState::Succeeded,
+        ExecutionState::Failed,
+        ExecutionState::Succeeded,
+    ];
+    for (c, state) in running.iter().zip(states) {
+        let now = store.get_execution_detail(c.execution.id).await.unwrap();
+        assert_eq!(
+            (now.execution.state, now.execution.version),
+            (state, c.execution.version + 1)
+        );
+        assert!(now.execution.finished_at.is_some() && now.execution.lease_expires_at.is_none());
+        let run = &now.task_runs[0];
+        assert_eq!(run.task_run.version, c.runs[0].version + 1);
+        assert_eq!(
+            run.attempts[0].state.to_string(),
+            run.task_run.state.to_string()
+        );
+    }
+    let failed_run = &store
+        .get_execution_detail(running[1].execution.id)
+        .await
+        .unwrap()
+        .task_runs[0];
+    assert_eq!(failed_run.task_run.reason, Some(Reason::ExitCode));
+    assert_eq!(failed_run.attempts[0].exit_code, Some(3));
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].execution.id, next.id);
+    assert_eq!(claimed[0].started.len(), 1);
+
+    // An attempt recorded twice: refused as the single write would be.
+    let c = &claimed[0];
+    let again = vec![ended(c, succeeded()), ended(&running[0], succeeded())];
+    let refused = store.record_and_claim(again, None).await;
+    assert!(
+        matches!(refused, Err(StoreError::InvalidTransition { entity: "attempt", ref id, .. }) if *id == running[0].started[0].id.to_string()),
+        "{refused:?}"
+    );
+    assert_eq!(
+        store.get_execution(c.execution.id).await.unwrap(),
+        c.execution
+    );
+
+    // Batches with inserts land write by write, in order; without a claim.
+    let mut writes = vec![Write::PutOutputs {
+        execution_id: c.execution.id,
+        task_run_id: c.runs[0].id,
+        values: vec![("k".into(), json!("v"))],
+    }];
+    writes.extend(ended(c, succeeded()));
+    let Recorded {
+        versions,
+        claimed: none,
+    } = store.record_and_claim(vec![writes], None).await.unwrap();
+    assert!(none.is_empty());
+    assert_eq!(
+        versions,
+        [vec![
+            None,
+            None,
+            Some(c.runs[0].version + 1),
+            Some(c.execution.version + 1)
+        ]]
+    );
+    assert_eq!(store.list_outputs(c.execution.id).await.unwrap().len(), 1);
+
+    // Checked before anything opens.
+    let bad = store.record_and_claim(Vec::new(), Some(claim(0))).await;
+    assert!(matches!(bad, Err(StoreError::InvalidInput(_))), "{bad:?}");
+}
+
 backend_tests!(
     an_attempt_starts_with_its_task_run_and_numbers_stay_dense,
     a_batch_of_writes_lands_together_or_not_at_all,
     claims_take_due_retries_first_and_bring_task_runs,
     a_claim_starts_the_attempts_its_caller_picks,
+    ends_of_several_executions_land_with_the_next_claim_or_not_at_all,
 );

@@ -10,7 +10,10 @@ use crate::connect::Access;
 use crate::error::{Result, StoreError};
 use crate::migrate::{self, MigrationStatus};
 use crate::state_store::{StateStore, StoreTransaction};
-use crate::types::{Claimed, Execution, PurgeReport, RecoveryReport, StartPick, TaskRun};
+use crate::types::{
+    ClaimRequest, Claimed, Execution, PurgeReport, Recorded, RecoveryReport, StartPick, TaskRun,
+    Write,
+};
 use crate::{claim, recovery, retention};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -170,6 +173,10 @@ impl StateStore for SeaStore {
         self.kind
     }
 
+    fn one_writer(&self) -> bool {
+        crate::sea::db::Db::backend(&self.pool).one_writer()
+    }
+
     async fn begin(&self) -> Result<Box<dyn StoreTransaction>> {
         Ok(Box::new(SeaTransaction {
             tx: self.pool.begin().await?,
@@ -243,6 +250,14 @@ impl StateStore for SeaStore {
         pick: std::sync::Arc<StartPick>,
     ) -> Result<Vec<Claimed>> {
         claim::claim_and_start(&self.pool, node_id, limit, lease, pick).await
+    }
+
+    async fn record_and_claim(
+        &self,
+        batches: Vec<Vec<Write>>,
+        claim: Option<ClaimRequest>,
+    ) -> Result<Recorded> {
+        claim::record_and_claim(&self.pool, batches, claim).await
     }
 
     async fn claim_execution(

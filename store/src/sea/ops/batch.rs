@@ -3,7 +3,7 @@
 //! follow and the execution's end) lands in one commit instead of one per
 //! write.
 
-use super::{executions, logs, tasks};
+use super::{executions, logs, merged, tasks};
 use crate::error::Result;
 use crate::sea::db::Db;
 use crate::types::{NewLogLine, Write};
@@ -31,6 +31,34 @@ pub(super) async fn apply<D: Db>(db: &D, writes: Vec<Write>) -> Result<Vec<Optio
         })
     })
     .await
+}
+
+/// Applies several callers' batches in `tx`, in order, all or nothing;
+/// returns each batch's versions as [`apply`] would. Batches of attempt ends
+/// and moves alone land set-based ([`merged`]), the others write by write.
+/// The caller has checked every write ([`check_all`]).
+pub(crate) async fn apply_many_in(
+    tx: &DatabaseTransaction,
+    batches: &[Vec<Write>],
+    chunk: usize,
+) -> Result<Vec<Vec<Option<i64>>>> {
+    if merged::mergeable(batches) {
+        return merged::apply(tx, batches).await;
+    }
+    let mut all = Vec::with_capacity(batches.len());
+    for writes in batches {
+        let mut versions = Vec::with_capacity(writes.len());
+        for w in writes {
+            versions.push(apply_one(tx, w, chunk).await?);
+        }
+        all.push(versions);
+    }
+    Ok(all)
+}
+
+/// Checks every write of `batches` before a transaction begins.
+pub(crate) fn check_all(batches: &[Vec<Write>]) -> Result<()> {
+    batches.iter().flatten().try_for_each(check)
 }
 
 fn check(w: &Write) -> Result<()> {

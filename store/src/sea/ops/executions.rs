@@ -276,35 +276,7 @@ pub(super) async fn transition_in<C: ConnectionTrait>(
     t: &ExecutionTransition,
 ) -> Result<i64> {
     use execution::Column as C;
-    let ts = now();
-    let mut update = execution::Entity::update_many()
-        .col_expr(C::State, Expr::val(t.to))
-        .col_expr(C::Version, Expr::col(C::Version).add(1))
-        .col_expr(C::Reason, Expr::val(t.reason))
-        .col_expr(C::Error, Expr::val(t.error.clone()))
-        .col_expr(C::UpdatedAt, Expr::val(ts))
-        .col_expr(C::WakeAt, Expr::val(t.wake_at.map(truncate_micros)));
-    match t.to {
-        ExecutionState::Running => {
-            update = update.col_expr(
-                C::StartedAt,
-                Func::coalesce([Expr::col(C::StartedAt), Expr::val(ts)]).into(),
-            );
-        }
-        ExecutionState::Waiting => {
-            // Release the slot: whoever is free when it is due may claim it.
-            update = update
-                .col_expr(C::Owner, Expr::val(None::<String>))
-                .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>));
-        }
-        s if s.is_terminal() => {
-            update = update
-                .col_expr(C::FinishedAt, Expr::val(ts))
-                .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>));
-        }
-        _ => {}
-    }
-    let changed = update
+    let changed = moved(t, now())
         .filter(C::Id.eq(id))
         .filter(C::Version.eq(t.expected_version))
         .filter(C::State.is_in(execution_sources(t.to).iter().copied()))
@@ -314,16 +286,58 @@ pub(super) async fn transition_in<C: ConnectionTrait>(
     if changed == 1 {
         return Ok(t.expected_version + 1);
     }
-    let current = execution::Entity::find_by_id(id)
-        .one(tx)
-        .await?
-        .ok_or_else(|| not_found("execution", id))?;
-    Err(refusal(
+    Err(refused(tx, id, t).await)
+}
+
+/// The UPDATE of executions that makes the move `t` at `ts` (the version
+/// counted up, start, end and lease set as the target state needs), without
+/// its filter.
+pub(super) fn moved(
+    t: &ExecutionTransition,
+    ts: DateTime<Utc>,
+) -> sea_orm::UpdateMany<execution::Entity> {
+    use execution::Column as C;
+    let update = execution::Entity::update_many()
+        .col_expr(C::State, Expr::val(t.to))
+        .col_expr(C::Version, Expr::col(C::Version).add(1))
+        .col_expr(C::Reason, Expr::val(t.reason))
+        .col_expr(C::Error, Expr::val(t.error.clone()))
+        .col_expr(C::UpdatedAt, Expr::val(ts))
+        .col_expr(C::WakeAt, Expr::val(t.wake_at.map(truncate_micros)));
+    match t.to {
+        ExecutionState::Running => update.col_expr(
+            C::StartedAt,
+            Func::coalesce([Expr::col(C::StartedAt), Expr::val(ts)]).into(),
+        ),
+        // Release the slot: whoever is free when it is due may claim it.
+        ExecutionState::Waiting => update
+            .col_expr(C::Owner, Expr::val(None::<String>))
+            .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>)),
+        s if s.is_terminal() => update
+            .col_expr(C::FinishedAt, Expr::val(ts))
+            .col_expr(C::LeaseExpiresAt, Expr::val(None::<DateTime<Utc>>)),
+        _ => update,
+    }
+}
+
+/// Why the guarded move `t` of execution `id` matched no row: not found, a
+/// conflict or a move the state machine forbids.
+pub(super) async fn refused<C: ConnectionTrait>(
+    tx: &C,
+    id: Uuid,
+    t: &ExecutionTransition,
+) -> StoreError {
+    let current = match execution::Entity::find_by_id(id).one(tx).await {
+        Ok(Some(current)) => current,
+        Ok(None) => return not_found("execution", id),
+        Err(e) => return e.into(),
+    };
+    refusal(
         "execution",
         id,
         t.expected_version,
         current.version,
         current.state.to_string(),
         t.to.to_string(),
-    ))
+    )
 }

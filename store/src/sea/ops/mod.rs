@@ -5,15 +5,17 @@
 //! them: [`workflows`], [`executions`], [`tasks`] (task runs and attempts)
 //! and [`logs`] (log lines and outputs), [`retries`] (an execution re-run
 //! from another); [`batch`] lands several of their writes in one
-//! transaction.
+//! transaction, and [`merged`] several callers' ends set-based.
 
 mod batch;
 mod executions;
 mod logs;
+mod merged;
 mod retries;
 mod tasks;
 mod workflows;
 
+pub(crate) use batch::{apply_many_in, check_all};
 pub(crate) use tasks::start_runs_in;
 
 use super::db::HasDb;

@@ -234,7 +234,7 @@ fn guarded_move(
 
 /// The UPDATE of task runs to `to` at `ts` (the version counted up, the
 /// start or end time set), without its filter.
-fn moved_to(
+pub(super) fn moved_to(
     to: TaskState,
     reason: Option<Reason>,
     next_attempt_at: Option<DateTime<Utc>>,
@@ -320,7 +320,7 @@ pub(crate) async fn start_runs_in(
 
 /// Why the guarded move `t` matched no row: not found, a conflict or a
 /// move the state machine forbids.
-async fn refused<C: ConnectionTrait>(
+pub(super) async fn refused<C: ConnectionTrait>(
     tx: &C,
     t: &TaskTransition,
     execution_id: Option<Uuid>,
@@ -439,12 +439,7 @@ pub(super) async fn finish_attempt_in<C: ConnectionTrait>(
     attempt_id: Uuid,
     r: &AttemptResult,
 ) -> Result<()> {
-    let changed = attempt::Entity::update_many()
-        .col_expr(attempt::Column::State, Expr::val(r.state))
-        .col_expr(attempt::Column::Reason, Expr::val(r.reason))
-        .col_expr(attempt::Column::ExitCode, Expr::val(r.exit_code))
-        .col_expr(attempt::Column::Error, Expr::val(r.error.clone()))
-        .col_expr(attempt::Column::FinishedAt, Expr::val(now()))
+    let changed = finished(r, now())
         .filter(attempt::Column::Id.eq(attempt_id))
         .filter(attempt::Column::State.eq(AttemptState::Running))
         .exec(c)
@@ -453,14 +448,37 @@ pub(super) async fn finish_attempt_in<C: ConnectionTrait>(
     if changed == 1 {
         return Ok(());
     }
-    let current = attempt::Entity::find_by_id(attempt_id)
-        .one(c)
-        .await?
-        .ok_or_else(|| not_found("attempt", attempt_id))?;
-    Err(StoreError::InvalidTransition {
+    Err(unfinished(c, attempt_id, r).await)
+}
+
+/// The UPDATE of attempts that records the end `r` at `ts`, without its filter.
+pub(super) fn finished(
+    r: &AttemptResult,
+    ts: DateTime<Utc>,
+) -> sea_orm::UpdateMany<attempt::Entity> {
+    attempt::Entity::update_many()
+        .col_expr(attempt::Column::State, Expr::val(r.state))
+        .col_expr(attempt::Column::Reason, Expr::val(r.reason))
+        .col_expr(attempt::Column::ExitCode, Expr::val(r.exit_code))
+        .col_expr(attempt::Column::Error, Expr::val(r.error.clone()))
+        .col_expr(attempt::Column::FinishedAt, Expr::val(ts))
+}
+
+/// Why the end `r` of attempt `attempt_id` matched no RUNNING attempt.
+pub(super) async fn unfinished<C: ConnectionTrait>(
+    c: &C,
+    attempt_id: Uuid,
+    r: &AttemptResult,
+) -> StoreError {
+    let current = match attempt::Entity::find_by_id(attempt_id).one(c).await {
+        Ok(Some(current)) => current,
+        Ok(None) => return not_found("attempt", attempt_id),
+        Err(e) => return e.into(),
+    };
+    StoreError::InvalidTransition {
         entity: "attempt",
         id: attempt_id.to_string(),
         from: current.state.to_string(),
         to: r.state.to_string(),
-    })
+    }
 }
