@@ -18,6 +18,7 @@ use crate::logs::{self, LogTarget};
 use crate::outputs;
 use crate::planner::{self, Decision, Event, RunView, Snapshot};
 use crate::process::{self, Outcome, Spec, Stop};
+use crate::recorder::Recorder;
 use crate::workflow::{Task, Workflow};
 use chrono::{DateTime, Utc};
 use flowstate_store::types::*;
@@ -34,6 +35,9 @@ pub(crate) struct Ctx {
     pub store: Arc<dyn StateStore>,
     pub node: String,
     pub workers: Arc<Semaphore>,
+    /// The serving engine's claim loop, which records attempts' ends with
+    /// its next claim (none for `Engine::run_execution`).
+    pub recorder: Option<Recorder>,
     pub poll: Duration,
     /// [`Stop::Drain`] when the engine starts shutting down (nothing new
     /// starts), [`Stop::Shutdown`] when its grace is over (running attempts
@@ -345,8 +349,16 @@ impl<'w> Driver<'w> {
         }
         let writes = std::mem::take(&mut batch.writes);
         let store = self.ctx.store.clone();
-        let applied =
-            through_outage(&self.ctx, "record", || store.apply_writes(writes.clone())).await;
+        let recorded = match &self.ctx.recorder {
+            Some(recorder) => recorder.record(writes.clone()).await,
+            None => None,
+        };
+        let applied = match recorded {
+            Some(versions) => Ok(versions),
+            None => {
+                through_outage(&self.ctx, "record", || store.apply_writes(writes.clone())).await
+            }
+        };
         if let Err(e) = applied {
             return self.abort(e.into()).await.map(Some);
         }
@@ -761,7 +773,7 @@ impl Job {
     /// is the driver's (it asks the planner how the attempt moves the task
     /// run).
     async fn run(mut self) -> Result<Ended> {
-        let (attempt, version, _permit) = match self.started.take() {
+        let (attempt, version, permit) = match self.started.take() {
             Some((attempt, Some(permit))) => (attempt, self.version, permit),
             Some((attempt, None)) => (attempt, self.version, self.slot().await),
             None => match self.start().await? {
@@ -769,6 +781,9 @@ impl Job {
                 Err(stop) => return Ok(self.not_started(stop)),
             },
         };
+        // The slot is free once the process has ended: the driver's end,
+        // which the claim loop records, claims for it.
+        let _slot = permit;
         metrics::counter!("flowstate_attempts_started_total").increment(1);
         let target = LogTarget {
             execution_id: self.execution_id,

@@ -11,6 +11,7 @@
 //! - `definitions`: the workflow version each execution runs, parsed once per version.
 //! - `driver`: one claimed execution, task by task, through the store's state machine.
 //! - `planner`: the driver's decisions as pure functions of its state and an event.
+//! - `recorder`: drivers' ends handed to the claim loop, landed with its next claim.
 //! - [`process`]: one attempt: `sh -c` in its own process group, with a timeout.
 //! - `outputs`: the file each attempt may publish `key=value` outputs to.
 //! - [`retry`]: an ended execution re-run, reusing the tasks that succeeded.
@@ -36,6 +37,7 @@ pub mod node;
 mod outputs;
 pub(crate) mod planner;
 pub mod process;
+mod recorder;
 pub mod retry;
 pub mod server_config;
 pub mod workflow;
