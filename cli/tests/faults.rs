@@ -283,7 +283,58 @@ async fn an_engine_killed_for_good_is_taken_over_after_its_lease(db: TestDb) {
     assert!(marked_tasks(&mark).is_empty(), "node-a's task outlived it");
 }
 
+/// The claims an engine's metrics endpoint at `addr` has counted.
+async fn claims(addr: std::net::SocketAddr) -> Option<u64> {
+    // Not listening yet while the engine starts.
+    tokio::net::TcpStream::connect(addr).await.ok()?;
+    let body = flowstate_tests::http::get(addr, "/metrics").await.body;
+    body.lines()
+        .find_map(|l| l.strip_prefix("flowstate_claim_seconds_count "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Found once: an idle engine claimed in a loop (10,000 empty claims in
+/// 4 s, a core's worth of CPU) because each empty claim woke the loop for
+/// the next. Idle, it claims at its poll, and when a slot frees.
+async fn an_idle_engine_claims_at_its_poll_not_in_a_loop(db: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let path = config(&db, dir.path(), "idle", 30);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replace(
+        "engine:\n",
+        &format!("engine:\n  metricsAddr: 127.0.0.1:{port}\n"),
+    );
+    std::fs::write(&path, text).unwrap();
+    let mut engine = serve(&path, "idle");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let first = loop {
+        match claims(addr).await {
+            Some(n) => break n,
+            None if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            None => panic!("the engine's metrics never showed a claim"),
+        }
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = claims(addr).await.unwrap();
+    let _ = engine.kill();
+    let _ = engine.wait();
+    // A poll every 50 ms: about 20 claims in the second.
+    assert!(
+        after - first <= 40,
+        "{} claims in one idle second",
+        after - first
+    );
+}
+
 backend_tests!(
     sigkill_loop_leaves_consistent_records_and_no_orphans,
     an_engine_killed_for_good_is_taken_over_after_its_lease,
+    an_idle_engine_claims_at_its_poll_not_in_a_loop,
 );

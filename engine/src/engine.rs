@@ -45,12 +45,13 @@ struct Landings {
 }
 
 impl Landings {
-    /// At most `most` in flight at once.
-    fn new(most: usize) -> Self {
+    /// At most [`IN_FLIGHT`] in flight at once, one where the database
+    /// has one writer.
+    fn for_store(store: &dyn StateStore) -> Self {
         Landings {
             tasks: JoinSet::new(),
             asked: Default::default(),
-            most,
+            most: if store.one_writer() { 1 } else { IN_FLIGHT },
         }
     }
 
@@ -395,27 +396,30 @@ impl Engine {
         let batch = (capacity / 2).max(1);
         let mut backlog = false;
         let mut pending = Vec::new();
-        let most_in_flight = if self.store.one_writer() {
-            1
-        } else {
-            IN_FLIGHT
-        };
-        let mut landing = Landings::new(most_in_flight);
+        let mut landing = Landings::for_store(self.store.as_ref());
+        // Whether a claim may find work: something freed a slot, the last
+        // claim took all it asked for, or the poll came round. A claim
+        // that found less than it asked for waits for one of those.
+        let mut due = true;
         let mut poll = tokio::time::interval(cfg.poll_interval);
         loop {
+            let busy = drivers.len() + landing.asked();
             let free = ctx
                 .workers
                 .available_permits()
-                .min(most.saturating_sub(drivers.len() + landing.asked()));
-            let claim_now = free > 0 && (free >= batch || !backlog);
+                .min(most.saturating_sub(busy));
+            let claim_now = due && free > 0 && (free >= batch || !backlog);
             if landing.room() && (claim_now || !pending.is_empty()) {
                 let free = if claim_now { free } else { 0 };
+                due &= !claim_now;
                 self.land(&ctx, &mut landing, free, std::mem::take(&mut pending));
             }
             tokio::select! {
                 Some(landed) = landing.next(), if !landing.is_empty() => {
-                    let full = self.landed(&ctx, drivers, landed);
-                    backlog = full.unwrap_or(backlog);
+                    if let Some(full) = self.landed(&ctx, drivers, landed) {
+                        backlog = full;
+                        due |= full;
+                    }
                 }
                 Some(done) = drivers.join_next(), if !drivers.is_empty() => {
                     log_end(done);
@@ -424,6 +428,7 @@ impl Engine {
                     while let Some(done) = drivers.try_join_next() {
                         log_end(done);
                     }
+                    due = true;
                 }
                 // Drivers' ends: every one waiting lands with the next claim.
                 Some(record) = records.recv() => {
@@ -431,16 +436,19 @@ impl Engine {
                     while let Ok(record) = records.try_recv() {
                         pending.push(record);
                     }
+                    due = true;
                 }
                 // A slot left free while the others run long tasks is
                 // claimed for at the next poll at the latest.
-                _ = poll.tick() => backlog = false,
+                _ = poll.tick() => {
+                    backlog = false;
+                    due = true;
+                }
                 _ = signals.recv() => {
                     // Claims that committed are driven (and handed back).
                     while let Some(landed) = landing.next().await {
                         self.landed(&ctx, drivers, landed);
                     }
-                    drop(records);
                     return;
                 }
             }
