@@ -337,7 +337,6 @@ impl Engine {
         tokio::select! {
             _ = self.claim_loop(&mut drivers, &mut signals) => {}
             _ = &mut renew => unreachable!("the renew loop never ends"),
-            _ = self.upkeep_loop() => unreachable!("the upkeep loop never ends"),
         }
         let grace = self.config.engine.shutdown_grace;
         tracing::info!(
@@ -369,7 +368,8 @@ impl Engine {
     }
 
     /// Claims while slots are free and spawns a driver per claimed
-    /// execution; records the drivers' ends with its claims. Returns at the
+    /// execution; records the drivers' ends with its claims; sweeps expired
+    /// leases and runs retention on their clocks. Returns at the
     /// first signal, never in the middle of a claim (a claim cut off after
     /// its commit would leave executions nobody drives); ends it has not
     /// recorded by then go back to their drivers, which write them.
@@ -402,6 +402,8 @@ impl Engine {
         // that found less than it asked for waits for one of those.
         let mut due = true;
         let mut poll = tokio::time::interval(cfg.poll_interval);
+        let mut sweep = tokio::time::interval(cfg.lease);
+        let mut retention = tokio::time::interval(RETENTION_EVERY);
         loop {
             let busy = drivers.len() + landing.asked();
             let free = ctx
@@ -421,21 +423,17 @@ impl Engine {
                         due |= full;
                     }
                 }
+                // Every driver that has ended too: their slots are claimed
+                // for together, one claim for several.
                 Some(done) = drivers.join_next(), if !drivers.is_empty() => {
                     log_end(done);
-                    // Every driver that has ended too: their slots are
-                    // claimed for together, one claim for several.
-                    while let Some(done) = drivers.try_join_next() {
-                        log_end(done);
-                    }
+                    std::iter::from_fn(|| drivers.try_join_next()).for_each(log_end);
                     due = true;
                 }
                 // Drivers' ends: every one waiting lands with the next claim.
                 Some(record) = records.recv() => {
                     pending.push(record);
-                    while let Ok(record) = records.try_recv() {
-                        pending.push(record);
-                    }
+                    pending.extend(std::iter::from_fn(|| records.try_recv().ok()));
                     due = true;
                 }
                 // A slot left free while the others run long tasks is
@@ -444,6 +442,12 @@ impl Engine {
                     backlog = false;
                     due = true;
                 }
+                // Run to their end here, the drivers' ends waiting: moved to
+                // a loop of their own, a sweep cut off by shutdown held a
+                // connection that closing the pool then waited for (a
+                // shutdown hung on MariaDB, 1 run in 8).
+                _ = sweep.tick() => self.sweep().await,
+                _ = retention.tick() => self.retention().await,
                 _ = signals.recv() => {
                     // Claims that committed are driven (and handed back).
                     while let Some(landed) = landing.next().await {
@@ -451,19 +455,6 @@ impl Engine {
                     }
                     return;
                 }
-            }
-        }
-    }
-
-    /// Sweeps expired leases and runs retention on their clocks, beside the
-    /// claim loop (a long purge must not hold up the drivers' ends).
-    async fn upkeep_loop(&self) {
-        let mut sweep = tokio::time::interval(self.config.engine.lease);
-        let mut retention = tokio::time::interval(RETENTION_EVERY);
-        loop {
-            tokio::select! {
-                _ = sweep.tick() => self.sweep().await,
-                _ = retention.tick() => self.retention().await,
             }
         }
     }
@@ -537,11 +528,11 @@ impl Engine {
         } = landed;
         let claimed = match result {
             Ok(Recorded { versions, claimed }) => {
-                recorder::answer::<()>(records, Ok(versions));
+                recorder::answer(records, versions);
                 claimed
             }
             Err(e) => {
-                recorder::answer(records, Err(()));
+                recorder::decline(records);
                 match e {
                     StoreError::StorageFull(_) => self.full.notice(),
                     e => tracing::error!(error = %e, "claiming failed"),

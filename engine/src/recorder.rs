@@ -41,19 +41,16 @@ impl Recorder {
     }
 }
 
-/// Answers every record of `records` with its batch's versions, or with
-/// `None` (write it yourself) when `versions` is an error.
-pub(crate) fn answer<E>(records: Vec<Record>, versions: Result<Vec<Vec<Option<i64>>>, E>) {
-    match versions {
-        Ok(versions) => {
-            for (record, v) in records.into_iter().zip(versions) {
-                let _ = record.reply.send(Some(v));
-            }
-        }
-        Err(_) => {
-            for record in records {
-                let _ = record.reply.send(None);
-            }
-        }
+/// Answers each of `records` with its batch's versions, in order.
+pub(crate) fn answer(records: Vec<Record>, versions: Vec<Vec<Option<i64>>>) {
+    for (record, v) in records.into_iter().zip(versions) {
+        let _ = record.reply.send(Some(v));
+    }
+}
+
+/// Tells the driver of each of `records` to write its batch itself.
+pub(crate) fn decline(records: Vec<Record>) {
+    for record in records {
+        let _ = record.reply.send(None);
     }
 }
