@@ -532,12 +532,24 @@ impl Engine {
                 claimed
             }
             Err(e) => {
+                // A driver's batch refused (its execution was cancelled or
+                // taken away) takes the claim down with it: the driver
+                // learns why when it writes alone, and the claim is made
+                // again at once.
+                let refused = !records.is_empty()
+                    && matches!(
+                        e,
+                        StoreError::Conflict { .. }
+                            | StoreError::InvalidTransition { .. }
+                            | StoreError::NotFound { .. }
+                    );
                 recorder::decline(records);
                 match e {
                     StoreError::StorageFull(_) => self.full.notice(),
+                    e if refused => tracing::debug!(error = %e, "a driver's end was refused"),
                     e => tracing::error!(error = %e, "claiming failed"),
                 }
-                return (asked > 0).then_some(false);
+                return (asked > 0).then_some(refused);
             }
         };
         let n = claimed.len();
