@@ -124,18 +124,15 @@ pub(crate) async fn record_and_claim(
                 let claimed = match claim {
                     None => Vec::new(),
                     Some(c) => {
-                        let claimed = claim_in(tx, backend, &c.node_id, c.limit, c.lease).await?;
-                        let claimed = with_task_runs(tx, claimed).await?;
-                        start_picked(tx, claimed, c.pick.as_ref()).await?
+                        let reads = Reads::Start(c.pick);
+                        claimed_in(tx, backend, &c.node_id, c.limit, c.lease, reads).await?
                     }
                 };
                 Ok(Recorded { versions, claimed })
             })
         })
         .await?;
-    metrics::histogram!("flowstate_claim_seconds").record(started.elapsed().as_secs_f64());
-    metrics::counter!("flowstate_claimed_executions_total")
-        .increment(recorded.claimed.len() as u64);
+    counted(started, recorded.claimed.len());
     Ok(recorded)
 }
 
@@ -175,22 +172,37 @@ async fn claim(
         .write(move |tx| {
             let node = node.clone();
             let reads = reads.clone();
-            Box::pin(async move {
-                let claimed = claim_in(tx, backend, &node, limit, lease).await?;
-                match reads {
-                    Reads::Executions => Ok(claimed.into_iter().map(Claimed::bare).collect()),
-                    Reads::Runs => with_task_runs(tx, claimed).await,
-                    Reads::Start(pick) => {
-                        let claimed = with_task_runs(tx, claimed).await?;
-                        start_picked(tx, claimed, pick.as_ref()).await
-                    }
-                }
-            })
+            Box::pin(async move { claimed_in(tx, backend, &node, limit, lease, reads).await })
         })
         .await?;
-    metrics::histogram!("flowstate_claim_seconds").record(started.elapsed().as_secs_f64());
-    metrics::counter!("flowstate_claimed_executions_total").increment(claimed.len() as u64);
+    counted(started, claimed.len());
     Ok(claimed)
+}
+
+/// The claim inside its transaction `tx`, with what it reads (and starts).
+async fn claimed_in(
+    tx: &DatabaseTransaction,
+    backend: &'static dyn Backend,
+    node: &str,
+    limit: u64,
+    lease: Duration,
+    reads: Reads,
+) -> Result<Vec<Claimed>> {
+    let claimed = claim_in(tx, backend, node, limit, lease).await?;
+    match reads {
+        Reads::Executions => Ok(claimed.into_iter().map(Claimed::bare).collect()),
+        Reads::Runs => with_task_runs(tx, claimed).await,
+        Reads::Start(pick) => {
+            let claimed = with_task_runs(tx, claimed).await?;
+            start_picked(tx, claimed, pick.as_ref()).await
+        }
+    }
+}
+
+/// The claim's metrics: how long it took since `started`, how many it took.
+fn counted(started: Instant, claimed: usize) {
+    metrics::histogram!("flowstate_claim_seconds").record(started.elapsed().as_secs_f64());
+    metrics::counter!("flowstate_claimed_executions_total").increment(claimed as u64);
 }
 
 /// Each execution with its task runs in workflow order, read with one query.

@@ -22,15 +22,22 @@ pub(super) async fn apply<D: Db>(db: &D, writes: Vec<Write>) -> Result<Vec<Optio
     let chunk = db.backend().insert_chunk();
     db.write(move |tx| {
         let writes = writes.clone();
-        Box::pin(async move {
-            let mut versions = Vec::with_capacity(writes.len());
-            for w in &writes {
-                versions.push(apply_one(tx, w, chunk).await?);
-            }
-            Ok(versions)
-        })
+        Box::pin(async move { in_order(tx, &writes, chunk).await })
     })
     .await
+}
+
+/// Applies `writes` one by one, in order, in `tx`.
+async fn in_order(
+    tx: &DatabaseTransaction,
+    writes: &[Write],
+    chunk: usize,
+) -> Result<Vec<Option<i64>>> {
+    let mut versions = Vec::with_capacity(writes.len());
+    for w in writes {
+        versions.push(apply_one(tx, w, chunk).await?);
+    }
+    Ok(versions)
 }
 
 /// Applies several callers' batches in `tx`, in order, all or nothing;
@@ -47,11 +54,7 @@ pub(crate) async fn apply_many_in(
     }
     let mut all = Vec::with_capacity(batches.len());
     for writes in batches {
-        let mut versions = Vec::with_capacity(writes.len());
-        for w in writes {
-            versions.push(apply_one(tx, w, chunk).await?);
-        }
-        all.push(versions);
+        all.push(in_order(tx, writes, chunk).await?);
     }
     Ok(all)
 }

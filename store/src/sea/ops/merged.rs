@@ -9,15 +9,14 @@
 //! was refused and why (the rows it moved carry its time), and the caller's
 //! transaction is rolled back.
 
-use super::{executions, tasks};
-use crate::error::{Result, StoreError};
+use super::{executions, held, tasks};
+use crate::error::Result;
 use crate::now;
 use crate::state_machine::{execution_sources, task_sources};
 use crate::types::*;
 use chrono::{DateTime, Utc};
 use flowstate_entity::{attempt, execution, task_run};
-use sea_orm::sea_query::{Condition, ExprTrait};
-use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
 use std::collections::HashSet;
 use uuid::Uuid;
 
@@ -90,53 +89,83 @@ pub(super) async fn apply(
     let ts = now();
     let groups = Groups::of(batches);
     for (result, ids) in &groups.ends {
-        let moved = tasks::finished(result, ts)
-            .filter(attempt::Column::Id.is_in(ids.iter().copied()))
-            .filter(attempt::Column::State.eq(AttemptState::Running))
-            .exec(tx)
-            .await?
-            .rows_affected;
-        if moved != ids.len() as u64 {
-            return Err(unfinished(tx, ids, result, ts).await);
-        }
+        end_attempts(tx, result, ids, ts).await?;
     }
     for group in &groups.tasks {
-        use task_run::Column as C;
-        let t = group[0];
-        let held = group.iter().fold(Condition::any(), |any, t| {
-            any.add(
-                C::Id
-                    .eq(t.task_run_id)
-                    .and(C::Version.eq(t.expected_version)),
-            )
-        });
-        let moved = tasks::moved_to(t.to, t.reason, t.next_attempt_at, ts)
-            .filter(held)
-            .filter(C::State.is_in(task_sources(t.to).iter().copied()))
-            .exec(tx)
-            .await?
-            .rows_affected;
-        if moved != group.len() as u64 {
-            return Err(refused_task(tx, group, ts).await);
-        }
+        move_tasks(tx, group, ts).await?;
     }
     for group in &groups.executions {
-        use execution::Column as C;
-        let t = group[0].1;
-        let held = group.iter().fold(Condition::any(), |any, (id, t)| {
-            any.add(C::Id.eq(*id).and(C::Version.eq(t.expected_version)))
-        });
-        let moved = executions::moved(t, ts)
-            .filter(held)
-            .filter(C::State.is_in(execution_sources(t.to).iter().copied()))
-            .exec(tx)
-            .await?
-            .rows_affected;
-        if moved != group.len() as u64 {
-            return Err(refused_execution(tx, group, ts).await);
-        }
+        move_executions(tx, group, ts).await?;
     }
     Ok(versions(batches))
+}
+
+/// Ends the RUNNING attempts `ids` with `result`, all or none.
+async fn end_attempts(
+    tx: &DatabaseTransaction,
+    result: &AttemptResult,
+    ids: &[Uuid],
+    ts: DateTime<Utc>,
+) -> Result<()> {
+    use attempt::Column as C;
+    let moved = tasks::finished(result, ts)
+        .filter(C::Id.is_in(ids.iter().copied()))
+        .filter(C::State.eq(AttemptState::Running))
+        .exec(tx)
+        .await?
+        .rows_affected;
+    if moved == ids.len() as u64 {
+        return Ok(());
+    }
+    let i = unstamped::<attempt::Entity>(tx, C::Id, C::FinishedAt, ids, ts).await?;
+    Err(tasks::unfinished(tx, ids[i], result).await)
+}
+
+/// Makes the task runs' moves of `group` (one shape), all or none.
+async fn move_tasks(
+    tx: &DatabaseTransaction,
+    group: &[&TaskTransition],
+    ts: DateTime<Utc>,
+) -> Result<()> {
+    use task_run::Column as C;
+    let t = group[0];
+    let rows = group.iter().map(|t| (t.task_run_id, t.expected_version));
+    let moved = tasks::moved_to(t.to, t.reason, t.next_attempt_at, ts)
+        .filter(held(C::Id, C::Version, rows))
+        .filter(C::State.is_in(task_sources(t.to).iter().copied()))
+        .exec(tx)
+        .await?
+        .rows_affected;
+    if moved == group.len() as u64 {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = group.iter().map(|t| t.task_run_id).collect();
+    let i = unstamped::<task_run::Entity>(tx, C::Id, C::UpdatedAt, &ids, ts).await?;
+    Err(tasks::refused(tx, group[i], None).await)
+}
+
+/// Makes the executions' moves of `group` (one shape), all or none.
+async fn move_executions(
+    tx: &DatabaseTransaction,
+    group: &[(Uuid, &ExecutionTransition)],
+    ts: DateTime<Utc>,
+) -> Result<()> {
+    use execution::Column as C;
+    let t = group[0].1;
+    let rows = group.iter().map(|(id, t)| (*id, t.expected_version));
+    let moved = executions::moved(t, ts)
+        .filter(held(C::Id, C::Version, rows))
+        .filter(C::State.is_in(execution_sources(t.to).iter().copied()))
+        .exec(tx)
+        .await?
+        .rows_affected;
+    if moved == group.len() as u64 {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = group.iter().map(|(id, _)| *id).collect();
+    let i = unstamped::<execution::Entity>(tx, C::Id, C::UpdatedAt, &ids, ts).await?;
+    let (id, t) = group[i];
+    Err(executions::refused(tx, id, t).await)
 }
 
 /// Each batch's versions once every write landed: a move's is one up.
@@ -157,75 +186,24 @@ fn versions(batches: &[Vec<Write>]) -> Vec<Vec<Option<i64>>> {
         .collect()
 }
 
-/// Why an attempt end of the group was refused: the first attempt the
-/// UPDATE did not end (at `ts`, which no other transaction wrote).
-async fn unfinished(
+/// Where in `ids` the first row is that the UPDATE did not stamp with `ts`
+/// (its `stamp` column; no other transaction writes that time): the row
+/// refused. The first when every row looks stamped.
+async fn unstamped<E: EntityTrait>(
     tx: &DatabaseTransaction,
+    id: E::Column,
+    stamp: E::Column,
     ids: &[Uuid],
-    r: &AttemptResult,
     ts: DateTime<Utc>,
-) -> StoreError {
-    let rows = match attempt::Entity::find()
-        .filter(attempt::Column::Id.is_in(ids.iter().copied()))
+) -> Result<usize> {
+    let rows: Vec<(Uuid, Option<DateTime<Utc>>)> = E::find()
+        .select_only()
+        .column(id)
+        .column(stamp)
+        .filter(id.is_in(ids.iter().copied()))
+        .into_tuple()
         .all(tx)
-        .await
-    {
-        Ok(rows) => rows,
-        Err(e) => return e.into(),
-    };
-    let ended = |id: &Uuid| {
-        rows.iter()
-            .any(|a| &a.id == id && a.finished_at == Some(ts))
-    };
-    let first = ids.iter().find(|id| !ended(id)).unwrap_or(&ids[0]);
-    tasks::unfinished(tx, *first, r).await
-}
-
-/// Why a task run's move of the group was refused: the first run the
-/// UPDATE did not move (at `ts`).
-async fn refused_task(
-    tx: &DatabaseTransaction,
-    group: &[&TaskTransition],
-    ts: DateTime<Utc>,
-) -> StoreError {
-    let ids = group.iter().map(|t| t.task_run_id);
-    let rows = match task_run::Entity::find()
-        .filter(task_run::Column::Id.is_in(ids))
-        .all(tx)
-        .await
-    {
-        Ok(rows) => rows,
-        Err(e) => return e.into(),
-    };
-    let moved = |t: &TaskTransition| {
-        rows.iter().any(|r| {
-            r.id == t.task_run_id && r.version == t.expected_version + 1 && r.updated_at == ts
-        })
-    };
-    let first = group.iter().find(|t| !moved(t)).unwrap_or(&group[0]);
-    tasks::refused(tx, first, None).await
-}
-
-/// Why an execution's move of the group was refused: the first execution
-/// the UPDATE did not move (at `ts`).
-async fn refused_execution(
-    tx: &DatabaseTransaction,
-    group: &[(Uuid, &ExecutionTransition)],
-    ts: DateTime<Utc>,
-) -> StoreError {
-    let ids = group.iter().map(|(id, _)| *id);
-    let rows = match execution::Entity::find()
-        .filter(execution::Column::Id.is_in(ids))
-        .all(tx)
-        .await
-    {
-        Ok(rows) => rows,
-        Err(e) => return e.into(),
-    };
-    let moved = |(id, t): &(Uuid, &ExecutionTransition)| {
-        rows.iter()
-            .any(|r| r.id == *id && r.version == t.expected_version + 1 && r.updated_at == ts)
-    };
-    let (id, t) = group.iter().find(|e| !moved(e)).unwrap_or(&group[0]);
-    executions::refused(tx, *id, t).await
+        .await?;
+    let stamped = |i: &Uuid| rows.iter().any(|(r, s)| r == i && *s == Some(ts));
+    Ok(ids.iter().position(|i| !stamped(i)).unwrap_or(0))
 }

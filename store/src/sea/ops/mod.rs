@@ -165,6 +165,20 @@ impl<T: HasDb> crate::StateOps for T {
     }
 }
 
+/// Rows held by their id and version: the guard of a set-based move, each
+/// row matched only at the version its caller read.
+fn held<C: sea_orm::ColumnTrait>(
+    id: C,
+    version: C,
+    rows: impl IntoIterator<Item = (Uuid, i64)>,
+) -> sea_orm::sea_query::Condition {
+    use sea_orm::sea_query::ExprTrait;
+    rows.into_iter()
+        .fold(sea_orm::sea_query::Condition::any(), |any, (i, v)| {
+            any.add(id.eq(i).and(version.eq(v)))
+        })
+}
+
 fn not_found(entity: &'static str, id: impl ToString) -> StoreError {
     StoreError::NotFound {
         entity,

@@ -10,7 +10,7 @@ use crate::types::*;
 use crate::{now, truncate_micros};
 use chrono::{DateTime, Utc};
 use flowstate_entity::{attempt, execution, task_run};
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func};
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -277,9 +277,7 @@ pub(crate) async fn start_runs_in(
         return Ok(Vec::new());
     }
     let ts = now();
-    let held = runs.iter().fold(Condition::any(), |any, (id, version)| {
-        any.add(C::Id.eq(*id).and(C::Version.eq(*version)))
-    });
+    let held = super::held(C::Id, C::Version, runs.iter().copied());
     let update = moved_to(TaskState::Running, None, None, ts)
         .col_expr(C::AttemptCount, Expr::col(C::AttemptCount).add(1))
         .filter(held)
