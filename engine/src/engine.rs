@@ -480,19 +480,9 @@ impl Engine {
         }
         let store = self.store.clone();
         landing.spawn(free, async move {
-            let result = match (claim, records.is_empty()) {
-                (Some(c), true) => store
-                    .claim_and_start(&c.node_id, c.limit, c.lease, c.pick)
-                    .await
-                    .map(|claimed| Recorded {
-                        versions: Vec::new(),
-                        claimed,
-                    }),
-                (claim, _) => {
-                    let batches = records.iter().map(|r| r.writes.clone()).collect();
-                    store.record_and_claim(batches, claim).await
-                }
-            };
+            // Without records this is `claim_and_start`, statement for statement.
+            let batches = records.iter().map(|r| r.writes.clone()).collect();
+            let result = store.record_and_claim(batches, claim).await;
             Landed {
                 asked: free,
                 records,
