@@ -16,6 +16,7 @@ use crate::definitions::Definitions;
 use crate::error::{EngineError, Result};
 use crate::logs::{self, LogTarget};
 use crate::outputs;
+use crate::pace;
 use crate::planner::{self, Decision, Event, RunView, Snapshot};
 use crate::process::{self, Outcome, Spec, Stop};
 use crate::recorder::Recorder;
@@ -52,6 +53,8 @@ pub(crate) struct Ctx {
     pub full: Arc<crate::full::Full>,
     /// Where tasks write their outputs.
     pub outputs: Arc<outputs::Outputs>,
+    /// How long attempts run, and how many claimed ones wait for a slot.
+    pub pace: Arc<pace::Pace>,
 }
 
 /// How driving ended.
@@ -67,9 +70,18 @@ pub enum End {
     Shutdown,
 }
 
-/// An attempt the claim started, with the worker slot held for it (taken
-/// by its runner when there is none).
-pub(crate) type Started = (Attempt, Option<OwnedSemaphorePermit>);
+/// The worker slot of an attempt the claim started.
+#[derive(Debug)]
+pub(crate) enum Slot {
+    /// Held for it by the claim.
+    Held(OwnedSemaphorePermit),
+    /// Claimed ahead of the free slots (see [`crate::pace`]): its runner
+    /// takes the next slot that frees.
+    Ahead(pace::Waiting),
+}
+
+/// An attempt the claim started, with its worker slot.
+pub(crate) type Started = (Attempt, Slot);
 
 /// Drives `exec`, which this node has just claimed (state RUNNING), with its
 /// task runs when the claim read them (else they are read here) and the
@@ -774,8 +786,12 @@ impl Job {
     /// run).
     async fn run(mut self) -> Result<Ended> {
         let (attempt, version, permit) = match self.started.take() {
-            Some((attempt, Some(permit))) => (attempt, self.version, permit),
-            Some((attempt, None)) => (attempt, self.version, self.slot().await),
+            Some((attempt, Slot::Held(permit))) => (attempt, self.version, permit),
+            Some((attempt, Slot::Ahead(waiting))) => {
+                let permit = self.slot().await;
+                drop(waiting);
+                (attempt, self.version, permit)
+            }
             None => match self.start().await? {
                 Ok(started) => started,
                 Err(stop) => return Ok(self.not_started(stop)),
@@ -864,7 +880,14 @@ impl Job {
             workdir: None,
         };
         let (lines, writer) = logs::writer(store.clone(), target);
+        let began = std::time::Instant::now();
         let mut outcome = process::run(spec, lines, self.stop.clone()).await;
+        if matches!(
+            outcome,
+            Outcome::Exited(_) | Outcome::Signaled(_) | Outcome::TimedOut
+        ) {
+            self.ctx.pace.ran(began.elapsed());
+        }
         let written = writer.await.unwrap_or_default();
         if written.lost_to_full > 0 {
             self.ctx.full.notice();

@@ -4,8 +4,9 @@
 
 use crate::config::Config;
 use crate::definitions::Definitions;
-use crate::driver::{self, Ctx, End};
+use crate::driver::{self, Ctx, End, Slot};
 use crate::error::{EngineError, Result};
+use crate::pace::{self, Pace};
 use crate::process::Stop;
 use crate::recorder::{self, Record, Recorder};
 use crate::workflow::Workflow;
@@ -37,11 +38,26 @@ struct Landed {
     result: std::result::Result<Recorded, StoreError>,
 }
 
-/// The claims in flight, with how many executions each asked for.
+/// The claims in flight, with how many executions each asked for (in
+/// all, and beyond the free slots).
 struct Landings {
     tasks: JoinSet<Landed>,
-    asked: std::collections::HashMap<tokio::task::Id, usize>,
+    asked: std::collections::HashMap<tokio::task::Id, Ask>,
     most: usize,
+}
+
+/// Executions to claim: for the worker slots free now, and ahead of them
+/// (see [`crate::pace`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct Ask {
+    free: usize,
+    ahead: usize,
+}
+
+impl Ask {
+    fn total(self) -> usize {
+        self.free + self.ahead
+    }
 }
 
 impl Landings {
@@ -66,10 +82,15 @@ impl Landings {
 
     /// Executions asked for by the claims in flight.
     fn asked(&self) -> usize {
-        self.asked.values().sum()
+        self.asked.values().map(|a| a.total()).sum()
     }
 
-    fn spawn(&mut self, asked: usize, claim: impl Future<Output = Landed> + Send + 'static) {
+    /// Executions asked for ahead of the free slots by the claims in flight.
+    fn ahead(&self) -> usize {
+        self.asked.values().map(|a| a.ahead).sum()
+    }
+
+    fn spawn(&mut self, asked: Ask, claim: impl Future<Output = Landed> + Send + 'static) {
         let id = self.tasks.spawn(claim).id();
         self.asked.insert(id, asked);
     }
@@ -102,6 +123,7 @@ pub struct Engine {
     live: Live,
     full: Arc<crate::full::Full>,
     outputs: Arc<crate::outputs::Outputs>,
+    pace: Arc<Pace>,
 }
 
 impl Engine {
@@ -152,6 +174,7 @@ impl Engine {
             live: Live::default(),
             full: Arc::new(crate::full::Full::new(target)),
             outputs: Arc::default(),
+            pace: Arc::default(),
         })
     }
 
@@ -182,6 +205,7 @@ impl Engine {
             lease: self.config.engine.lease,
             full: self.full.clone(),
             outputs: self.outputs.clone(),
+            pace: self.pace.clone(),
         })
     }
 
@@ -381,14 +405,15 @@ impl Engine {
         let (recorder, mut records) = recorder::channel();
         let ctx = self.ctx_with(Some(recorder));
         let cfg = &self.config.engine;
-        // Claims are for free worker slots only: a claimed execution that
-        // waited for a slot would be failed by recovery if this engine died
-        // before starting it. A slot is free once its attempt's process has
+        // Claims are for free worker slots, and for a few more while
+        // attempts are short (see `pace`): a claimed execution that waits
+        // for a slot is failed by recovery if this engine dies before
+        // starting it. A slot is free once its attempt's process has
         // ended, while its driver still records the end, so up to twice as
         // many executions are driven as there are slots: the ends of some
         // and the claim of the next land in one transaction.
         let capacity = cfg.workers;
-        let most = capacity * 2;
+        let most = capacity * 2 + pace::ahead(capacity, Some(Duration::ZERO));
         // While a backlog waits, claim for half the slots at a time: one
         // claim (a write transaction and the task runs' read) serves several
         // executions. Measured with 4 workers on SQLite: 6.9 statements per
@@ -405,16 +430,12 @@ impl Engine {
         let mut sweep = tokio::time::interval(cfg.lease);
         let mut retention = tokio::time::interval(RETENTION_EVERY);
         loop {
-            let busy = drivers.len() + landing.asked();
-            let free = ctx
-                .workers
-                .available_permits()
-                .min(most.saturating_sub(busy));
-            let claim_now = due && free > 0 && (free >= batch || !backlog);
+            let ask = self.ask(&ctx, most.saturating_sub(drivers.len()), &landing);
+            let claim_now = due && ask.total() > 0 && (ask.total() >= batch || !backlog);
             if landing.room() && (claim_now || !pending.is_empty()) {
-                let free = if claim_now { free } else { 0 };
+                let ask = if claim_now { ask } else { Ask::default() };
                 due &= !claim_now;
-                self.land(&ctx, &mut landing, free, std::mem::take(&mut pending));
+                self.land(&ctx, &mut landing, ask, std::mem::take(&mut pending));
             }
             tokio::select! {
                 Some(landed) = landing.next(), if !landing.is_empty() => {
@@ -459,32 +480,49 @@ impl Engine {
         }
     }
 
-    /// Starts landing the drivers' `records` and claiming up to `free`
-    /// executions, in one transaction, as a task of `landing`: on a server
-    /// the next can start while one waits for its commit.
-    fn land(&self, ctx: &Arc<Ctx>, landing: &mut Landings, free: usize, records: Vec<Record>) {
-        let free = if self.full.pausing() { 0 } else { free };
+    /// What to claim now, with room for `room` more drivers: the free
+    /// worker slots, and while attempts are short the executions to hold
+    /// ahead of them that are not held or asked for yet.
+    fn ask(&self, ctx: &Ctx, room: usize, landing: &Landings) -> Ask {
+        let room = room.saturating_sub(landing.asked());
+        let free = ctx.workers.available_permits().min(room);
+        let ahead = pace::ahead(self.config.engine.workers, ctx.pace.typical())
+            .saturating_sub(ctx.pace.waiting() + landing.ahead())
+            .min(room - free);
+        Ask { free, ahead }
+    }
+
+    /// Starts landing the drivers' `records` and claiming what `ask` says,
+    /// in one transaction, as a task of `landing`: on a server the next can
+    /// start while one waits for its commit.
+    fn land(&self, ctx: &Arc<Ctx>, landing: &mut Landings, ask: Ask, records: Vec<Record>) {
+        let ask = if self.full.pausing() {
+            Ask::default()
+        } else {
+            ask
+        };
         // The worker slots free now are held for the attempts the claim
-        // starts (it starts no more than that); the rest go back after it.
+        // starts; those it starts beyond them wait for the next slots.
         let permits: Vec<_> = std::iter::from_fn(|| ctx.workers.clone().try_acquire_owned().ok())
-            .take(free)
+            .take(ask.free)
             .collect();
-        let claim = (free > 0).then(|| ClaimRequest {
+        let asked = ask.total();
+        let claim = (asked > 0).then(|| ClaimRequest {
             node_id: self.node.clone(),
-            limit: free as u64,
+            limit: asked as u64,
             lease: self.config.engine.lease,
-            pick: driver::start_pick(self.definitions.clone(), permits.len()),
+            pick: driver::start_pick(self.definitions.clone(), permits.len() + ask.ahead),
         });
         if claim.is_none() && records.is_empty() {
             return;
         }
         let store = self.store.clone();
-        landing.spawn(free, async move {
+        landing.spawn(ask, async move {
             // Without records this is `claim_and_start`, statement for statement.
             let batches = records.iter().map(|r| r.writes.clone()).collect();
             let result = store.record_and_claim(batches, claim).await;
             Landed {
-                asked: free,
+                asked,
                 records,
                 permits,
                 result,
@@ -545,8 +583,14 @@ impl Engine {
         let n = claimed.len();
         for c in claimed {
             metrics::counter!("flowstate_executions_started_total").increment(1);
-            let started: Vec<driver::Started> =
-                c.started.into_iter().map(|a| (a, permits.pop())).collect();
+            let started: Vec<driver::Started> = c
+                .started
+                .into_iter()
+                .map(|a| match permits.pop() {
+                    Some(permit) => (a, Slot::Held(permit)),
+                    None => (a, Slot::Ahead(ctx.pace.wait())),
+                })
+                .collect();
             let ctx = ctx.clone();
             let id = c.execution.id;
             let live = self.live.enter(id);

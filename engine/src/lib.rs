@@ -12,6 +12,8 @@
 //! - `driver`: one claimed execution, task by task, through the store's state machine.
 //! - `planner`: the driver's decisions as pure functions of its state and an event.
 //! - `recorder`: drivers' ends handed to the claim loop, landed with its next claim.
+//! - `pace`: how long attempts run, and so how many executions the claim loop
+//!   claims ahead of the free worker slots (one per slot while attempts are short).
 //! - [`process`]: one attempt: `sh -c` in its own process group, with a timeout.
 //! - `outputs`: the file each attempt may publish `key=value` outputs to.
 //! - [`retry`]: an ended execution re-run, reusing the tasks that succeeded.
@@ -35,6 +37,7 @@ pub mod logs;
 pub mod metrics;
 pub mod node;
 mod outputs;
+mod pace;
 pub(crate) mod planner;
 pub mod process;
 mod recorder;

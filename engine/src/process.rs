@@ -117,6 +117,11 @@ pub async fn run(
     lines: mpsc::Sender<Captured>,
     mut stop: watch::Receiver<Stop>,
 ) -> Outcome {
+    // An attempt claimed ahead may have waited for its slot through a cancel.
+    let now = *stop.borrow_and_update();
+    if now.kills() {
+        return Outcome::Stopped(now);
+    }
     let mut child = match command(&spec).spawn() {
         Ok(c) => c,
         Err(e) => return Outcome::SpawnFailed(format!("cannot start sh: {e}")),
@@ -225,5 +230,26 @@ async fn pump<R: AsyncRead + Unpin>(
         if lines.send(line).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_cancel_before_the_start_starts_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let spec = Spec {
+            command: format!("touch {}", marker.display()),
+            env: Vec::new(),
+            timeout: None,
+            workdir: None,
+        };
+        let (lines, _rx) = mpsc::channel(8);
+        let (_stop_tx, stop) = watch::channel(Stop::Cancel);
+        assert_eq!(run(spec, lines, stop).await, Outcome::Stopped(Stop::Cancel));
+        assert!(!marker.exists(), "the process was started");
     }
 }

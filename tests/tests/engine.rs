@@ -369,6 +369,89 @@ async fn serve_drains_the_queue_and_shuts_down(db: TestDb) {
         .unwrap();
 }
 
+/// Runs one execution of `yaml`, then serves one worker until `n` more
+/// have ended, and returns their attempts in the order they started.
+async fn serve_one_worker(db: &TestDb, yaml: &str, n: usize) -> Vec<Attempt> {
+    let mut config = config(db);
+    config.engine.workers = 1;
+    // The poll claims without waiting for the last end: seldom here.
+    config.engine.poll_interval = Duration::from_secs(5);
+    let engine = Engine::start(config).await.unwrap();
+    let store = engine.store();
+    let wf = workflow(yaml);
+    // One run first: the engine has parsed the workflow (a claim starts
+    // attempts of parsed versions only) and knows how long attempts take.
+    let first = engine.submit(&wf, json!({})).await.unwrap();
+    engine.run_execution(first.id).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        ids.push(engine.submit(&wf, json!({})).await.unwrap().id);
+    }
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(engine.serve(async move {
+        let _ = stop_rx.await;
+    }));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut attempts = Vec::new();
+    for id in ids {
+        let d = loop {
+            let d = store.get_execution_detail(id).await.unwrap();
+            if d.execution.state.is_terminal() {
+                break d;
+            }
+            assert!(Instant::now() < deadline, "{id} did not end");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(d.execution.state, ExecutionState::Succeeded);
+        attempts.extend(d.task_runs.into_iter().flat_map(|t| t.attempts));
+    }
+    stop_tx.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(20), serving)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    attempts.sort_by_key(|a| a.started_at);
+    attempts
+}
+
+/// Pairs of consecutive attempts where the next was started (claimed and
+/// recorded RUNNING) before the one before it had finished.
+fn started_before_the_last_finished(attempts: &[Attempt]) -> usize {
+    attempts
+        .windows(2)
+        .filter(|w| w[1].started_at < w[0].finished_at.expect("finished"))
+        .count()
+}
+
+/// While attempts are short, an engine claims the next execution and
+/// starts its attempt before a worker slot is free, so the process starts
+/// the moment one frees (the drain's slots stood empty for 3.4 ms of
+/// every 4.8 ms cycle while each claim landed).
+async fn short_attempts_are_claimed_ahead_of_a_free_slot(db: TestDb) {
+    let attempts =
+        serve_one_worker(&db, "name: quick\ntasks:\n  - id: t\n    run: 'true'\n", 60).await;
+    let ahead = started_before_the_last_finished(&attempts);
+    assert!(ahead > 0, "no attempt of 60 was claimed ahead of its slot");
+}
+
+/// Long attempts are never claimed ahead: an execution claimed for a slot
+/// that frees only in minutes would be kept from engines free to run it.
+async fn long_attempts_are_not_claimed_ahead(db: TestDb) {
+    let attempts = serve_one_worker(
+        &db,
+        "name: slow\ntasks:\n  - id: t\n    run: sleep 0.3\n",
+        3,
+    )
+    .await;
+    assert_eq!(attempts.len(), 3);
+    assert_eq!(
+        started_before_the_last_finished(&attempts),
+        0,
+        "{attempts:#?}"
+    );
+}
+
 /// `cleanup --older-than 0s` racing `flowstate run`: the execution may be
 /// purged the moment it ends, and the engine that ran it still says how it
 /// ended (it used to fail with "execution not found").
@@ -541,4 +624,6 @@ backend_tests!(
     a_hundred_thousand_lines_are_logged_completely_in_order,
     recovery_at_start_up_fails_what_this_node_left_running,
     serve_drains_the_queue_and_shuts_down,
+    short_attempts_are_claimed_ahead_of_a_free_slot,
+    long_attempts_are_not_claimed_ahead,
 );
