@@ -405,13 +405,15 @@ impl Engine {
         let (recorder, mut records) = recorder::channel();
         let ctx = self.ctx_with(Some(recorder));
         let cfg = &self.config.engine;
-        // Claims are for free worker slots, and for a few more while
-        // attempts are short (see `pace`): a claimed execution that waits
-        // for a slot is failed by recovery if this engine dies before
-        // starting it. A slot is free once its attempt's process has
-        // ended, while its driver still records the end, so up to twice as
-        // many executions are driven as there are slots: the ends of some
-        // and the claim of the next land in one transaction.
+        // Claims are for free worker slots, and for up to one more per slot
+        // while attempts are short (see `pace`): a claimed execution that
+        // waits for a slot is failed by recovery if this engine dies before
+        // starting it, so the wait must stay short. A slot is free once its
+        // attempt's process has ended, while its driver still records the
+        // end, so up to twice as many executions are driven as there are
+        // slots (the ends of some and the claim of the next land in one
+        // transaction), plus those claimed ahead (the most: attempts of no
+        // length).
         let capacity = cfg.workers;
         let most = capacity * 2 + pace::ahead(capacity, Some(Duration::ZERO));
         // While a backlog waits, claim for half the slots at a time: one
