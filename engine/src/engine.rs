@@ -405,7 +405,7 @@ impl Engine {
         let (recorder, mut records) = recorder::channel();
         let ctx = self.ctx_with(Some(recorder));
         let cfg = &self.config.engine;
-        // Claims are for free worker slots, and for up to one more per slot
+        // Claims are for free worker slots, and for up to four more per slot
         // while attempts are short (see `pace`): a claimed execution that
         // waits for a slot is failed by recovery if this engine dies before
         // starting it, so the wait must stay short. A slot is free once its
