@@ -13,7 +13,7 @@
 //! - `planner`: the driver's decisions as pure functions of its state and an event.
 //! - `recorder`: drivers' ends handed to the claim loop, landed with its next claim.
 //! - `pace`: how long attempts run, and so how many executions the claim loop
-//!   claims ahead of the free worker slots (one per slot while attempts are short).
+//!   claims ahead of the free worker slots (one to four per slot while attempts are short).
 //! - [`process`]: one attempt: `sh -c` in its own process group, with a timeout.
 //! - `outputs`: the file each attempt may publish `key=value` outputs to.
 //! - [`retry`]: an ended execution re-run, reusing the tasks that succeeded.
