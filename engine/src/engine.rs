@@ -55,6 +55,18 @@ struct Ask {
 }
 
 impl Ask {
+    /// What to claim: `free` slots and `ahead` more, within `room` drivers
+    /// and the store's largest claim (a thousand workers claiming four
+    /// ahead each would ask for more).
+    fn within(free: usize, ahead: usize, room: usize) -> Ask {
+        let most = room.min(flowstate_store::MAX_CLAIM as usize);
+        let free = free.min(most);
+        Ask {
+            free,
+            ahead: ahead.min(most - free),
+        }
+    }
+
     fn total(self) -> usize {
         self.free + self.ahead
     }
@@ -486,12 +498,10 @@ impl Engine {
     /// worker slots, and while attempts are short the executions to hold
     /// ahead of them that are not held or asked for yet.
     fn ask(&self, ctx: &Ctx, room: usize, landing: &Landings) -> Ask {
-        let room = room.saturating_sub(landing.asked());
-        let free = ctx.workers.available_permits().min(room);
         let ahead = pace::ahead(self.config.engine.workers, ctx.pace.typical())
-            .saturating_sub(ctx.pace.waiting() + landing.ahead())
-            .min(room - free);
-        Ask { free, ahead }
+            .saturating_sub(ctx.pace.waiting() + landing.ahead());
+        let room = room.saturating_sub(landing.asked());
+        Ask::within(ctx.workers.available_permits(), ahead, room)
     }
 
     /// Starts landing the drivers' `records` and claiming what `ask` says,
@@ -741,4 +751,32 @@ pub async fn register(
         })
         .await?
         .workflow)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_asks_for_free_slots_first_within_the_room_and_the_largest_claim() {
+        // ((free slots, ahead, room), (free asked, ahead asked))
+        type Row = ((usize, usize, usize), (usize, usize));
+        let table: &[Row] = &[
+            ((4, 16, 100), (4, 16)),
+            ((0, 16, 100), (0, 16)),
+            ((4, 16, 10), (4, 6)),
+            ((4, 16, 3), (3, 0)),
+            ((4, 16, 0), (0, 0)),
+            ((1000, 4000, 6000), (1000, 0)),
+            ((10, 4000, 6000), (10, 990)),
+        ];
+        for &((free, ahead, room), want) in table {
+            let ask = Ask::within(free, ahead, room);
+            assert_eq!(
+                (ask.free, ask.ahead),
+                want,
+                "{free} free, {ahead} ahead, room {room}"
+            );
+        }
+    }
 }
