@@ -334,6 +334,32 @@ async fn recovery_at_start_up_fails_what_this_node_left_running(db: TestDb) {
     let _ = Utc::now();
 }
 
+/// An engine serving in a task of its own until [`stop`](Self::stop).
+struct Serving {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<flowstate_engine::Result<()>>,
+}
+
+impl Serving {
+    fn start(engine: Engine) -> Serving {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(engine.serve(async move {
+            let _ = stopped.await;
+        }));
+        Serving { stop, task }
+    }
+
+    /// Shuts it down; it must have stopped cleanly `within` that long.
+    async fn stop(self, within: Duration) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(within, self.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
 async fn serve_drains_the_queue_and_shuts_down(db: TestDb) {
     let engine = Engine::start(config(&db)).await.unwrap();
     let store = engine.store();
@@ -342,10 +368,7 @@ async fn serve_drains_the_queue_and_shuts_down(db: TestDb) {
     for _ in 0..20 {
         ids.push(engine.submit(&wf, json!({})).await.unwrap().id);
     }
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(engine.serve(async move {
-        let _ = stop_rx.await;
-    }));
+    let serving = Serving::start(engine);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let page = store
@@ -361,12 +384,7 @@ async fn serve_drains_the_queue_and_shuts_down(db: TestDb) {
         assert!(Instant::now() < deadline, "only {} of 20 done", page.total);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(20), serving)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    serving.stop(Duration::from_secs(20)).await;
 }
 
 /// Runs one execution of `yaml`, then serves one worker until `n` more
@@ -387,10 +405,7 @@ async fn serve_one_worker(db: &TestDb, yaml: &str, n: usize) -> Vec<Attempt> {
     for _ in 0..n {
         ids.push(engine.submit(&wf, json!({})).await.unwrap().id);
     }
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(engine.serve(async move {
-        let _ = stop_rx.await;
-    }));
+    let serving = Serving::start(engine);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut attempts = Vec::new();
     for id in ids {
@@ -405,12 +420,7 @@ async fn serve_one_worker(db: &TestDb, yaml: &str, n: usize) -> Vec<Attempt> {
         assert_eq!(d.execution.state, ExecutionState::Succeeded);
         attempts.extend(d.task_runs.into_iter().flat_map(|t| t.attempts));
     }
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(20), serving)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    serving.stop(Duration::from_secs(20)).await;
     attempts.sort_by_key(|a| a.started_at);
     attempts
 }
@@ -491,10 +501,7 @@ async fn a_due_retry_is_claimed_before_a_backlog(db: TestDb) {
     for _ in 0..1000 {
         engine.submit(&quick, json!({})).await.unwrap();
     }
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(engine.serve(async move {
-        let _ = stop_rx.await;
-    }));
+    let serving = Serving::start(engine);
     let deadline = Instant::now() + Duration::from_secs(120);
     while store.get_execution(retried.id).await.unwrap().state != ExecutionState::Succeeded {
         assert!(Instant::now() < deadline, "the retry never ran");
@@ -522,12 +529,7 @@ async fn a_due_retry_is_claimed_before_a_backlog(db: TestDb) {
         left > 0,
         "the backlog was already drained: the test proves nothing"
     );
-    stop_tx.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(60), serving)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    serving.stop(Duration::from_secs(60)).await;
 }
 
 /// a -> b -> c where b fails once: the retry reuses a (its output reaches
