@@ -424,10 +424,9 @@ impl Engine {
         // attempt's process has ended, while its driver still records the
         // end, so up to twice as many executions are driven as there are
         // slots (the ends of some and the claim of the next land in one
-        // transaction), plus those claimed ahead (the most: attempts of no
-        // length).
+        // transaction), plus those claimed ahead.
         let capacity = cfg.workers;
-        let most = capacity * 2 + pace::ahead(capacity, Some(Duration::ZERO));
+        let most = capacity * (2 + pace::MOST_PER_SLOT);
         // While a backlog waits, claim for half the slots at a time: one
         // claim (a write transaction and the task runs' read) serves several
         // executions. Measured with 4 workers on SQLite: 6.9 statements per
