@@ -130,7 +130,7 @@ impl Target {
                     .await
                     .unwrap();
                 self.created.push(name.clone());
-                fresh_url(&admin, &name)
+                flowstate_store::connect::with_database(&admin, &name)
             }
         }
     }
@@ -951,16 +951,6 @@ fn uuid_literal(db: &DatabaseConnection, id: Uuid) -> String {
     }
 }
 
-/// The URL of database `name` on the server of `admin`: the same scheme,
-/// user and host, and the same connection parameters (`?sslmode=...`), so
-/// that what was asked of the connection holds for every scenario.
-fn fresh_url(admin: &str, name: &str) -> String {
-    let (scheme, rest) = admin.split_once("://").unwrap();
-    let authority = rest.split(['/', '?']).next().unwrap();
-    let query = rest.split_once('?').map(|(_, q)| format!("?{q}"));
-    format!("{scheme}://{authority}/{name}{}", query.unwrap_or_default())
-}
-
 /// Scenario 10: The engine draining a backlog of one-task executions.
 async fn drain(target: &mut Target, backlog: u64, flowstate: &PathBuf) -> Value {
     let url = target.fresh(&format!("drain{backlog}")).await;
@@ -1437,28 +1427,4 @@ fn spawn_floor() -> f64 {
         t.join().unwrap();
     }
     (4.0 * per as f64 / start.elapsed().as_secs_f64()).round()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::fresh_url;
-
-    #[test]
-    fn a_fresh_database_keeps_the_connection_parameters() {
-        let cases = [
-            ("postgres://u@h:5432/test", "postgres://u@h:5432/x"),
-            (
-                "postgres://u@h:5432/test?sslmode=disable",
-                "postgres://u@h:5432/x?sslmode=disable",
-            ),
-            (
-                "postgres://u@h:5432?sslmode=require",
-                "postgres://u@h:5432/x?sslmode=require",
-            ),
-            ("mysql://root@h:3306/test", "mysql://root@h:3306/x"),
-        ];
-        for (admin, fresh) in cases {
-            assert_eq!(fresh_url(admin, "x"), fresh, "{admin}");
-        }
-    }
 }

@@ -288,3 +288,39 @@ async fn connect_server(
         ),
     })
 }
+
+/// The server URL `url` naming database `name` instead of its own, with the
+/// same scheme, user, host and connection parameters (`?sslmode=...`): how
+/// the tests and the bench reach the databases they create on a server.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    match rest.split_once('?') {
+        Some((_, query)) => format!("{scheme}://{authority}/{name}?{query}"),
+        None => format!("{scheme}://{authority}/{name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn another_database_keeps_the_connection_parameters() {
+        let cases = [
+            ("postgres://u@h:5432/test", "postgres://u@h:5432/x"),
+            (
+                "postgres://u@h:5432/test?sslmode=disable",
+                "postgres://u@h:5432/x?sslmode=disable",
+            ),
+            (
+                "postgres://u@h:5432?sslmode=require",
+                "postgres://u@h:5432/x?sslmode=require",
+            ),
+            ("mysql://root@h:3306/test", "mysql://root@h:3306/x"),
+        ];
+        for (url, other) in cases {
+            assert_eq!(with_database(url, "x"), other, "{url}");
+        }
+    }
+}

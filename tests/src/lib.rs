@@ -109,7 +109,7 @@ impl TestDb {
             .await
             .unwrap_or_else(|e| panic!("create database {name} on {backend}: {e}"));
         let _ = conn.close().await;
-        let url = with_database(&admin, &name);
+        let url = flowstate_store::connect::with_database(&admin, &name);
         let mut config = StorageConfig::default().with_url(&url).expect("server url");
         config.max_connections = 10;
         Some(TestDb {
@@ -248,19 +248,6 @@ async fn admin_connection(url: &str) -> DatabaseConnection {
     sea_orm::Database::connect(opts)
         .await
         .unwrap_or_else(|e| panic!("connect to the test server {url}: {e}"))
-}
-
-/// `url` with its database (path) replaced by `name`.
-fn with_database(url: &str, name: &str) -> String {
-    let (scheme, rest) = url.split_once("://").expect("server URL has a scheme");
-    let (authority, query) = match rest.split_once('/') {
-        Some((a, tail)) => (a, tail.split_once('?').map(|(_, q)| q)),
-        None => (rest, None),
-    };
-    match query {
-        Some(q) => format!("{scheme}://{authority}/{name}?{q}"),
-        None => format!("{scheme}://{authority}/{name}"),
-    }
 }
 
 /// Runs `test` on a fresh database of `backend`, unless that backend is skipped.

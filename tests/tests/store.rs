@@ -1453,18 +1453,15 @@ async fn server_connections_send_without_delay(db: TestDb) {
     );
 }
 
-/// The port of the test's server, from its URL; `None` for SQLite.
+/// The port of the test's server, as sqlx reads it from the URL; `None`
+/// for SQLite.
 fn server_port(db: &TestDb) -> Option<u16> {
-    let default = match db.backend {
+    use sea_orm::sqlx::{mysql::MySqlConnectOptions, postgres::PgConnectOptions};
+    use std::str::FromStr;
+    Some(match db.backend {
         Backend::Sqlite => return None,
-        Backend::Postgres => 5432,
-        Backend::Mysql => 3306,
-    };
-    let authority = db.url.split("://").nth(1)?.split(['/', '?']).next()?;
-    let host_port = authority.rsplit('@').next()?;
-    Some(match host_port.rsplit_once(':') {
-        Some((_, port)) => port.parse().expect("a numeric port"),
-        None => default,
+        Backend::Postgres => PgConnectOptions::from_str(&db.url).unwrap().get_port(),
+        Backend::Mysql => MySqlConnectOptions::from_str(&db.url).unwrap().get_port(),
     })
 }
 
