@@ -258,11 +258,7 @@ async fn connect_server(
     // sqlx retries refused and unreachable servers with back-off until the
     // acquire timeout; that timeout is our deadline, and stays the bound on
     // waiting for a pooled connection later.
-    let backend = match config.kind {
-        StorageType::Postgres => sea_orm::DbBackend::Postgres,
-        _ => sea_orm::DbBackend::MySql,
-    };
-    let mut opts = ConnectOptions::new(crate::backend::for_backend(backend).tune_url(&url));
+    let mut opts = ConnectOptions::new(url.as_str());
     opts.max_connections(pool_size)
         .min_connections(0)
         .connect_timeout(deadline.min(Duration::from_secs(5)))

@@ -1,10 +1,12 @@
 //! Query plans on SQLite with 10,000 executions x 5 task runs: every list and
 //! lookup the store runs is answered from an index, in index order, without
-//! walking the whole table and without a temporary sort.
+//! walking the whole table and without a temporary sort. On PostgreSQL: lists
+//! are planned for their values at every run, and the engine's statements,
+//! whose plans the server caches, keep their indexes in those cached plans.
 
 use chrono::{Duration as ChronoDuration, Utc};
-use flowstate_store::query::{self, ExecutionQuery, SortOrder};
-use flowstate_store::types::{ExecutionState, NewExecution, NewWorkflow};
+use flowstate_store::query::{self, ExecutionQuery, LogQuery, SortOrder, WorkflowQuery};
+use flowstate_store::types::{ExecutionState, NewExecution, NewLogLine, NewWorkflow};
 use flowstate_store::{StateOps, StateStore};
 use flowstate_tests::{query_count, Backend, TestDb};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
@@ -403,4 +405,248 @@ async fn bad_plans(
         }
     }
     failures
+}
+
+/// How often each list below runs on one connection: past the five runs
+/// after which PostgreSQL may switch a prepared statement to a generic plan.
+const RUNS: usize = 8;
+
+/// A list is planned for the values it is given, every time, on the pool and
+/// inside a transaction: PostgreSQL caches a prepared statement's plan after
+/// five runs and may then run a generic one, made without the values, which
+/// for a list by a rare state walked the whole created_at index (6.2 ms at
+/// 100k rows). The engine's statements keep the plans the server caches:
+/// planning every one of them was a quarter of PostgreSQL's CPU in a drain.
+/// On every backend the lists answer correctly when run again and again.
+async fn lists_are_planned_for_their_values(mut db: TestDb) {
+    // One connection: one PostgreSQL session, whose prepared statements
+    // (`pg_prepared_statements`) show how each statement was planned.
+    db.config.max_connections = 1;
+    let store = db.store().await;
+    let wf = store
+        .save_workflow(NewWorkflow {
+            name: "listed".into(),
+            definition: json!({}),
+            description: None,
+        })
+        .await
+        .unwrap()
+        .workflow;
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        let (e, _) = store
+            .create_execution(NewExecution {
+                workflow_id: wf.id,
+                input: json!({}),
+                task_keys: vec!["t".into()],
+            })
+            .await
+            .unwrap();
+        ids.push(e.id);
+    }
+    store
+        .append_logs(vec![NewLogLine {
+            execution_id: ids[0],
+            task_run_id: None,
+            attempt: None,
+            ts: Utc::now(),
+            stream: flowstate_store::types::LogStream::Stdout,
+            line: "hello".into(),
+        }])
+        .await
+        .unwrap();
+    let by = |state| ExecutionQuery {
+        states: vec![state],
+        ..Default::default()
+    };
+    for _ in 0..RUNS {
+        let none = store
+            .list_executions(by(ExecutionState::Cancelled))
+            .await
+            .unwrap();
+        assert_eq!((none.items.len(), none.total), (0, 0));
+        let all = store
+            .list_executions(by(ExecutionState::Pending))
+            .await
+            .unwrap();
+        assert_eq!((all.items.len(), all.total), (12, 12));
+        let tx = store.begin().await.unwrap();
+        let none = tx
+            .list_executions(by(ExecutionState::Cancelled))
+            .await
+            .unwrap();
+        assert_eq!(none.total, 0);
+        let all = tx
+            .list_executions(by(ExecutionState::Pending))
+            .await
+            .unwrap();
+        assert_eq!(all.total, 12);
+        // The transaction still writes after its lists.
+        tx.save_workflow(NewWorkflow {
+            name: "listed".into(),
+            definition: json!({}),
+            description: None,
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let workflows = store
+            .list_workflows(WorkflowQuery::default())
+            .await
+            .unwrap();
+        assert_eq!((workflows.items.len(), workflows.total), (1, 1));
+        assert_eq!(
+            store.workflows_matching("list*", 10).await.unwrap().len(),
+            1
+        );
+        let lines = store
+            .read_logs(LogQuery {
+                execution_id: ids[0],
+                task_run_id: None,
+                after_id: None,
+                limit: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(lines.len(), 1);
+        // A statement of the engine's kind: by primary key.
+        assert_eq!(store.get_execution(ids[1]).await.unwrap().id, ids[1]);
+    }
+    if db.backend != Backend::Postgres {
+        return;
+    }
+    let prepared = flowstate_tests::query_strings(
+        store.connection(),
+        "SELECT generic_plans::text || ' ' || statement FROM pg_prepared_statements",
+    )
+    .await;
+    // The pages and counts of executions, workflows and log lines.
+    let lists: Vec<&String> = prepared
+        .iter()
+        .filter(|s| {
+            ["\"executions\"", "\"workflows\"", "\"logs\""]
+                .iter()
+                .any(|t| s.contains(t))
+        })
+        .filter(|s| s.contains("ORDER BY") || s.contains("COUNT(*)"))
+        // Without a parameter there is nothing to plan for: one plan serves.
+        .filter(|s| s.contains("$1"))
+        .collect();
+    assert!(lists.len() >= 5, "lists not found: {prepared:#?}");
+    assert!(
+        lists.iter().all(|s| s.starts_with("0 ")),
+        "a list ran on a generic plan: {lists:#?}"
+    );
+    let by_id = prepared
+        .iter()
+        .find(|s| s.contains("FROM \"executions\" WHERE \"executions\".\"id\" = $1"))
+        .unwrap_or_else(|| panic!("get by id not prepared: {prepared:#?}"));
+    assert!(
+        !by_id.starts_with("0 "),
+        "get by id was planned at every run: {by_id}"
+    );
+}
+
+flowstate_tests::backend_tests!(lists_are_planned_for_their_values);
+
+/// Twenty thousand executions on PostgreSQL with few live ones (0.5% each
+/// RUNNING, PENDING and WAITING), as a deployment that has run for a while.
+const PG_SEED: &str = "
+INSERT INTO executions (id, workflow_id, workflow_version, state, input, version, owner,
+                        lease_expires_at, wake_at, created_at, updated_at, finished_at)
+SELECT gen_random_uuid(), w.id, 1,
+       CASE WHEN i % 200 = 0 THEN 'RUNNING' WHEN i % 200 = 1 THEN 'PENDING'
+            WHEN i % 200 = 2 THEN 'WAITING' WHEN i % 3 = 0 THEN 'FAILED' ELSE 'SUCCEEDED' END,
+       '{}', 1,
+       CASE WHEN i % 200 = 0 THEN 'node-' || (i % 3) END,
+       CASE WHEN i % 200 = 0 THEN now() + interval '1 minute' END,
+       CASE WHEN i % 200 = 2 THEN now() + (i % 7 - 3) * interval '1 hour' END,
+       now() - i * interval '13 minutes', now() - i * interval '13 minutes',
+       CASE WHEN i % 200 > 2 THEN now() - i * interval '13 minutes' + interval '5 minutes' END
+FROM generate_series(0, 19999) AS i CROSS JOIN (SELECT id FROM workflows LIMIT 1) AS w;
+ANALYZE executions;
+";
+
+/// The engine's statements that pick rows by state and time (the claim and
+/// recovery's selects) keep their indexes in PostgreSQL's generic plans, the
+/// plans the server caches after five runs and then runs without looking at
+/// the values: no walk of the table, no walk of the created_at index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_statements_keep_their_indexes_in_generic_plans() {
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        return;
+    };
+    let store = db.store().await;
+    store
+        .save_workflow(NewWorkflow {
+            name: "w".into(),
+            definition: json!({}),
+            description: None,
+        })
+        .await
+        .unwrap();
+    let raw = store.connection();
+    raw.execute_unprepared(PG_SEED).await.unwrap();
+    let now = Utc::now();
+    let mut statements = vec![(
+        "claim".to_string(),
+        flowstate_store::claim_statement(DbBackend::Postgres, 10),
+    )];
+    for node in [Some("node-1"), None] {
+        for (name, stmt) in flowstate_store::recovery_statements(DbBackend::Postgres, node, now) {
+            statements.push((format!("recovery {name} ({node:?})"), stmt));
+        }
+    }
+    let mut failures = Vec::new();
+    for (name, stmt) in statements {
+        let steps = generic_plan(raw, &stmt).await;
+        let walks = steps
+            .iter()
+            .any(|s| s.contains("Seq Scan on executions") || s.contains("ix_executions_created"));
+        let indexed = steps
+            .iter()
+            .any(|s| s.contains("Index") && s.contains("executions"));
+        if walks || !indexed {
+            failures.push(format!("{name}: {steps:#?}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "generic plans:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// The plan PostgreSQL caches for `stmt` once it stops planning each run
+/// (`plan_cache_mode = force_generic_plan`, in a transaction of its own).
+async fn generic_plan(db: &DatabaseConnection, stmt: &Statement) -> Vec<String> {
+    use sea_orm::sea_query::{PostgresQueryBuilder, QueryBuilder};
+    use sea_orm::TransactionTrait;
+    let args: Vec<String> = stmt
+        .values
+        .iter()
+        .flat_map(|v| v.0.iter())
+        .map(|v| PostgresQueryBuilder.value_to_string(v))
+        .collect();
+    let tx = db.begin().await.unwrap();
+    tx.execute_unprepared("SET LOCAL plan_cache_mode = force_generic_plan")
+        .await
+        .unwrap();
+    tx.execute_unprepared(&format!("PREPARE fs_generic AS {}", stmt.sql))
+        .await
+        .unwrap_or_else(|e| panic!("prepare {}: {e}", stmt.sql));
+    let explain = format!("EXPLAIN EXECUTE fs_generic({})", args.join(", "));
+    let steps = tx
+        .query_all_raw(Statement::from_string(DbBackend::Postgres, explain.clone()))
+        .await
+        .unwrap_or_else(|e| panic!("{explain}: {e}"))
+        .iter()
+        .map(|r| r.try_get_by_index::<String>(0).unwrap())
+        .collect();
+    // A prepared statement outlives the transaction.
+    tx.execute_unprepared("DEALLOCATE fs_generic")
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    steps
 }

@@ -7,7 +7,16 @@ mod postgres;
 mod sqlite;
 
 use sea_orm::sea_query::{LockBehavior, LockType, SelectStatement};
-use sea_orm::{DbBackend, DbErr, RuntimeErr, TransactionOptions};
+use sea_orm::{
+    ConnectionTrait, DatabaseExecutor, DbBackend, DbErr, QueryResult, RuntimeErr, Statement,
+    TransactionOptions,
+};
+use std::future::Future;
+use std::pin::Pin;
+
+/// The rows of several statements, on their way back from the database.
+pub(crate) type Lists<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<Vec<QueryResult>>, DbErr>> + Send + 'a>>;
 
 /// Backend-specific behaviour of the store.
 pub(crate) trait Backend: Send + Sync + 'static {
@@ -45,11 +54,6 @@ pub(crate) trait Backend: Send + Sync + 'static {
         None
     }
 
-    /// The connection URL as this backend should get it (startup options).
-    fn tune_url(&self, url: &str) -> String {
-        url.to_owned()
-    }
-
     /// Rows per multi-row INSERT.
     fn insert_chunk(&self) -> usize {
         500
@@ -82,6 +86,20 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// reads row by row.
     fn logs_as_json(&self) -> Option<&'static str> {
         None
+    }
+
+    /// Runs the statements of a list (a page and its count, a log page),
+    /// which a user's filters shape, so that each is planned for its own
+    /// values every time; returns their rows in order. The engine's
+    /// statements keep whatever plans the backend caches.
+    fn query_list<'a>(&self, exec: DatabaseExecutor<'a>, stmts: Vec<Statement>) -> Lists<'a> {
+        Box::pin(async move {
+            let mut lists = Vec::with_capacity(stmts.len());
+            for stmt in stmts {
+                lists.push(exec.query_all_raw(stmt).await?);
+            }
+            Ok(lists)
+        })
     }
 
     /// Appended to a `SELECT` whose rows the same transaction then updates.

@@ -8,7 +8,7 @@ use super::group::Group;
 use super::write::{self, Gate, TxFuture};
 use crate::backend::{self, Backend};
 use crate::error::Result;
-use sea_orm::{DatabaseConnection, DatabaseExecutor, DatabaseTransaction};
+use sea_orm::{DatabaseConnection, DatabaseExecutor, DatabaseTransaction, QueryResult, Statement};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +23,15 @@ pub(crate) trait Db: Send + Sync {
 
     /// The behaviour of this database's backend.
     fn backend(&self) -> &'static dyn Backend;
+
+    /// The rows of a list's statements, in order, each planned for its
+    /// values ([`Backend::query_list`]).
+    fn lists(
+        &self,
+        stmts: Vec<Statement>,
+    ) -> impl Future<Output = Result<Vec<Vec<QueryResult>>>> + Send {
+        async move { Ok(self.backend().query_list(self.exec(), stmts).await?) }
+    }
 
     /// Runs a write that is one statement on its happy path (a guarded
     /// UPDATE, one INSERT). On the pool it runs without a transaction of its

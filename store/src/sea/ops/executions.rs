@@ -3,7 +3,7 @@
 //! state machine.
 
 use super::tasks::{self, check_task_keys, new_task_run};
-use super::{not_found, refusal};
+use super::{not_found, page_and_count, refusal};
 use crate::error::{Result, StoreError};
 use crate::query::{self, ExecutionQuery, Page};
 use crate::sea::db::Db;
@@ -101,24 +101,11 @@ pub(super) async fn detail<D: Db>(db: &D, id: Uuid) -> Result<ExecutionDetail> {
 }
 
 pub(super) async fn list<D: Db>(db: &D, q: ExecutionQuery) -> Result<Page<Execution>> {
-    let db = db.exec();
-    let (page, limit) = query::execution_page_statement(db.get_database_backend(), &q)?;
-    let mut items: Vec<Execution> = execution::Entity::find()
-        .from_raw_sql(page)
-        .all(&db)
-        .await?
-        .into_iter()
-        .map(Into::into)
-        .collect();
-    let counted = db
-        .query_one_raw(query::execution_count_statement(
-            db.get_database_backend(),
-            &q,
-        ))
-        .await?
-        .map(|row| row.try_get_by_index::<i64>(0))
-        .transpose()?
-        .unwrap_or(0) as u64;
+    let backend = db.exec().get_database_backend();
+    let (page, limit) = query::execution_page_statement(backend, &q)?;
+    let count = query::execution_count_statement(backend, &q);
+    let (rows, counted) = page_and_count::<_, execution::Model>(db, page, count).await?;
+    let mut items: Vec<Execution> = rows.into_iter().map(Into::into).collect();
     let (total, total_exact) = if q.exact_total || counted <= query::TOTAL_CAP {
         (counted, true)
     } else {

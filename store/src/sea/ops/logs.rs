@@ -1,6 +1,7 @@
 //! What tasks leave behind: outputs (read back by key, overwritten by key)
 //! and log lines (appended with multi-row INSERTs, read in id order).
 
+use super::{backend_of, list_of};
 use crate::error::{Result, StoreError};
 use crate::query::{self, LogQuery};
 use crate::sea::db::Db;
@@ -30,17 +31,17 @@ pub(super) async fn list_outputs<D: Db>(db: &D, execution_id: Uuid) -> Result<Ve
 }
 
 pub(super) async fn read<D: Db>(db: &D, q: LogQuery) -> Result<Vec<LogLine>> {
-    let page = query::logs_page(&q)?;
-    let exec = db.exec();
+    let page = query::logs_page(&q)?.build(backend_of(db));
     let Some(aggregate) = db.backend().logs_as_json() else {
-        return Ok(page.all(&exec).await?.into_iter().map(Into::into).collect());
+        let rows: Vec<log::Model> = list_of(db, page).await?;
+        return Ok(rows.into_iter().map(Into::into).collect());
     };
-    let inner = page.build(exec.get_database_backend());
     let stmt = Statement {
-        sql: format!("SELECT {aggregate} FROM ({}) AS p", inner.sql),
-        ..inner
+        sql: format!("SELECT {aggregate} FROM ({}) AS p", page.sql),
+        ..page
     };
-    let json: Option<String> = match exec.query_one_raw(stmt).await? {
+    let rows = db.lists(vec![stmt]).await?.into_iter().flatten().next();
+    let json: Option<String> = match rows {
         Some(row) => row.try_get_by_index(0)?,
         None => None,
     };

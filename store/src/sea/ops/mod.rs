@@ -179,6 +179,43 @@ fn held<C: sea_orm::ColumnTrait>(
         })
 }
 
+/// The models a list's statement reads, planned for its own values
+/// ([`Db::lists`](super::db::Db::lists)).
+async fn list_of<D: super::db::Db, M: sea_orm::FromQueryResult>(
+    db: &D,
+    stmt: sea_orm::Statement,
+) -> Result<Vec<M>> {
+    let rows = db.lists(vec![stmt]).await?.into_iter().flatten();
+    rows.map(|row| Ok(M::from_query_result(&row, "")?))
+        .collect()
+}
+
+/// A page's models and its count (the first column of the count
+/// statement's one row), both planned for their own values, together.
+async fn page_and_count<D: super::db::Db, M: sea_orm::FromQueryResult>(
+    db: &D,
+    page: sea_orm::Statement,
+    count: sea_orm::Statement,
+) -> Result<(Vec<M>, u64)> {
+    let mut lists = db.lists(vec![page, count]).await?.into_iter();
+    let (rows, counted) = (lists.next().unwrap_or_default(), lists.next());
+    let models = rows
+        .iter()
+        .map(|row| Ok(M::from_query_result(row, "")?))
+        .collect::<Result<Vec<M>>>()?;
+    let n = match counted.as_ref().and_then(|rows| rows.first()) {
+        Some(row) => row.try_get_by_index::<i64>(0)?,
+        None => 0,
+    };
+    Ok((models, n as u64))
+}
+
+/// The SQL dialect of a database.
+fn backend_of<D: super::db::Db>(db: &D) -> sea_orm::DbBackend {
+    use sea_orm::ConnectionTrait;
+    db.exec().get_database_backend()
+}
+
 fn not_found(entity: &'static str, id: impl ToString) -> StoreError {
     StoreError::NotFound {
         entity,

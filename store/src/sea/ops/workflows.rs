@@ -1,7 +1,7 @@
 //! Workflows and their stored versions: lookups, pages and version counts,
 //! then saving (a new version when the definition changes) and deleting.
 
-use super::{check_name, not_found};
+use super::{backend_of, check_name, list_of, not_found, page_and_count};
 use crate::error::{Result, StoreError};
 use crate::now;
 use crate::query::{self, Page, WorkflowQuery};
@@ -11,8 +11,7 @@ use chrono::{DateTime, Utc};
 use flowstate_entity::{workflow, workflow_version};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -52,11 +51,10 @@ pub(super) async fn matching<D: Db>(db: &D, pattern: &str, limit: u64) -> Result
             c => vec![c],
         })
         .collect();
-    let rows = workflow::Entity::find()
+    let select = workflow::Entity::find()
         .filter(workflow::Column::Name.like(LikeExpr::new(format!("{escaped}%")).escape('\\')))
-        .order_by_asc(workflow::Column::Name)
-        .all(&db.exec())
-        .await?;
+        .order_by_asc(workflow::Column::Name);
+    let rows: Vec<workflow::Model> = list_of(db, select.build(backend_of(db))).await?;
     Ok(rows
         .into_iter()
         .filter(|w| p.matches(&w.name))
@@ -68,14 +66,18 @@ pub(super) async fn matching<D: Db>(db: &D, pattern: &str, limit: u64) -> Result
 pub(super) async fn list<D: Db>(db: &D, q: WorkflowQuery) -> Result<Page<Workflow>> {
     let limit = query::limit_of(q.limit, query::DEFAULT_LIMIT, query::MAX_LIMIT)?;
     let offset = query::offset_of(q.offset)?;
-    let db = db.exec();
+    let backend = backend_of(db);
     let filtered = query::workflow_filters(&q);
-    let total = filtered.clone().count(&db).await?;
-    let items = query::workflow_order(filtered, q.sort)
+    let count = filtered
+        .clone()
+        .select_only()
+        .column_as(Expr::cust("COUNT(*)"), "n")
+        .build(backend);
+    let page = query::workflow_order(filtered, q.sort)
         .offset(offset)
         .limit(limit)
-        .all(&db)
-        .await?;
+        .build(backend);
+    let (items, total) = page_and_count::<_, workflow::Model>(db, page, count).await?;
     Ok(Page {
         items: items.into_iter().map(Into::into).collect(),
         total,
