@@ -7,16 +7,7 @@ mod postgres;
 mod sqlite;
 
 use sea_orm::sea_query::{LockBehavior, LockType, SelectStatement};
-use sea_orm::{
-    ConnectionTrait, DatabaseExecutor, DbBackend, DbErr, QueryResult, RuntimeErr, Statement,
-    TransactionOptions,
-};
-use std::future::Future;
-use std::pin::Pin;
-
-/// The rows of several statements, on their way back from the database.
-pub(crate) type Lists<'a> =
-    Pin<Box<dyn Future<Output = Result<Vec<Vec<QueryResult>>, DbErr>> + Send + 'a>>;
+use sea_orm::{DbBackend, DbErr, RuntimeErr, TransactionOptions};
 
 /// Backend-specific behaviour of the store.
 pub(crate) trait Backend: Send + Sync + 'static {
@@ -88,18 +79,12 @@ pub(crate) trait Backend: Send + Sync + 'static {
         None
     }
 
-    /// Runs the statements of a list (a page and its count, a log page),
-    /// which a user's filters shape, so that each is planned for its own
-    /// values every time; returns their rows in order. The engine's
-    /// statements keep whatever plans the backend caches.
-    fn query_list<'a>(&self, exec: DatabaseExecutor<'a>, stmts: Vec<Statement>) -> Lists<'a> {
-        Box::pin(async move {
-            let mut lists = Vec::with_capacity(stmts.len());
-            for stmt in stmts {
-                lists.push(exec.query_all_raw(stmt).await?);
-            }
-            Ok(lists)
-        })
+    /// Run first in the transaction of a list's statements (a page and its
+    /// count, a log page), which a user's filters shape, so that each is
+    /// planned for its own values every time; `None` runs them as they come.
+    /// The engine's statements keep whatever plans the backend caches.
+    fn list_setting(&self) -> Option<&'static str> {
+        None
     }
 
     /// Appended to a `SELECT` whose rows the same transaction then updates.

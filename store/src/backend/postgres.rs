@@ -1,13 +1,12 @@
 //! PostgreSQL: row locks with SKIP LOCKED; serialisation failures and
 //! deadlocks are retried.
 
-use super::{Backend, Lists};
-use sea_orm::{ConnectionTrait, DatabaseExecutor, DbErr, QueryResult, Statement, TransactionTrait};
+use super::Backend;
 
 pub(crate) struct Postgres;
 
 impl Backend for Postgres {
-    fn query_list<'a>(&self, exec: DatabaseExecutor<'a>, stmts: Vec<Statement>) -> Lists<'a> {
+    fn list_setting(&self) -> Option<&'static str> {
         // sqlx prepares every statement under a name; after five runs
         // PostgreSQL may switch such a statement to a generic plan that
         // ignores the values, and for a list by a rare state that plan walks
@@ -17,24 +16,7 @@ impl Backend for Postgres {
         // connection, before) was a quarter of the server's CPU in an engine
         // drain. Unnamed statements would be planned with their values too,
         // but sqlx runs a statement it holds under a name by that name.
-        Box::pin(async move {
-            let DatabaseExecutor::Connection(db) = exec else {
-                return custom_plans(&exec, stmts).await;
-            };
-            let tx = db.begin().await?;
-            match custom_plans(&tx, stmts).await {
-                Ok(rows) => {
-                    tx.commit().await?;
-                    Ok(rows)
-                }
-                Err(e) => {
-                    // The error is what the caller needs; the rollback only
-                    // frees the connection.
-                    let _ = tx.rollback().await;
-                    Err(e)
-                }
-            }
-        })
+        Some("SET LOCAL plan_cache_mode = force_custom_plan")
     }
 
     fn insert_chunk(&self) -> usize {
@@ -65,19 +47,4 @@ impl Backend for Postgres {
          WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p') \
          AND a.attnum > 0 AND NOT a.attisdropped"
     }
-}
-
-/// Runs `stmts` in the transaction of `tx`, each planned for its values:
-/// the setting lasts until that transaction ends.
-async fn custom_plans<C: ConnectionTrait>(
-    tx: &C,
-    stmts: Vec<Statement>,
-) -> Result<Vec<Vec<QueryResult>>, DbErr> {
-    tx.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
-        .await?;
-    let mut lists = Vec::with_capacity(stmts.len());
-    for stmt in stmts {
-        lists.push(tx.query_all_raw(stmt).await?);
-    }
-    Ok(lists)
 }

@@ -8,7 +8,10 @@ use super::group::Group;
 use super::write::{self, Gate, TxFuture};
 use crate::backend::{self, Backend};
 use crate::error::Result;
-use sea_orm::{DatabaseConnection, DatabaseExecutor, DatabaseTransaction, QueryResult, Statement};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseExecutor, DatabaseTransaction, QueryResult,
+    Statement, TransactionTrait,
+};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,14 +27,13 @@ pub(crate) trait Db: Send + Sync {
     /// The behaviour of this database's backend.
     fn backend(&self) -> &'static dyn Backend;
 
-    /// The rows of a list's statements, in order, each planned for its
-    /// values ([`Backend::query_list`]).
+    /// The rows of a list's statements, in order, each planned for its own
+    /// values: on a backend with a [`Backend::list_setting`], in a
+    /// transaction that makes it (on the pool, one of their own).
     fn lists(
         &self,
         stmts: Vec<Statement>,
-    ) -> impl Future<Output = Result<Vec<Vec<QueryResult>>>> + Send {
-        async move { Ok(self.backend().query_list(self.exec(), stmts).await?) }
-    }
+    ) -> impl Future<Output = Result<Vec<Vec<QueryResult>>>> + Send;
 
     /// Runs a write that is one statement on its happy path (a guarded
     /// UPDATE, one INSERT). On the pool it runs without a transaction of its
@@ -136,6 +138,15 @@ impl Db for Pool {
         self.backend
     }
 
+    async fn lists(&self, stmts: Vec<Statement>) -> Result<Vec<Vec<QueryResult>>> {
+        let Some(setting) = self.backend.list_setting() else {
+            return run_lists(&self.db, None, stmts).await;
+        };
+        let tx = self.db.begin().await?;
+        let result = run_lists(&tx, Some(setting), stmts).await;
+        write::end(tx, result).await
+    }
+
     async fn single<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -199,6 +210,11 @@ impl Db for Tx {
         self.backend
     }
 
+    async fn lists(&self, stmts: Vec<Statement>) -> Result<Vec<Vec<QueryResult>>> {
+        // The setting lasts until this transaction ends.
+        run_lists(&self.tx, self.backend.list_setting(), stmts).await
+    }
+
     async fn single<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -214,4 +230,20 @@ impl Db for Tx {
     {
         f(&self.tx).await
     }
+}
+
+/// Runs `setting` when there is one, then each statement, on `conn`.
+async fn run_lists<C: ConnectionTrait>(
+    conn: &C,
+    setting: Option<&str>,
+    stmts: Vec<Statement>,
+) -> Result<Vec<Vec<QueryResult>>> {
+    if let Some(setting) = setting {
+        conn.execute_unprepared(setting).await?;
+    }
+    let mut lists = Vec::with_capacity(stmts.len());
+    for stmt in stmts {
+        lists.push(conn.query_all_raw(stmt).await?);
+    }
+    Ok(lists)
 }

@@ -96,7 +96,7 @@ impl Gate {
 
 /// Commits `tx` when `result` is a success; otherwise rolls it back and
 /// returns the error.
-async fn end<T>(tx: DatabaseTransaction, result: Result<T>) -> Result<T> {
+pub(crate) async fn end<T>(tx: DatabaseTransaction, result: Result<T>) -> Result<T> {
     match result {
         // A failed COMMIT drops the transaction still open, and SeaORM's drop
         // queues its ROLLBACK on the connection before it goes back to the pool.
