@@ -326,6 +326,23 @@ pub async fn query_strings(db: &DatabaseConnection, sql: &str) -> Vec<String> {
         .collect()
 }
 
+/// Saves a workflow named `name` with an empty definition (for tests that
+/// only need executions to hang under one), returning it.
+pub async fn empty_workflow(
+    store: &dyn flowstate_store::StateOps,
+    name: &str,
+) -> flowstate_store::types::Workflow {
+    store
+        .save_workflow(flowstate_store::types::NewWorkflow {
+            name: name.into(),
+            definition: serde_json::json!({}),
+            description: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("save workflow {name}: {e}"))
+        .workflow
+}
+
 /// Runs `sql` and returns the single integer it selects.
 pub async fn query_count(db: &DatabaseConnection, sql: &str) -> i64 {
     let backend = db.get_database_backend();

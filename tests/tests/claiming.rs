@@ -1,6 +1,6 @@
 //! Several claimers on one database never claim the same execution twice.
 
-use flowstate_store::types::{ExecutionState, NewExecution, NewWorkflow};
+use flowstate_store::types::{ExecutionState, NewExecution};
 use flowstate_store::{StateOps, StateStore};
 use flowstate_tests::{backend_tests, query_count, TestDb};
 use serde_json::json;
@@ -13,15 +13,7 @@ const DUE: usize = 2000;
 
 /// Seeds `DUE` PENDING executions in one transaction and returns their ids.
 async fn seed(store: &dyn StateStore) -> HashSet<Uuid> {
-    let wf = store
-        .save_workflow(NewWorkflow {
-            name: "claimed".into(),
-            definition: json!({}),
-            description: None,
-        })
-        .await
-        .unwrap()
-        .workflow;
+    let wf = flowstate_tests::empty_workflow(store, "claimed").await;
     let tx = store.begin().await.unwrap();
     let mut ids = HashSet::new();
     for _ in 0..DUE {

@@ -6,9 +6,9 @@
 
 use chrono::{Duration as ChronoDuration, Utc};
 use flowstate_store::query::{self, ExecutionQuery, LogQuery, SortOrder, WorkflowQuery};
-use flowstate_store::types::{ExecutionState, NewExecution, NewLogLine, NewWorkflow};
+use flowstate_store::types::{ExecutionState, NewExecution, NewLogLine};
 use flowstate_store::{StateOps, StateStore};
-use flowstate_tests::{query_count, Backend, TestDb};
+use flowstate_tests::{empty_workflow, query_count, Backend, TestDb};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde_json::json;
 
@@ -69,15 +69,7 @@ async fn list_and_lookup_queries_use_the_indexes() {
     let store = db.store().await;
     let mut workflows = Vec::new();
     for name in ["w0", "w1", "w2", "w3"] {
-        let saved = store
-            .save_workflow(NewWorkflow {
-                name: name.into(),
-                definition: json!({}),
-                description: None,
-            })
-            .await
-            .unwrap();
-        workflows.push(saved.workflow);
+        workflows.push(empty_workflow(&store, name).await);
     }
     let raw = store.connection();
     raw.execute_unprepared(SEED).await.unwrap();
@@ -423,15 +415,7 @@ async fn lists_are_planned_for_their_values(mut db: TestDb) {
     // (`pg_prepared_statements`) show how each statement was planned.
     db.config.max_connections = 1;
     let store = db.store().await;
-    let wf = store
-        .save_workflow(NewWorkflow {
-            name: "listed".into(),
-            definition: json!({}),
-            description: None,
-        })
-        .await
-        .unwrap()
-        .workflow;
+    let wf = empty_workflow(&store, "listed").await;
     let mut ids = Vec::new();
     for _ in 0..12 {
         let (e, _) = store
@@ -482,13 +466,7 @@ async fn lists_are_planned_for_their_values(mut db: TestDb) {
             .unwrap();
         assert_eq!(all.total, 12);
         // The transaction still writes after its lists.
-        tx.save_workflow(NewWorkflow {
-            name: "listed".into(),
-            definition: json!({}),
-            description: None,
-        })
-        .await
-        .unwrap();
+        empty_workflow(&*tx, "listed").await;
         tx.commit().await.unwrap();
         let workflows = store
             .list_workflows(WorkflowQuery::default())
@@ -577,14 +555,7 @@ async fn engine_statements_keep_their_indexes_in_generic_plans() {
         return;
     };
     let store = db.store().await;
-    store
-        .save_workflow(NewWorkflow {
-            name: "w".into(),
-            definition: json!({}),
-            description: None,
-        })
-        .await
-        .unwrap();
+    empty_workflow(&store, "w").await;
     let raw = store.connection();
     raw.execute_unprepared(PG_SEED).await.unwrap();
     let now = Utc::now();
